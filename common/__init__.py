@@ -1,0 +1,1 @@
+"""Small helpers every package shares: atomic file writes, params loading, data paths."""

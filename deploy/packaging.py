@@ -1,0 +1,153 @@
+"""Assemble a firmware bundle's payload and manifest from a trained model and its configs, then sign it.
+
+Pure over its inputs: the caller (flows/stages.py) finds the model, configs, metrics and lineage.
+Test vectors are packed into a deterministic .npz (fixed zip timestamps) so the same inputs give the
+same bundle bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from deploy.bundle import build_bundle
+from deploy.keystore import Keystore
+from runtime.crossover import MBDP_RUNTIME_VERSION
+
+FRONTEND_RUNTIME_VERSION = "frontend-1"
+DETECTOR_RUNTIME_VERSION = "detector-1"
+CALIBRATION_RUNTIME_VERSION = "calibration-factory-1"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def deterministic_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz np.load(allow_pickle=False) reads, byte-identical for identical arrays."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def expected_logits(model_path: Path, inputs: np.ndarray) -> np.ndarray:
+    """What the device's self-test must reproduce: the int8 model's logits on the test inputs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"features": inputs.astype(np.float32)})
+    return logits.astype(np.float32)
+
+
+def input_quantization(model_path: Path) -> dict:
+    """How the int8 model quantizes its input: the first QuantizeLinear in graph order.
+
+    The per-bin normalisation (a float subtract and scale of the dB features) may come before it,
+    so the quantized tensor is named: the firmware quantizes at that point.
+    """
+    model = onnx.load(str(model_path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:  # ONNX graphs are stored in topological order
+        if node.op_type != "QuantizeLinear" or node.input[0] in inits:
+            continue
+        scale = inits.get(node.input[1])
+        zero = inits.get(node.input[2]) if len(node.input) > 2 else np.zeros((), np.int8)
+        if scale is not None and zero is not None and scale.size == 1:
+            return {
+                "dtype": str(zero.dtype),
+                "scale": float(scale),
+                "zero_point": int(zero),
+                "tensor": node.input[0],
+            }
+    raise ValueError(f"{model_path}: no per-tensor QuantizeLinear on an activation (is this the int8 model?)")
+
+
+def _tensor_specs(model_path: Path) -> tuple[list[dict], list[dict]]:
+    model = onnx.load(str(model_path))
+
+    def spec(v) -> dict:
+        dims = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "N")
+            for d in v.type.tensor_type.shape.dim
+        ]
+        return {
+            "name": v.name,
+            "shape": dims,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+        }
+
+    return [spec(v) for v in model.graph.input], [spec(v) for v in model.graph.output]
+
+
+def _config_bytes(obj: dict) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def package_bundle(
+    *,
+    model_int8: Path,
+    frontend: dict,
+    detector: dict,
+    mbdp: dict,
+    calibration: dict,
+    test_inputs: np.ndarray,
+    metrics: dict[str, float],
+    lineage: dict,
+    package_params: dict,
+    out_path: Path,
+    keystore: Keystore | None = None,
+    extra_files: dict[str, Path | bytes] | None = None,
+) -> dict:
+    """Build and sign the bundle at out_path; returns its manifest."""
+    inputs, outputs = _tensor_specs(model_int8)
+    payload: dict[str, Path | bytes] = {
+        "model_int8.onnx": model_int8,
+        "frontend.json": _config_bytes(frontend),
+        "detector.json": _config_bytes(detector),
+        "mbdp.json": _config_bytes(mbdp),
+        "calibration.json": _config_bytes(calibration),
+        "test_vectors.npz": deterministic_npz(
+            {
+                "inputs": test_inputs.astype(np.float32),
+                "expected_logits": expected_logits(model_int8, test_inputs),
+            }
+        ),
+        **(extra_files or {}),
+    }
+    fields = {
+        "name": package_params["name"],
+        "version": package_params["version"],
+        "release_counter": int(package_params["release_counter"]),
+        "profile": package_params["profile"],
+        "git_revision": lineage["git_revision"],
+        "data_hashes": lineage["data_hashes"],
+        "params_hash": lineage["params_hash"],
+        "metrics": {k: float(v) for k, v in metrics.items() if v is not None},
+        "model": {
+            "file": "model_int8.onnx",
+            "inputs": inputs,
+            "outputs": outputs,
+            "quantization": input_quantization(model_int8),
+        },
+        "configs": {
+            "frontend": {"file": "frontend.json", "runtime_version": FRONTEND_RUNTIME_VERSION},
+            "detector": {"file": "detector.json", "runtime_version": DETECTOR_RUNTIME_VERSION},
+            "mbdp": {
+                "file": "mbdp.json",
+                "runtime_version": mbdp.get("runtime_version", MBDP_RUNTIME_VERSION),
+            },
+            "calibration": {"file": "calibration.json", "runtime_version": CALIBRATION_RUNTIME_VERSION},
+        },
+        "created_by": "presence-flywheel",
+    }
+    return build_bundle(payload, fields, keystore or Keystore(), out_path)

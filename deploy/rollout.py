@@ -1,0 +1,125 @@
+"""Staged rollout building blocks (pure functions; the Prefect flow in flows/ strings them together).
+
+1. plan_cohorts: a seeded canary cohort and the rest of the fleet.
+2. install_cohort: install a bundle on every device folder of a cohort, one result per device.
+3. canary_gate: compare the canaries' next logs with the previous bundle's (false alarms per hour,
+   detections per hour, hours observed) against limits from params `deploy.rollout`; every decision
+   carries its numbers.
+4. rollback_device: operator rollback of a canary to its other (previous, still good) slot. The release
+   counter stays where it is: the rolled-back bundle can never be reinstalled, a fix needs a new counter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.io import atomic_write_json
+from deploy.agent import device_trust, install_bundle, read_state
+from deploy.errors import BundleError
+from deploy.verify import verify_slot
+
+DEFAULT_LIMITS = {
+    "max_false_alarm_ratio": 1.5,  # canary FA/h may be at most this times the baseline's ...
+    "false_alarm_slack_per_hour": 0.2,  # ... plus this absolute slack (a baseline of 0 FA/h is common)
+    "min_detection_ratio": 0.9,  # canary detections/h at least this times the baseline's
+    "min_canary_hours": 1.0,  # not enough exposure -> halt rather than guess
+}
+
+
+def plan_cohorts(device_ids: list[str], canary_fraction: float, seed: int, min_canaries: int = 1) -> dict:
+    """{"canary": [...], "rest": [...]}: a seeded random canary cohort, both lists sorted."""
+    if not 0 < canary_fraction <= 1:
+        raise ValueError("canary_fraction must be in (0, 1]")
+    ids = sorted(set(device_ids))
+    if not ids:
+        raise ValueError("no devices to roll out to")
+    n_canary = min(len(ids), max(min_canaries, math.ceil(canary_fraction * len(ids))))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    canary = sorted(ids[i] for i in order[:n_canary])
+    return {"canary": canary, "rest": sorted(set(ids) - set(canary))}
+
+
+def install_cohort(bundle_path: str | os.PathLike, device_dirs: list[str | os.PathLike]) -> list[dict]:
+    """Install on each device; a refusal on one device does not stop the others."""
+    results = []
+    for device_dir in device_dirs:
+        result = install_bundle(bundle_path, device_dir).to_dict()
+        results.append({"device": str(device_dir), **result})
+    return results
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    proceed: bool
+    reasons: list[str]
+    numbers: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> GateDecision:
+    """Decide from the canaries' logs versus the previous bundle's.
+
+    canary/baseline: {"hours": float, "false_alarms": int, "detections": int} (summed over devices).
+    """
+    lim = {**DEFAULT_LIMITS, **(limits or {})}
+    for name, stats in (("canary", canary), ("baseline", baseline)):
+        if stats.get("hours", 0) <= 0 or any(stats.get(k, -1) < 0 for k in ("false_alarms", "detections")):
+            raise ValueError(f"{name} stats need hours > 0 and non-negative false_alarms, detections")
+    fa_canary = canary["false_alarms"] / canary["hours"]
+    fa_base = baseline["false_alarms"] / baseline["hours"]
+    det_canary = canary["detections"] / canary["hours"]
+    det_base = baseline["detections"] / baseline["hours"]
+    fa_limit = fa_base * lim["max_false_alarm_ratio"] + lim["false_alarm_slack_per_hour"]
+    det_floor = det_base * lim["min_detection_ratio"]
+    numbers = {
+        "canary_hours": canary["hours"],
+        "canary_false_alarms_per_hour": fa_canary,
+        "baseline_false_alarms_per_hour": fa_base,
+        "false_alarms_per_hour_limit": fa_limit,
+        "canary_detections_per_hour": det_canary,
+        "baseline_detections_per_hour": det_base,
+        "detections_per_hour_floor": det_floor,
+    }
+    reasons = []
+    if canary["hours"] < lim["min_canary_hours"]:
+        reasons.append(f"only {canary['hours']:.2f} h of canary logs (< {lim['min_canary_hours']:g} h)")
+    if fa_canary > fa_limit:
+        reasons.append(
+            f"false alarms {fa_canary:.3f}/h above the limit {fa_limit:.3f}/h (baseline {fa_base:.3f})"
+        )
+    if det_canary < det_floor:
+        reasons.append(
+            f"detections {det_canary:.2f}/h below the floor {det_floor:.2f}/h (baseline {det_base:.2f})"
+        )
+    if reasons:
+        return GateDecision(False, reasons, numbers)
+    return GateDecision(True, ["canaries within limits"], numbers)
+
+
+def rollback_device(device_dir: str | os.PathLike, reason: str) -> dict:
+    """Switch back to the other slot if it is good and verifies; mark the current one bad."""
+    device_dir = Path(device_dir)
+    state = read_state(device_dir)
+    current = state["active_slot"]
+    if current is None:
+        raise BundleError("nothing installed: no slot to roll back from")
+    other = "A" if current == "B" else "B"
+    if state["slots"][other]["state"] != "good":
+        raise BundleError(f"slot {other} holds no good bundle to roll back to")
+    trusted, _ = device_trust(device_dir)
+    verify_slot(device_dir / "slots" / other, trusted)
+    state["slots"][current]["state"] = "bad"
+    state["active_slot"] = other
+    state["good"] = True
+    state["previous_slot"] = None
+    state["bundle_version"] = state["slots"][other]["version"]
+    state["last_rollback"] = {"from": current, "to": other, "reason": reason}
+    atomic_write_json(device_dir / "state.json", state)
+    return {"device": str(device_dir), "from": current, "to": other, "version": state["bundle_version"]}

@@ -1,0 +1,1 @@
+"""Physically grounded fleet simulator: devices, rooms, people and nuisances → raw logs + truth."""

@@ -1,0 +1,1 @@
+"""Wiring: the stage registry, Prefect flows, DVC glue and the `flywheel` CLI. Packages never import it."""

@@ -1,0 +1,286 @@
+"""`flywheel`: the one command line in front of every stage, flow, benchmark and device operation.
+
+Thin on purpose: parse arguments, call a plain function from the packages or flows/, print the result.
+Heavy libraries (torch, lightning, great-expectations, prefect, dvc) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Presence flywheel: ingest, mine, label, retrain, quantize, package and deploy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bundle_app = typer.Typer(help="Inspect and verify signed firmware bundles.", no_args_is_help=True)
+device_app = typer.Typer(help="Simulated devices: provision and status.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+app.add_typer(device_app, name="device")
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="data root (default: data)")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _write_json(path: Path | None, obj: dict) -> None:
+    from common.io import atomic_write_json, dumps_json
+
+    if path is None:
+        typer.echo(dumps_json(obj), nl=False)
+    else:
+        atomic_write_json(path, obj)
+
+
+@app.command()
+def init(root: Annotated[Path, typer.Option(help="project root")] = Path(".")) -> None:
+    """Set up git and DVC state if missing (DVC with a local remote folder)."""
+    from flows.repo_setup import ensure_repo
+
+    for line in ensure_repo(root):
+        typer.echo(line)
+
+
+@app.command()
+def turn(
+    preset: Annotated[str | None, typer.Option(help="named preset from params.yaml, e.g. smoke")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    data_dir: DataDirOpt = Path("data"),
+    dvc: Annotated[bool, typer.Option(help="keep DVC's books (dvc.lock, cache); off for presets")] = True,
+) -> None:
+    """Run one whole flywheel turn as a Prefect flow (embedded server started once)."""
+    from flows.env import configure_environment
+
+    configure_environment(params.resolve().parent)
+    from flows.summary import print_turn_summary
+    from flows.turn import flywheel_turn
+
+    use_dvc = dvc and preset is None and data_dir == Path("data")
+    if dvc and not use_dvc:
+        typer.echo("note: a preset or another data folder runs without DVC bookkeeping (dvc.lock untouched)")
+    records = flywheel_turn(params_file=str(params), preset=preset, data_dir=str(data_dir), use_dvc=use_dvc)
+    print_turn_summary(records, params, preset, data_dir)
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="stage name, e.g. simulate@seed or train-retrained")],
+    params: ParamsOpt = Path("params.yaml"),
+    data_dir: DataDirOpt = Path("data"),
+    preset: Annotated[str | None, typer.Option(help="named preset from params.yaml")] = None,
+) -> None:
+    """Run one pipeline stage (what dvc.yaml calls)."""
+    from common.params import load_params
+    from common.paths import Paths
+    from flows.stages import REGISTRY, run_stage
+
+    name = name if name in REGISTRY else name.replace("-", "@", 1)
+    if name not in REGISTRY:
+        _fail(f"unknown stage; stages: {', '.join(REGISTRY)}")
+    p = load_params(params, preset)
+    record = run_stage(name, p, Paths.for_params(p, data_dir))
+    typer.echo(f"{name}: done in {record['seconds']:.1f} s")
+
+
+@app.command("dvc-yaml")
+def dvc_yaml(check: Annotated[bool, typer.Option(help="exit 1 if dvc.yaml is out of date")] = False) -> None:
+    """Render dvc.yaml from the stage registry."""
+    from common.io import atomic_write_text
+    from flows.dvcfile import render_dvc_yaml
+
+    text = render_dvc_yaml()
+    if check:
+        if not Path("dvc.yaml").exists() or Path("dvc.yaml").read_text() != text:
+            _fail("dvc.yaml is out of date: run `flywheel dvc-yaml`")
+        typer.echo("dvc.yaml is up to date")
+        return
+    atomic_write_text("dvc.yaml", text)
+    typer.echo("wrote dvc.yaml")
+
+
+@app.command()
+def simulate(
+    preset: Annotated[str, typer.Option(help="seed | field | eval")],
+    out: Annotated[Path, typer.Option("--out", help="raw batch folder to write")],
+    truth_out: Annotated[Path, typer.Option("--truth-out", help="ground-truth folder to write")],
+    devices: Annotated[int, typer.Option(help="number of devices")] = 2,
+    hours: Annotated[float, typer.Option(help="hours per device")] = 0.25,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    bundle: Annotated[
+        Path | None, typer.Option(help="bundle the devices run (default policy without)")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Simulate one batch of device logs in the raw log contract, with its ground truth."""
+    from common.params import load_params
+    from fleet.simulate import simulate_batch
+
+    sim = load_params(params)["simulate"] if params.exists() else None
+    summary = simulate_batch(
+        preset, devices, hours, seed, out, truth_out, batch_id=out.name, bundle_path=bundle, sim_params=sim
+    )
+    _write_json(None, summary)
+
+
+@app.command()
+def ingest(
+    raw: Annotated[Path, typer.Argument(help="raw batch folder")],
+    out: Annotated[Path, typer.Option("--out", help="curated root folder")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the summary here")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Validate and ingest one raw batch into curated Parquet + feature store; quarantine what is bad."""
+    from common.params import load_params
+    from ingest.pipeline import ingest_batch
+
+    summary = ingest_batch(raw, out, load_params(params))
+    _write_json(json_out, summary)
+    typer.echo(
+        f"received {summary['received']}: ingested {summary['ingested']}, quarantined "
+        f"{summary['quarantined']}, already present {summary['already_present']}"
+    )
+
+
+@app.command()
+def evaluate(
+    bundle: Annotated[Path, typer.Option(help="bundle (tar or folder)")],
+    raw: Annotated[Path, typer.Option(help="raw batch folder")],
+    truth: Annotated[Path, typer.Option(help="ground-truth folder")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
+) -> None:
+    """Run a bundle's detector over every capture of a batch and count false alarms, recall, latency."""
+    from training.evaluate import evaluate_bundle
+
+    result = evaluate_bundle(bundle, raw, truth)
+    _write_json(json_out, result)
+    typer.echo(
+        f"false alarms/h {result['false_alarms_per_hour']:.3f}  recall major {result['recall_major']:.3f}"
+        f"  minor {result['recall_minor']:.3f}"
+    )
+
+
+@app.command()
+def package(params: ParamsOpt = Path("params.yaml"), data_dir: DataDirOpt = Path("data")) -> None:
+    """Build and sign the firmware bundle from this turn's retrained model."""
+    stage("package", params, data_dir, None)
+
+
+@bundle_app.command("verify")
+def bundle_verify(bundle: Annotated[Path, typer.Argument(help="bundle .tar")]) -> None:
+    """Exit 0 for an intact, correctly signed bundle; non-zero with the reason otherwise."""
+    from deploy.operations import verify_with_default_keys
+
+    ok, message = verify_with_default_keys(bundle)
+    if not ok:
+        _fail(f"{bundle}: {message}", code=2)
+    typer.echo(f"{bundle}: ok ({message})")
+
+
+@bundle_app.command("inspect")
+def bundle_inspect(bundle: Annotated[Path, typer.Argument(help="bundle .tar")]) -> None:
+    """Print the bundle's manifest in human-readable form."""
+    from deploy.operations import inspect_bundle
+
+    typer.echo(inspect_bundle(bundle))
+
+
+@app.command()
+def deploy(
+    bundle: Annotated[Path, typer.Argument(help="bundle .tar")],
+    device: Annotated[Path, typer.Option(help="device folder")],
+) -> None:
+    """Install a bundle on a device: exit 0 only when it is installed and active."""
+    from deploy.operations import deploy_bundle
+
+    ok, message = deploy_bundle(bundle, device)
+    if not ok:
+        _fail(message, code=2)
+    typer.echo(message)
+
+
+@device_app.command("provision")
+def device_provision(
+    directory: Annotated[Path, typer.Argument(help="device folder to create")],
+    profile: Annotated[str, typer.Option(help="device profile, e.g. speaker4")],
+) -> None:
+    """Create a device in factory state: trusted keys, profile, release counter 0."""
+    from deploy.operations import provision
+
+    typer.echo(provision(directory, profile))
+
+
+@device_app.command("status")
+def device_status(
+    directory: Annotated[Path, typer.Argument(help="device folder")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Active slot, bundle version, release counter, last refusal and its reason."""
+    from deploy.agent import device_status as status
+
+    st = status(directory)
+    if as_json:
+        typer.echo(json.dumps(st, indent=2, sort_keys=True))
+    else:
+        for key, value in sorted(st.items()):
+            typer.echo(f"{key:16s} {value}")
+
+
+@app.command()
+def serve(
+    cron: Annotated[str, typer.Option(help="cron schedule, e.g. '0 3 * * *'")] = "0 3 * * *",
+    name: Annotated[str, typer.Option(help="deployment name")] = "nightly-turn",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Register a scheduled turn with the Prefect server named by PREFECT_API_URL and serve it."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail(
+            "PREFECT_API_URL is not set, and schedules need a running Prefect server.\n"
+            "  1. start one:   prefect server start --host 127.0.0.1 --port 4200\n"
+            "  2. point at it: export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
+            "  3. run again:   flywheel serve --cron '0 3 * * *'",
+            code=2,
+        )
+    from flows.env import configure_environment
+
+    configure_environment(params.resolve().parent)
+    from flows.turn import flywheel_turn
+
+    typer.echo(f"serving {name} on {os.environ['PREFECT_API_URL']} with cron {cron!r} (Ctrl-C stops)")
+    flywheel_turn.serve(name=name, cron=cron, parameters={"params_file": str(params.resolve())})
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="sim | runtime | ingest | mining | model")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+    quick: Annotated[bool, typer.Option(help="small sizes (minutes → seconds)")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run a benchmark suite: prints the measured figures and writes them as JSON."""
+    from common.params import load_params
+    from flows.bench import run_suite
+
+    figures = run_suite(suite, load_params(params), quick=quick)
+    _write_json(json_out, figures)
+    if json_out is not None:
+        typer.echo(json.dumps(figures, indent=2, sort_keys=True, default=str))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # python -m flows.cli
+    main()

@@ -1,0 +1,530 @@
+"""The pipeline's stages: plain functions over (params, paths), registered with their inputs and outputs.
+
+This is the one place where packages are wired together. The CLI (`flywheel stage NAME`, which dvc.yaml
+calls) and the Prefect flow both run these same functions; dvc.yaml is rendered from this registry
+(`flows/dvcfile.py`), so the two can never disagree about what a stage reads and writes.
+No Prefect import here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.io import atomic_write_json, read_json
+from common.paths import Paths
+
+BATCHES = ("seed", "field", "eval")
+MODELS = ("seed", "retrained")
+STAGE_RECORD = "_stage.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # DVC stage name, e.g. "simulate@seed"
+    run: Callable[[dict, Paths], dict]
+    deps: Callable[[Paths], list[Path]]
+    outs: Callable[[Paths], list[Path]]
+    params: tuple[str, ...]
+    metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
+    persist: bool = False  # outputs that carry state across turns (device folders)
+
+
+def _record(out_dir: Path, name: str, started: float, summary: dict) -> dict:
+    """Every stage leaves its timing and summary next to its outputs; the report collects them."""
+    record = {"stage": name, "seconds": round(time.perf_counter() - started, 3), "summary": summary}
+    atomic_write_json(out_dir / STAGE_RECORD, record)
+    return record
+
+
+# --- simulate -------------------------------------------------------------------------------------
+
+
+def simulate(params: dict, paths: Paths, batch: str) -> dict:
+    from fleet.simulate import simulate_batch
+
+    started = time.perf_counter()
+    spec = params["simulate"]["batches"][batch]
+    summary = simulate_batch(
+        spec["preset"],
+        int(spec["devices"]),
+        float(spec["hours"]),
+        int(spec["seed"]),
+        paths.raw(batch),
+        paths.truth(batch),
+        batch_id=batch,
+        sim_params=params["simulate"],
+    )
+    return _record(paths.raw(batch), f"simulate@{batch}", started, summary)
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+
+
+def ingest(params: dict, paths: Paths, batch: str) -> dict:
+    from ingest.pipeline import ingest_batch
+
+    started = time.perf_counter()
+    summary = ingest_batch(paths.raw(batch), paths.curated_root, params)
+    return _record(paths.curated(batch), f"ingest@{batch}", started, summary)
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+def label_seed(params: dict, paths: Paths) -> dict:
+    """Lab collection comes with its protocol's labels: every seed window, labeled without error."""
+    import polars as pl
+
+    from common.io import atomic_write_parquet
+    from mining.labels import label_windows
+
+    started = time.perf_counter()
+    windows = pl.read_parquet(paths.curated("seed") / "windows.parquet")
+    table = label_windows(
+        windows,
+        paths.truth("seed"),
+        source="lab",
+        error_rate=0.0,
+        seed=params["labeling"]["seed"],
+        batch_id="seed",
+    )
+    atomic_write_parquet(paths.labels("seed") / "labels.parquet", table)
+    counts = dict(table.group_by("label").len().sort("label").iter_rows())
+    return _record(paths.labels("seed"), "label_seed", started, {"labels": table.height, "by_class": counts})
+
+
+def mine(params: dict, paths: Paths) -> dict:
+    """Score the field pool with the seed model and pick windows to label within the budget."""
+    from common.io import atomic_write_parquet
+    from mining.scoring import score_pool
+    from mining.select import mine_batch
+
+    started = time.perf_counter()
+    model = paths.model("seed") / "onnx" / "model_float.onnx"
+    context = int(params["ingest"]["context_frames"])
+    _, labeled_embeddings = score_pool(model, paths.curated("seed"), context)
+    picks = mine_batch(model, paths.curated("field"), labeled_embeddings, params, policy="flywheel")
+    out = paths.labels("field-picks")
+    atomic_write_parquet(out / "picks.parquet", picks)
+    by_strategy = dict(picks.group_by("strategy").len().sort("strategy").iter_rows())
+    summary = {
+        "picks": picks.height,
+        "by_strategy": by_strategy,
+        "pool_windows": _pool_size(paths.curated("field")),
+    }
+    return _record(out, "mine", started, summary)
+
+
+def _pool_size(curated_dir: Path) -> int:
+    import polars as pl
+
+    return pl.scan_parquet(curated_dir / "windows.parquet").select(pl.len()).collect().item()
+
+
+def label_field(params: dict, paths: Paths) -> dict:
+    """Paid labels for the picks (simulated annotator) plus weak labels from the dialogue logs."""
+    import polars as pl
+
+    from common.io import atomic_write_parquet
+    from mining.labels import label_windows, weak_label_table
+
+    started = time.perf_counter()
+    picks = pl.read_parquet(paths.labels("field-picks") / "picks.parquet")
+    lp = params["labeling"]
+    paid = label_windows(
+        picks,
+        paths.truth("field"),
+        source="oracle",
+        error_rate=float(lp["error_rate"]),
+        seed=int(lp["seed"]),
+        batch_id="field",
+    )
+    weak = weak_label_table(
+        paths.curated("field"), "field", float(params["mining"]["weak_label_confidence_min"])
+    )
+    weak = weak.filter(~pl.col("window_id").is_in(paid["window_id"].implode()))
+    table = pl.concat([paid, weak])
+    atomic_write_parquet(paths.labels("field") / "labels.parquet", table)
+    summary = {
+        "paid_labels": paid.height,
+        "weak_labels": weak.height,
+        "paid_by_class": dict(paid.group_by("label").len().sort("label").iter_rows()),
+        "weak_by_source": dict(weak.group_by("source").len().sort("source").iter_rows()),
+    }
+    return _record(paths.labels("field"), "label_field", started, summary)
+
+
+# --- train, export, quantize ----------------------------------------------------------------------
+
+TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}
+
+
+def train(params: dict, paths: Paths, model: str) -> dict:
+    from training.datamodule import TrainingBatch
+    from training.train import train_classifier
+
+    started = time.perf_counter()
+    batches = [
+        TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet") for b in TRAINING_DATA[model]
+    ]
+    out = paths.model(model) / "checkpoint"
+    metrics = train_classifier(batches, params, out)
+    return _record(out, f"train@{model}", started, metrics)
+
+
+def export(params: dict, paths: Paths, model: str) -> dict:
+    """Float ONNX, int8 QDQ ONNX (calibrated on training windows) and the DSP budget check."""
+    from training.budget import check_budget
+    from training.export import export_onnx
+    from training.quantize import quantize_int8
+
+    started = time.perf_counter()
+    out = paths.model(model) / "onnx"
+    export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
+    calibration = _calibration_windows(params, paths, TRAINING_DATA[model])
+    quant = quantize_int8(out / "model_float.onnx", calibration, out / "model_int8.onnx", params)
+    budget = check_budget(out / "model_int8.onnx", params["package"]["profile"])
+    atomic_write_json(out / "quantization.json", quant)
+    atomic_write_json(out / "budget.json", budget)
+    return _record(out, f"export@{model}", started, {"quantization": quant, "budget": budget})
+
+
+def _calibration_windows(params: dict, paths: Paths, batches: tuple[str, ...]):
+    """A seeded sample of training windows, spread over every batch the model learned from."""
+    import numpy as np
+    import polars as pl
+
+    from mining.pool import gather_windows, open_frames
+
+    n = int(params["quantize"]["calibration_windows"])
+    context = int(params["ingest"]["context_frames"])
+    rng = np.random.default_rng(int(params["training"]["seed"]))
+    parts = []
+    for b in batches:
+        rows = pl.read_parquet(paths.curated(b) / "windows.parquet", columns=["end_row"])[
+            "end_row"
+        ].to_numpy()
+        take = np.sort(rng.choice(len(rows), size=min(len(rows), n // len(batches)), replace=False))
+        parts.append(gather_windows(open_frames(paths.curated(b)), rows[take], context))
+    return np.concatenate(parts)
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def evaluate(params: dict, paths: Paths, model: str) -> dict:
+    """Float and int8 detectors of one model on the held-out eval batch, same counting rules, side by side."""
+    from runtime.frontend import FrontendConfig
+    from training.evaluate import compare_models
+
+    started = time.perf_counter()
+    out = paths.evaluation(model)
+    onnx = paths.model(model) / "onnx"
+    detector = read_json(paths.model(model) / "checkpoint" / "detector.json")
+    frontend = FrontendConfig.from_dict(params["frontend"])
+    both = compare_models(
+        onnx / "model_float.onnx",
+        onnx / "model_int8.onnx",
+        frontend,
+        detector,
+        paths.raw("eval"),
+        paths.truth("eval"),
+    )
+    for variant in ("float", "int8"):
+        atomic_write_json(out / f"{variant}.json", both[variant])
+    gate = {
+        "decision_agreement": both["decision_agreement"],
+        "target": float(params["quantize"]["agreement_target"]),
+        "n_frames": both["n_frames"],
+    }
+    gate["passed"] = gate["decision_agreement"] is not None and gate["decision_agreement"] >= gate["target"]
+    atomic_write_json(out / "int8_gate.json", gate)
+    headline = _headline({v: both[v] for v in ("float", "int8")})
+    return _record(out, f"evaluate@{model}", started, {**headline, "int8_gate": gate})
+
+
+def evaluate_baseline(params: dict, paths: Paths) -> dict:
+    """The conventional detector (Doppler band energy against CFAR) on the same eval batch."""
+    from runtime.frontend import FrontendConfig
+    from training.evaluate import evaluate_cfar
+
+    started = time.perf_counter()
+    out = paths.evaluation("cfar")
+    result = evaluate_cfar(
+        paths.raw("eval"),
+        paths.truth("eval"),
+        FrontendConfig.from_dict(params["frontend"]),
+        params.get("cfar", {}),
+    )
+    atomic_write_json(out / "cfar.json", result)
+    return _record(out, "evaluate_baseline", started, _headline({"cfar": result}))
+
+
+def _headline(results: dict) -> dict:
+    keys = ("false_alarms_per_hour", "recall_major", "recall_minor", "median_latency_s")
+    return {name: {k: r.get(k) for k in keys} for name, r in results.items()}
+
+
+# --- package and deploy ---------------------------------------------------------------------------
+
+
+def package(params: dict, paths: Paths) -> dict:
+    """Sign a bundle: int8 model, front-end/detector/MBDP/calibration configs, test vectors, lineage."""
+    import numpy as np
+    import polars as pl
+
+    from common.params import params_hash
+    from deploy.packaging import package_bundle
+    from flows.lineage import data_hashes, git_revision
+    from mining.pool import gather_windows, open_frames
+    from runtime.crossover import design_mbdp
+
+    started = time.perf_counter()
+    pk = params["package"]
+    model_dir = paths.model("retrained")
+    rows = pl.read_parquet(paths.curated("eval") / "windows.parquet", columns=["end_row"])[
+        "end_row"
+    ].to_numpy()
+    pick = np.linspace(0, len(rows) - 1, num=min(len(rows), int(pk["test_vectors"]))).astype(np.int64)
+    test_inputs = gather_windows(
+        open_frames(paths.curated("eval")), rows[pick], int(params["ingest"]["context_frames"])
+    )
+    evaluation = read_json(paths.evaluation("retrained") / "int8.json")
+    trained_on = [p for b in TRAINING_DATA["retrained"] for p in (paths.curated(b), paths.labels(b))]
+    manifest = package_bundle(
+        model_int8=model_dir / "onnx" / "model_int8.onnx",
+        frontend=params["frontend"],
+        detector=read_json(model_dir / "checkpoint" / "detector.json"),
+        mbdp=design_mbdp(pk["mbdp"]["crossovers_hz"], float(pk["mbdp"]["fs_hz"]), pk["mbdp"]["bands"]),
+        calibration={**pk["calibration"], "method": "factory default (no sweep yet)"},
+        test_inputs=test_inputs,
+        metrics={k: evaluation.get(k) for k in ("false_alarms_per_hour", "recall_major", "recall_minor")},
+        lineage={
+            "git_revision": git_revision(),
+            "data_hashes": data_hashes(trained_on),
+            "params_hash": params_hash(params),
+        },
+        package_params=pk,
+        out_path=paths.bundle,
+    )
+    summary = {
+        "version": manifest["version"],
+        "release_counter": manifest["release_counter"],
+        "files": len(manifest["files"]),
+    }
+    return _record(paths.bundle_dir, "package", started, summary)
+
+
+def deploy(params: dict, paths: Paths) -> dict:
+    from deploy.operations import deploy_to_device
+
+    started = time.perf_counter()
+    result = deploy_to_device(
+        paths.bundle, paths.devices / params["deploy"]["device"], params["package"]["profile"]
+    )
+    atomic_write_json(paths.deployment / "deploy.json", result)
+    return _record(paths.deployment, "deploy", started, result)
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def report(params: dict, paths: Paths) -> dict:
+    from flows.report import write_turn_report
+
+    started = time.perf_counter()
+    summary = write_turn_report(params, paths, stage_records(paths))
+    return {"stage": "report", "seconds": round(time.perf_counter() - started, 3), "summary": summary}
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageTemplate:
+    """A stage, or a family of stages over `items` (DVC `foreach`: name@item)."""
+
+    name: str
+    run: Callable[..., dict]  # (params, paths[, item]) -> record
+    deps: Callable[..., list[Path]]  # (paths[, item]) -> paths
+    outs: Callable[..., list[Path]]
+    params: tuple[str, ...]
+    items: tuple[str, ...] = ()
+    metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
+    persist: bool = False
+
+
+TEMPLATES: tuple[StageTemplate, ...] = (
+    StageTemplate(
+        "simulate",
+        simulate,
+        lambda p, b: [Path("fleet")],
+        lambda p, b: [p.raw(b), p.truth(b)],
+        ("simulate",),
+        items=BATCHES,
+    ),
+    StageTemplate(
+        "ingest",
+        ingest,
+        lambda p, b: [p.raw(b), Path("ingest"), Path("runtime")],
+        lambda p, b: [p.curated(b), p.quarantine(b)],
+        ("frontend", "ingest"),
+        items=BATCHES,
+    ),
+    StageTemplate(
+        "label_seed",
+        label_seed,
+        lambda p: [p.curated("seed"), p.truth("seed"), Path("mining")],
+        lambda p: [p.labels("seed")],
+        ("labeling",),
+    ),
+    StageTemplate(
+        "train",
+        train,
+        lambda p, m: (
+            [p.curated(b) for b in TRAINING_DATA[m]]
+            + [p.labels(b) for b in TRAINING_DATA[m]]
+            + [Path("training")]
+        ),
+        lambda p, m: [p.model(m) / "checkpoint"],
+        ("training", "detector", "ingest.context_frames", "frontend"),
+        items=MODELS,
+    ),
+    StageTemplate(
+        "export",
+        export,
+        lambda p, m: [p.model(m) / "checkpoint", Path("training")],
+        lambda p, m: [p.model(m) / "onnx"],
+        ("quantize", "package.profile"),
+        items=MODELS,
+    ),
+    StageTemplate(
+        "mine",
+        mine,
+        lambda p: [p.model("seed") / "onnx", p.curated("seed"), p.curated("field"), Path("mining")],
+        lambda p: [p.labels("field-picks")],
+        ("mining", "detector"),
+    ),
+    StageTemplate(
+        "label_field",
+        label_field,
+        lambda p: [p.labels("field-picks"), p.truth("field"), p.curated("field")],
+        lambda p: [p.labels("field")],
+        ("labeling", "mining.weak_label_confidence_min"),
+    ),
+    StageTemplate(
+        "evaluate",
+        evaluate,
+        lambda p, m: [p.model(m) / "checkpoint", p.model(m) / "onnx", p.raw("eval"), p.truth("eval")],
+        lambda p, m: [p.evaluation(m)],
+        ("frontend",),
+        items=MODELS,
+    ),
+    StageTemplate(
+        "evaluate_baseline",
+        evaluate_baseline,
+        lambda p: [p.raw("eval"), p.truth("eval"), Path("runtime")],
+        lambda p: [p.evaluation("cfar")],
+        ("frontend",),
+    ),
+    StageTemplate(
+        "package",
+        package,
+        lambda p: [
+            p.model("retrained") / "checkpoint",
+            p.model("retrained") / "onnx",
+            p.evaluation("retrained"),
+            p.curated("eval"),
+            Path("deploy"),
+        ],
+        lambda p: [p.bundle_dir],
+        ("package", "frontend"),
+    ),
+    StageTemplate(
+        "deploy",
+        deploy,
+        lambda p: [p.bundle_dir],
+        lambda p: [p.deployment],
+        ("deploy", "package.profile"),
+    ),
+    StageTemplate(
+        "report",
+        report,
+        lambda p: [p.evaluation(m) for m in (*MODELS, "cfar")] + [p.deployment, p.bundle_dir],
+        lambda p: [p.report_dir / "report.md", p.report_dir / "plots"],
+        ("turn",),
+        metrics=lambda p: [p.report_dir / "report.json"],
+    ),
+)
+
+
+def _bind(fn: Callable, item: str | None) -> Callable:
+    return fn if item is None else (lambda *args: fn(*args, item))
+
+
+def build_registry() -> dict[str, Stage]:
+    """Concrete stages (name or name@item), in template order; `execution_order` sorts them."""
+    stages: dict[str, Stage] = {}
+    for t in TEMPLATES:
+        for item in t.items or (None,):
+            name = t.name if item is None else f"{t.name}@{item}"
+            stages[name] = Stage(
+                name,
+                _bind(t.run, item),
+                _bind(t.deps, item),
+                _bind(t.outs, item),
+                t.params,
+                t.metrics,
+                t.persist,
+            )
+    return stages
+
+
+REGISTRY: dict[str, Stage] = build_registry()
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def execution_order(paths: Paths) -> list[str]:
+    """Stages sorted so each runs after every stage that writes one of its inputs (Kahn's algorithm)."""
+    producers = {name: st.outs(paths) + st.metrics(paths) for name, st in REGISTRY.items()}
+    needs = {
+        name: {
+            other
+            for other, outs in producers.items()
+            if other != name and any(_within(d, o) for d in st.deps(paths) for o in outs)
+        }
+        for name, st in REGISTRY.items()
+    }
+    order: list[str] = []
+    while needs:
+        ready = [n for n, deps in needs.items() if not deps - set(order)]
+        if not ready:
+            raise RuntimeError(f"stage dependency cycle among {sorted(needs)}")
+        for n in ready:
+            order.append(n)
+            del needs[n]
+    return order
+
+
+def stage_records(paths: Paths) -> list[dict]:
+    """The timing/summary records every stage left beside its outputs, in pipeline order."""
+    records = []
+    for name in execution_order(paths):
+        for out in REGISTRY[name].outs(paths):
+            record = out / STAGE_RECORD
+            if record.exists():
+                records.append(read_json(record))
+                break
+    return records
+
+
+def run_stage(name: str, params: dict, paths: Paths) -> dict:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown stage {name!r}; stages: {', '.join(REGISTRY)}")
+    return REGISTRY[name].run(params, paths)

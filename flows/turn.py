@@ -1,0 +1,110 @@
+"""The Prefect flow for one whole flywheel turn: every registry stage as a task, in dependency order.
+
+With DVC bookkeeping on (the default for params.yaml as it is), a stage that `dvc status` calls up to
+date is skipped, and a stage that ran is `dvc commit`ted, so a scheduled turn leaves exactly what
+`dvc repro` leaves. With a preset or another data folder the turn runs without DVC (a rehearsal).
+The embedded Prefect server starts once, for this one flow run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from common.params import load_params
+from common.paths import Paths
+from flows.dvcfile import dvc_name
+from flows.stages import REGISTRY, execution_order
+
+_dvc_lock = threading.Lock()  # the DVC repo object is not thread-safe
+
+
+def _clear_outputs(name: str, paths: Paths) -> None:
+    """Like `dvc repro`: a stage starts from empty outputs (persistent ones excepted)."""
+    stage = REGISTRY[name]
+    if stage.persist:
+        return
+    for out in stage.outs(paths) + stage.metrics(paths):
+        if out.is_dir():
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+
+
+# DVC is the cache here (skip when dvc.lock is current); Prefect result caching would duplicate it.
+@task(name="stage", task_run_name="{name}", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def run_stage_task(name: str, params: dict, data_dir: str, bridge=None) -> dict:
+    logger = get_run_logger()
+    paths = Paths.for_params(params, data_dir)
+    if bridge is not None:
+        with _dvc_lock:
+            current = bridge.is_current(dvc_name(name))
+        if current:
+            logger.info("%s: up to date (dvc.lock), skipped", name)
+            return {"stage": name, "skipped": True, "seconds": 0.0}
+    _clear_outputs(name, paths)
+    started = time.perf_counter()
+    record = REGISTRY[name].run(params, paths)
+    if bridge is not None:
+        with _dvc_lock:
+            bridge.commit(dvc_name(name))
+    logger.info("%s: done in %.1f s", name, time.perf_counter() - started)
+    return record
+
+
+@flow(name="flywheel-turn", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
+def flywheel_turn(
+    params_file: str = "params.yaml", preset: str | None = None, data_dir: str = "data", use_dvc: bool = True
+) -> dict:
+    """One turn: simulate → ingest → label → train → mine → label → retrain → export/int8 → evaluate →
+    package → deploy → report."""
+    params = load_params(params_file, preset)
+    paths = Paths.for_params(params, data_dir)
+    bridge = None
+    if use_dvc:
+        from flows.dvc_bridge import DvcBridge
+
+        bridge = DvcBridge(Path(params_file).resolve().parent)
+    futures: dict = {}
+    try:
+        for name in execution_order(paths):
+            upstream = [futures[u] for u in _upstream(name, paths) if u in futures]
+            futures[name] = run_stage_task.with_options(task_run_name=name).submit(
+                name, params, data_dir, bridge, wait_for=upstream
+            )
+        records = {name: f.result() for name, f in futures.items()}
+        if bridge is not None and bridge.push():
+            get_run_logger().info("pushed outputs to the DVC remote")
+    finally:
+        if bridge is not None:
+            bridge.close()
+    _publish_artifacts(paths, records)
+    return records
+
+
+def _upstream(name: str, paths: Paths) -> list[str]:
+    deps = REGISTRY[name].deps(paths)
+    return [
+        other
+        for other, st in REGISTRY.items()
+        if other != name
+        and any(d == o or o in d.parents for d in deps for o in st.outs(paths) + st.metrics(paths))
+    ]
+
+
+def _publish_artifacts(paths: Paths, records: dict) -> None:
+    rows = [
+        {"stage": n, "seconds": r.get("seconds", 0.0), "skipped": bool(r.get("skipped"))}
+        for n, r in records.items()
+    ]
+    create_table_artifact(key="turn-stage-timings", table=rows, description="Stage timings of this turn")
+    report_md = paths.report_dir / "report.md"
+    if report_md.exists():
+        create_markdown_artifact(key="turn-report", markdown=report_md.read_text(), description="Turn report")

@@ -1,0 +1,143 @@
+"""Detector state machine over classifier probabilities (one step per frame).
+
+Per emission-on frame with probs p = (p_none, p_minor, p_major):
+- strict positive: p_major >= strict_threshold (major motion; it also marks the room occupied);
+- lenient positive: while the last strict positive is at most occupied_window_s old,
+  p_minor + p_major >= lenient_threshold (minor motion of someone known to be there);
+- present while the last positive is at most hold_s old; an onset is an absent -> present step;
+- duty cycling (duty_cycling and emission_off_s > 0): once presence has lasted confirm_s, emission
+  switches off for emission_off_s; those frames are ignored and the state is held (clocks frozen).
+  After emission returns, the classifier needs context_frames fresh frames, so the next
+  context_frames - 1 frames are ignored too (warm-up) before decisions resume.
+Times are counted in frames of frame_hop_s, so a state machine on the DSP gets the same answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runtime.labels import MAJOR, MINOR
+
+_NEVER = 1 << 60  # "frames since" for an event that has not happened
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    strict_threshold: float = 0.8
+    lenient_threshold: float = 0.5
+    occupied_window_s: float = 60.0
+    hold_s: float = 5.0
+    confirm_s: float = 2.0
+    emission_off_s: float = 0.0
+    duty_cycling: bool = False
+    frame_hop_s: float = 0.032
+    context_frames: int = 32
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.lenient_threshold <= 1 and 0 <= self.strict_threshold <= 1):
+            raise ValueError("thresholds must lie in [0, 1]")
+        if min(self.occupied_window_s, self.hold_s, self.confirm_s, self.emission_off_s) < 0:
+            raise ValueError("durations must be >= 0")
+        if self.frame_hop_s <= 0 or self.context_frames < 1:
+            raise ValueError("frame_hop_s must be > 0 and context_frames >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DetectorConfig:
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown detector keys: {sorted(unknown)}")
+        casts = {"float": float, "int": int, "bool": bool}
+        return cls(**{k: casts[fields[k]](v) for k, v in d.items()})
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DetectorConfig:
+        """Detector section of params.yaml plus frame hop (frontend) and context (ingest)."""
+        fe = params.get("frontend", {})
+        hop_s = float(fe.get("hop", 64)) / float(fe.get("baseband_fs_hz", 2000.0))
+        context = int(params.get("ingest", {}).get("context_frames", 32))
+        return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params.get("detector", {})})
+
+    def frames(self, seconds: float) -> int:
+        """A duration in whole frames (rounded)."""
+        return round(seconds / self.frame_hop_s)
+
+
+@dataclass
+class DetectorTrace:
+    present: np.ndarray  # [T] bool
+    onsets: np.ndarray  # [k] int frame indices where presence starts
+    emission_on: np.ndarray  # [T] bool
+
+
+class Detector:
+    """Streaming state machine: step(p) per frame -> (present, onset, emission_on)."""
+
+    def __init__(self, cfg: DetectorConfig):
+        self.cfg = cfg
+        self._hold = cfg.frames(cfg.hold_s)
+        self._occupied = cfg.frames(cfg.occupied_window_s)
+        self._confirm = cfg.frames(cfg.confirm_s)
+        self._off = cfg.frames(cfg.emission_off_s) if cfg.duty_cycling else 0
+        self._warmup = cfg.context_frames - 1
+        self.reset()
+
+    def reset(self) -> None:
+        self.present = False
+        self.since_positive = _NEVER  # emission-on frames since the last positive
+        self.since_major = _NEVER  # emission-on frames since the last strict positive
+        self.present_run = 0  # emission-on frames of uninterrupted presence (since onset or re-enable)
+        self.off_left = 0  # frames of emission off still to come
+        self.warmup_left = 0  # frames after re-enable still ignored
+
+    def step(self, probs: np.ndarray) -> tuple[bool, bool, bool]:
+        """One frame's probs [3] -> (present, onset, emission_on)."""
+        if self.off_left > 0:
+            self.off_left -= 1
+            if self.off_left == 0:
+                self.warmup_left = self._warmup
+            return self.present, False, False
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            return self.present, False, True
+        cfg = self.cfg
+        p_minor, p_major = float(probs[MINOR]), float(probs[MAJOR])
+        self.since_positive = min(self.since_positive + 1, _NEVER)
+        self.since_major = min(self.since_major + 1, _NEVER)
+        if p_major >= cfg.strict_threshold:
+            self.since_major = 0
+            self.since_positive = 0
+        elif self.since_major <= self._occupied and p_minor + p_major >= cfg.lenient_threshold:
+            self.since_positive = 0
+        was_present = self.present
+        self.present = self.since_positive <= self._hold
+        onset = self.present and not was_present
+        self.present_run = self.present_run + 1 if self.present else 0
+        if self.present and self._off > 0 and self.present_run >= max(self._confirm, 1):
+            self.off_left = self._off  # emission goes off from the next frame
+            self.present_run = 0
+        return self.present, onset, True
+
+
+def run_detector(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
+    """probs [T, 3] -> DetectorTrace (the streaming Detector run over every frame)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape[1] != 3:
+        raise ValueError(f"probs must be [T, 3], got {probs.shape}")
+    detector = Detector(cfg)
+    n = len(probs)
+    present = np.zeros(n, bool)
+    emission_on = np.zeros(n, bool)
+    onsets = []
+    for t in range(n):
+        present[t], onset, emission_on[t] = detector.step(probs[t])
+        if onset:
+            onsets.append(t)
+    return DetectorTrace(present=present, onsets=np.asarray(onsets, dtype=np.int64), emission_on=emission_on)

@@ -1,0 +1,184 @@
+"""Doppler front-end: complex baseband [n_mics, n] -> log power on a radial-velocity axis [frames, V].
+
+Chain: resample to baseband_fs_hz (streaming polyphase, only when fs differs) -> clutter removal
+-> direct-path canceller (per frame, signature = static estimate at the frame's last sample)
+-> Hann STFT per mic -> power summed over mics -> linear interpolation from frequency onto
+v = f * c / (2 * f0) on np.linspace(-v_max, v_max, n_velocity_bins) -> 10 * log10(power + floor).
+The velocity axis makes the features carrier independent. Positive velocity = approaching.
+Batch (extract_features) is the streaming front-end fed one block, so both agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.fft
+from scipy import signal
+
+from runtime.canceller import DirectPathCanceller
+from runtime.clutter import ClutterFilter
+from runtime.resample import StreamingResampler
+
+POWER_FLOOR = 1e-15  # added before the log: -150 dB re a unit-amplitude tone
+MAX_HOP_S = 0.032  # DESIGN: hop at most 32 ms
+FRAME_CHUNK = 256  # frames computed at once: bounds memory and keeps work arrays in cache (measured best)
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    baseband_fs_hz: float = 2000.0
+    frame_len: int = 128
+    hop: int = 64
+    n_fft: int = 256
+    v_max_mps: float = 2.5
+    n_velocity_bins: int = 48
+    clutter_tau_s: float = 0.5
+    canceller: bool = True
+    speed_of_sound_mps: float = 343.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hop <= self.frame_len <= self.n_fft:
+            raise ValueError(
+                f"need 0 < hop <= frame_len <= n_fft, got {self.hop}, {self.frame_len}, {self.n_fft}"
+            )
+        if self.hop / self.baseband_fs_hz > MAX_HOP_S + 1e-12:
+            raise ValueError(
+                f"hop {self.hop / self.baseband_fs_hz * 1e3:.1f} ms exceeds {MAX_HOP_S * 1e3:.0f} ms"
+            )
+        if min(self.baseband_fs_hz, self.v_max_mps, self.clutter_tau_s, self.speed_of_sound_mps) <= 0:
+            raise ValueError("baseband_fs_hz, v_max_mps, clutter_tau_s, speed_of_sound_mps must be > 0")
+        if self.n_velocity_bins < 2:
+            raise ValueError(f"n_velocity_bins must be >= 2, got {self.n_velocity_bins}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrontendConfig:
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(known)
+        if unknown:
+            raise ValueError(f"unknown frontend keys: {sorted(unknown)}")
+        casts = {"float": float, "int": int, "bool": bool}
+        return cls(**{k: casts[known[k]](v) for k, v in d.items()})
+
+
+def velocity_axis(cfg: FrontendConfig) -> np.ndarray:
+    """Radial velocities (m/s) of the feature bins [V]."""
+    return np.linspace(-cfg.v_max_mps, cfg.v_max_mps, cfg.n_velocity_bins)
+
+
+def doppler_hz(velocity_mps: np.ndarray | float, carrier_hz: float, cfg: FrontendConfig) -> np.ndarray:
+    """Two-way Doppler shift f_d = 2 v f0 / c."""
+    return 2.0 * np.asarray(velocity_mps) * carrier_hz / cfg.speed_of_sound_mps
+
+
+def frame_end_times(n_frames: int, cfg: FrontendConfig) -> np.ndarray:
+    """Seconds from capture start at which frame i ends: (i * hop + frame_len) / fs  [n_frames] float64."""
+    return (np.arange(n_frames, dtype=np.float64) * cfg.hop + cfg.frame_len) / cfg.baseband_fs_hz
+
+
+def n_frames_for(n_baseband_samples: int, cfg: FrontendConfig) -> int:
+    """Frames that fit in n baseband samples."""
+    return 0 if n_baseband_samples < cfg.frame_len else (n_baseband_samples - cfg.frame_len) // cfg.hop + 1
+
+
+class StreamingFrontend:
+    """Frame-by-frame front-end: process(block [n_mics, n]) -> features [k, V] for any block size."""
+
+    def __init__(self, cfg: FrontendConfig, fs_hz: float, carrier_hz: float, n_mics: int):
+        if fs_hz < cfg.baseband_fs_hz:
+            raise ValueError(f"fs_hz {fs_hz} is below baseband_fs_hz {cfg.baseband_fs_hz}")
+        if n_mics < 1:
+            raise ValueError(f"n_mics must be >= 1, got {n_mics}")
+        f_edge = float(doppler_hz(cfg.v_max_mps, carrier_hz, cfg))
+        if carrier_hz <= 0 or f_edge >= cfg.baseband_fs_hz / 2:
+            raise ValueError(
+                f"carrier {carrier_hz} Hz puts v_max at {f_edge:.0f} Hz, "
+                f"beyond Nyquist of {cfg.baseband_fs_hz} Hz"
+            )
+        self.cfg, self.fs_hz, self.carrier_hz, self.n_mics = cfg, float(fs_hz), float(carrier_hz), n_mics
+        self.resampler = (
+            None if fs_hz == cfg.baseband_fs_hz else StreamingResampler(fs_hz, cfg.baseband_fs_hz, n_mics)
+        )
+        self.clutter = ClutterFilter(n_mics, cfg.clutter_tau_s, cfg.baseband_fs_hz)
+        self.canceller = DirectPathCanceller(n_mics, cfg.canceller)
+        window = signal.get_window("hann", cfg.frame_len).astype(np.float32)
+        self.window = window / window.sum()  # a unit-amplitude tone peaks at power 1 (0 dB)
+        # Interpolation from FFT bins onto the velocity axis: fractional bin of each velocity.
+        fractional_bin = doppler_hz(velocity_axis(cfg), carrier_hz, cfg) * cfg.n_fft / cfg.baseband_fs_hz
+        lower = np.floor(fractional_bin)
+        self._w_upper = (fractional_bin - lower).astype(np.float32)  # [V]
+        self._bin_lower = lower.astype(np.int64) % cfg.n_fft  # [V]
+        self._bin_upper = (self._bin_lower + 1) % cfg.n_fft
+        self._residual = np.zeros((n_mics, 0), np.complex64)  # baseband samples not yet framed
+        self._static = np.zeros((n_mics, 0), np.complex64)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "frontend": self.cfg.to_dict(),
+            "fs_hz": self.fs_hz,
+            "carrier_hz": self.carrier_hz,
+            "resampler": None if self.resampler is None else f"{self.resampler.up}/{self.resampler.down}",
+            **self.canceller.describe(),
+        }
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block)
+        if block.ndim != 2 or block.shape[0] != self.n_mics:
+            raise ValueError(f"block must be [{self.n_mics}, n], got {block.shape}")
+        if not np.iscomplexobj(block):
+            raise ValueError("block must be complex baseband")
+        block = block.astype(np.complex64, copy=False)
+        if not np.isfinite(block.view(np.float32)).all():  # NaN/Inf would poison the filter states
+            raise ValueError("block contains NaN or Inf")
+        if self.resampler is not None:
+            block = self.resampler.process(block)
+        residual, static = self.clutter.process(block)
+        if self._residual.shape[1]:
+            residual = np.concatenate([self._residual, residual], axis=1)
+            static = np.concatenate([self._static, static], axis=1)
+        self._residual, self._static = residual, static
+        cfg = self.cfg
+        n_frames = n_frames_for(self._residual.shape[1], cfg)
+        if n_frames == 0:
+            return np.zeros((0, cfg.n_velocity_bins), np.float32)
+        features = np.empty((n_frames, cfg.n_velocity_bins), np.float32)
+        for lo in range(0, n_frames, FRAME_CHUNK):  # bounded memory on long captures
+            hi = min(lo + FRAME_CHUNK, n_frames)
+            span = slice(lo * cfg.hop, (hi - 1) * cfg.hop + cfg.frame_len)
+            features[lo:hi] = self._features(self._residual[:, span], self._static[:, span], hi - lo)
+        consumed = n_frames * cfg.hop
+        self._residual = self._residual[:, consumed:]
+        self._static = self._static[:, consumed:]
+        return features
+
+    def _features(self, residual: np.ndarray, static: np.ndarray, n_frames: int) -> np.ndarray:
+        cfg = self.cfg
+        view = np.lib.stride_tricks.sliding_window_view(residual, cfg.frame_len, axis=1)  # [M, T', L]
+        frames = np.empty((n_frames, self.n_mics, cfg.frame_len), np.complex64)  # [F, M, L]
+        np.multiply(view[:, : n_frames * cfg.hop : cfg.hop].transpose(1, 0, 2), self.window, out=frames)
+        frame_ends = np.arange(n_frames) * cfg.hop + cfg.frame_len - 1
+        basis = self.canceller.basis(static[:, frame_ends].T)  # [F, M-1, M] or None when inactive
+        n_channels = self.n_mics if basis is None else basis.shape[1]
+        padded = np.zeros((n_frames, n_channels, cfg.n_fft), np.complex64)  # [F, C, n_fft]
+        if basis is None:
+            padded[:, :, : cfg.frame_len] = frames
+        else:  # canceller: the M-1 channels orthogonal to the direct-path signature
+            np.matmul(basis, frames, out=padded[:, :, : cfg.frame_len])
+        spectrum = scipy.fft.fft(padded, axis=-1, overwrite_x=True)  # [F, C, n_fft]
+        magnitude = np.abs(spectrum)
+        power = np.square(magnitude, out=magnitude).sum(axis=1)  # [F, n_fft]
+        on_axis = power[:, self._bin_lower] * (1 - self._w_upper) + power[:, self._bin_upper] * self._w_upper
+        return (10.0 * np.log10(on_axis + POWER_FLOOR)).astype(np.float32)  # [F, V]
+
+
+def extract_features(iq: np.ndarray, fs_hz: float, carrier_hz: float, cfg: FrontendConfig) -> np.ndarray:
+    """Whole capture iq [n_mics, n] complex at fs_hz -> float32 [n_frames, n_velocity_bins] (dB)."""
+    iq = np.asarray(iq)
+    if iq.ndim != 2:
+        raise ValueError(f"iq must be [n_mics, n_samples], got shape {iq.shape}")
+    return StreamingFrontend(cfg, fs_hz, carrier_hz, iq.shape[0]).process(iq)

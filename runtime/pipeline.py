@@ -1,0 +1,95 @@
+"""Whole device chain over one capture: front-end -> context windows (stride 1) -> classifier -> detector."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runtime.classifier import OnnxClassifier
+from runtime.detector import DetectorConfig, run_detector
+from runtime.frontend import FrontendConfig, StreamingFrontend, extract_features, frame_end_times
+from runtime.windows import context_windows
+
+WINDOW_CHUNK = 4096  # end frames classified per chunk (bounds memory on long captures)
+
+
+@dataclass
+class CaptureDecisions:
+    times_s: np.ndarray  # [T] float64, end time of each frame from capture start
+    probs: np.ndarray  # [T, 3] float32; (1, 0, 0) before the first full context
+    present: np.ndarray  # [T] bool
+    onset_times_s: np.ndarray  # [k] float64
+    embedding: np.ndarray  # [T, D] float32; zeros before the first full context
+    emission_on: np.ndarray  # [T] bool (all True unless duty cycling is on)
+
+
+class DevicePipeline:
+    """What the device runs, as one batch call per capture (same code path as streaming)."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | bytes,
+        frontend_cfg: FrontendConfig | dict[str, Any],
+        detector_cfg: DetectorConfig | dict[str, Any],
+    ):
+        self.frontend_cfg = (
+            frontend_cfg
+            if isinstance(frontend_cfg, FrontendConfig)
+            else FrontendConfig.from_dict(frontend_cfg)
+        )
+        self.detector_cfg = (
+            detector_cfg
+            if isinstance(detector_cfg, DetectorConfig)
+            else DetectorConfig.from_dict(detector_cfg)
+        )
+        self.classifier = OnnxClassifier(model_path)
+        context = self.classifier.context_frames
+        if context is not None and context != self.detector_cfg.context_frames:
+            raise ValueError(
+                f"model context {context} != detector context_frames {self.detector_cfg.context_frames}"
+            )
+        hop_s = self.frontend_cfg.hop / self.frontend_cfg.baseband_fs_hz
+        if abs(hop_s - self.detector_cfg.frame_hop_s) > 1e-9:
+            raise ValueError(f"detector frame_hop_s {self.detector_cfg.frame_hop_s} != front-end hop {hop_s}")
+
+    def describe(self, fs_hz: float, carrier_hz: float, n_mics: int) -> dict[str, Any]:
+        """Configuration as the device would run it (front-end incl. canceller state, detector)."""
+        frontend = StreamingFrontend(self.frontend_cfg, fs_hz, carrier_hz, n_mics)
+        return {**frontend.describe(), "detector": self.detector_cfg.to_dict()}
+
+    def run_capture(self, iq: np.ndarray, fs_hz: float, carrier_hz: float) -> CaptureDecisions:
+        frames = extract_features(iq, fs_hz, carrier_hz, self.frontend_cfg)  # [T, V]
+        return self.run_frames(frames)
+
+    def run_frames(self, frames: np.ndarray) -> CaptureDecisions:
+        """Decisions for precomputed front-end frames [T, V]."""
+        n_frames = len(frames)
+        context = self.detector_cfg.context_frames
+        probs = np.zeros((n_frames, 3), np.float32)
+        probs[:, 0] = 1.0
+        embedding: np.ndarray | None = None
+        # windows at stride 1, a chunk of end frames at a time so long captures stay small in memory
+        for lo in range(context - 1, n_frames, WINDOW_CHUNK):
+            hi = min(lo + WINDOW_CHUNK, n_frames)
+            windows, end_frame = context_windows(frames[lo - context + 1 : hi], context, stride=1)
+            window_probs, window_embedding = self.classifier.predict(windows)  # [n, 3], [n, D]
+            if embedding is None:
+                embedding = np.zeros((n_frames, window_embedding.shape[1]), np.float32)
+            probs[lo + end_frame - (context - 1)] = window_probs
+            embedding[lo + end_frame - (context - 1)] = window_embedding
+        if embedding is None:
+            embedding = np.zeros((n_frames, self.classifier.embedding_dim or 0), np.float32)
+        trace = run_detector(probs, self.detector_cfg)
+        trace.present[: context - 1] = False  # no decision before the first full context
+        times = frame_end_times(n_frames, self.frontend_cfg)
+        return CaptureDecisions(
+            times_s=times,
+            probs=probs,
+            present=trace.present,
+            onset_times_s=times[trace.onsets],
+            embedding=embedding,
+            emission_on=trace.emission_on,
+        )

@@ -1,0 +1,119 @@
+"""Test helpers for deploy: a tiny int8 ONNX model, its self-test vectors, manifest fields, payloads."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+N_CONTEXT, N_VELOCITY, N_EMBED = 32, 48, 4
+QUANT_SCALE, QUANT_ZERO_POINT = 0.05, 0
+
+
+def tiny_model_bytes(seed: int = 0) -> bytes:
+    """features [N,32,48] -> int8 quantize/dequantize -> mean over time -> embedding [N,4] -> logits [N,3]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w_embed = rng.normal(size=(N_VELOCITY, N_EMBED)).astype(np.float32)
+    w_logits = rng.normal(size=(N_EMBED, 3)).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(np.array(QUANT_SCALE, np.float32), "scale"),
+        numpy_helper.from_array(np.array(QUANT_ZERO_POINT, np.int8), "zero_point"),
+        numpy_helper.from_array(np.array([1], np.int64), "time_axis"),
+        numpy_helper.from_array(w_embed, "w_embed"),
+        numpy_helper.from_array(w_logits, "w_logits"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["features", "scale", "zero_point"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "scale", "zero_point"], ["dq"]),
+        helper.make_node("ReduceMean", ["dq", "time_axis"], ["pooled"], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "w_embed"], ["embedding"]),
+        helper.make_node("MatMul", ["embedding", "w_logits"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_presence",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", N_CONTEXT, N_VELOCITY])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", N_EMBED]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def run_model(model: bytes, inputs: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    return sess.run(["logits"], {"features": inputs})[0]
+
+
+def self_test_vectors_bytes(model: bytes, seed: int = 1, n: int = 4, corrupt: bool = False) -> bytes:
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=(n, N_CONTEXT, N_VELOCITY)).astype(np.float32)
+    expected = run_model(model, inputs)
+    if corrupt:
+        expected = expected + 1.0
+    buf = io.BytesIO()
+    np.savez(buf, inputs=inputs, expected_logits=expected)
+    return buf.getvalue()
+
+
+def manifest_fields(version: str = "1.0.0", release_counter: int = 1, profile: str = "speaker4") -> dict:
+    return {
+        "name": "presence",
+        "version": version,
+        "release_counter": release_counter,
+        "profile": profile,
+        "git_revision": "0123456789abcdef0123456789abcdef01234567",
+        "data_hashes": {"raw/seed": "d41d8cd98f00b204e9800998ecf8427e.dir"},
+        "params_hash": "ab" * 32,
+        "metrics": {"false_alarms_per_hour": 0.25, "recall": 0.93},
+        "model": {
+            "file": "model_int8.onnx",
+            "inputs": [{"name": "features", "shape": ["N", N_CONTEXT, N_VELOCITY], "dtype": "float32"}],
+            "outputs": [
+                {"name": "logits", "shape": ["N", 3], "dtype": "float32"},
+                {"name": "embedding", "shape": ["N", N_EMBED], "dtype": "float32"},
+            ],
+            "quantization": {"dtype": "int8", "scale": QUANT_SCALE, "zero_point": QUANT_ZERO_POINT},
+        },
+        "configs": {
+            "frontend": {"file": "frontend.json", "runtime_version": "0.1.0"},
+            "detector": {"file": "detector.json", "runtime_version": "0.1.0"},
+            "mbdp": {"file": "mbdp.json", "runtime_version": "0.1.0"},
+            "calibration": {"file": "calibration.json", "runtime_version": "0.1.0"},
+        },
+        "created_by": "tests",
+        "self_test": {"vectors": "test_vectors.npz", "atol": 1e-4},
+    }
+
+
+def mbdp_tuning() -> dict:
+    from runtime.crossover import design_mbdp
+
+    bands = [{"threshold_db": -20.0, "ratio": 2.0}] * 3
+    return design_mbdp([200.0, 2000.0], 48000.0, bands)
+
+
+def payload_files(seed: int = 0, corrupt_vectors: bool = False, mbdp: dict | None = None) -> dict[str, bytes]:
+    model = tiny_model_bytes(seed)
+    return {
+        "model_int8.onnx": model,
+        "test_vectors.npz": self_test_vectors_bytes(model, corrupt=corrupt_vectors),
+        "frontend.json": json.dumps({"n_velocity_bins": N_VELOCITY}).encode(),
+        "detector.json": json.dumps({"strict_threshold": 0.8}).encode(),
+        "mbdp.json": json.dumps(mbdp if mbdp is not None else mbdp_tuning()).encode(),
+        "calibration.json": json.dumps({"gain_db": 0.0}).encode(),
+        "c/model_int8.h": b"/* header */\n",
+    }

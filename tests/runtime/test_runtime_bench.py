@@ -1,0 +1,77 @@
+"""Benchmark figures that are behaviour, not timing: canceller suppression and walker loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from runtime.bench import _canceller_figures
+from runtime.frontend import FrontendConfig
+from runtime.synthetic import ArrayGeometry, bass_excursion, playback_distortion, static_channel
+
+PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+
+
+def test_bench_canceller_meets_targets_on_synthetic_scene() -> None:
+    bench = {**PARAMS["runtime"]["bench"], "capture_s": 4.0, "excursion_mm": [0.3, 1.5]}
+    figures = _canceller_figures(FrontendConfig.from_dict(PARAMS["frontend"]), bench, quick=False)
+    assert figures["canceller_suppression_db"] >= 20.0
+    assert len(figures["canceller_suppression_db_per_volume"]) == 2
+    assert 0.0 <= figures["walker_loss_db"] <= 3.0
+    assert figures["walker_loss_worst_db"] >= figures["walker_loss_db"]
+
+
+def test_playback_distortion_is_rank_one_with_sidebands_at_bass() -> None:
+    rng = np.random.default_rng(0)
+    geometry = ArrayGeometry()
+    static = static_channel(geometry, 40000.0, 343.0, rng)
+    distortion = playback_distortion(static, bass_excursion(4000, 2000.0, 1e-3, rng), 40000.0, 343.0)
+    singular = np.linalg.svd(distortion, compute_uv=False)
+    assert singular[1] / singular[0] < 1e-6
+    spectrum = np.abs(np.fft.fft(distortion[0] - distortion[0].mean()))
+    peak_hz = abs(np.fft.fftfreq(4000, 1 / 2000.0)[np.argmax(spectrum)])
+    assert 40.0 <= peak_hz <= 240.0  # first sidebands sit at the bass partials (or their sums)
+
+
+def test_room_reflections_bound_the_suppression() -> None:
+    from runtime.bench import _suppression_and_loss
+
+    bench = {**PARAMS["runtime"]["bench"], "capture_s": 3.0, "excursion_mm": [1.0], "walker_angles_deg": [60]}
+    cfg = FrontendConfig.from_dict(PARAMS["frontend"])
+    weak_room, _ = _suppression_and_loss(cfg, bench, False, -40.0)
+    strong_room, _ = _suppression_and_loss(cfg, bench, False, -10.0)
+    assert weak_room[0] > strong_room[0] + 15.0  # suppression follows the direct-to-room ratio
+    assert 5.0 < strong_room[0] < 25.0
+
+
+def test_run_bench_reports_the_contract_keys() -> None:
+    from runtime.bench import run_bench
+
+    params = {
+        **PARAMS,
+        "runtime": {**PARAMS["runtime"], "bench": {**PARAMS["runtime"]["bench"], "capture_s": 6.0}},
+    }
+    results = run_bench(params, quick=True)
+    for key in (
+        "canceller_suppression_db",
+        "walker_loss_db",
+        "frontend_realtime_factor",
+        "demod_realtime_factor",
+    ):
+        assert np.isfinite(results[key])
+    assert results["frontend_realtime_factor"] > 0 and results["demod_realtime_factor"] > 0
+    bad = {
+        **params,
+        "runtime": {**params["runtime"], "bench": {**params["runtime"]["bench"], "capture_s": 2.0}},
+    }
+    with pytest.raises(ValueError):
+        run_bench(bad, quick=True)
+    assert set(results["not_measured"]) == {
+        "latency_median_s",
+        "latency_p95_s",
+        "emission_duty_cycle",
+        "duty_cycling_recall_cost",
+    }

@@ -1,0 +1,148 @@
+"""Front-end: velocity axis physics, streaming == batch, framing, config round trip, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runtime.frontend import (
+    FrontendConfig,
+    StreamingFrontend,
+    extract_features,
+    frame_end_times,
+    velocity_axis,
+)
+
+CFG = FrontendConfig()
+
+
+def _tone(n_mics: int, n: int, freq_hz: float, fs: float, amp: float = 1.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / fs
+    phases = np.exp(1j * rng.uniform(0, 2 * np.pi, (n_mics, 1)))
+    return (amp * phases * np.exp(2j * np.pi * freq_hz * t)).astype(np.complex64)
+
+
+def _noise(n_mics: int, n: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (scale * (rng.standard_normal((n_mics, n)) + 1j * rng.standard_normal((n_mics, n)))).astype(
+        np.complex64
+    )
+
+
+@pytest.mark.parametrize("carrier_hz", [20000.0, 40000.0])
+@pytest.mark.parametrize("velocity_mps", [-1.5, 0.8, 2.0])
+def test_tone_at_doppler_of_v_peaks_at_bin_of_v(carrier_hz: float, velocity_mps: float) -> None:
+    f_d = 2 * velocity_mps * carrier_hz / CFG.speed_of_sound_mps
+    iq = _tone(1, 4000, f_d, CFG.baseband_fs_hz)
+    features = extract_features(iq, CFG.baseband_fs_hz, carrier_hz, CFG)
+    peak_v = velocity_axis(CFG)[np.argmax(features[10:].mean(axis=0))]
+    bin_width = 2 * CFG.v_max_mps / (CFG.n_velocity_bins - 1)
+    assert abs(peak_v - velocity_mps) <= bin_width / 2 + 1e-9
+
+
+def test_same_velocity_gives_same_features_for_any_carrier() -> None:
+    feats = []
+    for carrier in (20000.0, 40000.0):
+        f_d = 2 * 1.0 * carrier / CFG.speed_of_sound_mps
+        feats.append(extract_features(_tone(1, 4000, f_d, CFG.baseband_fs_hz), 2000.0, carrier, CFG)[10:])
+    peak = [np.argmax(f.mean(axis=0)) for f in feats]
+    assert peak[0] == peak[1]
+
+
+def test_unit_tone_power_is_zero_db() -> None:
+    # a tone exactly on an FFT bin and on a velocity bin: v = 0.5 m/s at f0 chosen to match
+    velocity = velocity_axis(CFG)[34]
+    f_d = 16 * CFG.baseband_fs_hz / CFG.n_fft  # bin 16 = 125 Hz
+    carrier = f_d * CFG.speed_of_sound_mps / (2 * velocity)
+    features = extract_features(_tone(1, 4000, f_d, CFG.baseband_fs_hz), 2000.0, carrier, CFG)
+    assert features[20:, 34].mean() == pytest.approx(0.0, abs=0.1)
+
+
+@pytest.mark.parametrize("fs_hz", [2000.0, 8000.0])
+def test_streaming_equals_batch_random_blocks(fs_hz: float) -> None:
+    n = int(3 * fs_hz)
+    iq = _noise(4, n, seed=1) + _tone(4, n, 150.0, fs_hz, amp=5.0)
+    batch = extract_features(iq, fs_hz, 40000.0, CFG)
+    rng = np.random.default_rng(2)
+    frontend = StreamingFrontend(CFG, fs_hz, 40000.0, 4)
+    outs, i = [], 0
+    while i < n:
+        step = int(rng.integers(1, 300))
+        outs.append(frontend.process(iq[:, i : i + step]))
+        i += step
+    streamed = np.concatenate(outs)
+    assert streamed.shape == batch.shape
+    np.testing.assert_allclose(streamed, batch, atol=1e-3)
+
+
+def test_frame_count_and_times() -> None:
+    n = 1000
+    feats = extract_features(_noise(2, n, seed=3), 2000.0, 40000.0, CFG)
+    assert feats.shape == ((n - CFG.frame_len) // CFG.hop + 1, CFG.n_velocity_bins)
+    assert feats.dtype == np.float32
+    times = frame_end_times(feats.shape[0], CFG)
+    assert times[0] == pytest.approx(CFG.frame_len / CFG.baseband_fs_hz)
+    np.testing.assert_allclose(np.diff(times), CFG.hop / CFG.baseband_fs_hz)
+    assert extract_features(_noise(2, 100, seed=3), 2000.0, 40000.0, CFG).shape == (0, CFG.n_velocity_bins)
+
+
+def test_resampled_input_matches_native_rate_tone_peak() -> None:
+    f_d = 2 * 1.2 * 40000.0 / CFG.speed_of_sound_mps
+    feats = extract_features(_tone(2, 24000, f_d, 8000.0), 8000.0, 40000.0, CFG)
+    assert feats.shape[0] == pytest.approx((6000 - CFG.frame_len) // CFG.hop + 1, abs=1)
+    peak_v = velocity_axis(CFG)[np.argmax(feats[10:].mean(axis=0))]
+    assert abs(peak_v - 1.2) < 0.06
+
+
+def test_static_clutter_is_removed() -> None:
+    iq = np.full((2, 6000), 3 + 4j, np.complex64) + _noise(2, 6000, seed=4, scale=1e-3)
+    feats = extract_features(iq, 2000.0, 40000.0, CFG)
+    zero_bin = CFG.n_velocity_bins // 2
+    assert feats[20:, zero_bin - 1 : zero_bin + 1].max() < 10 * np.log10(25) - 60
+
+
+def test_config_round_trip_and_validation() -> None:
+    assert FrontendConfig.from_dict(CFG.to_dict()) == CFG
+    with pytest.raises(ValueError):
+        FrontendConfig.from_dict({**CFG.to_dict(), "typo": 1})
+    with pytest.raises(ValueError):
+        FrontendConfig(hop=100)  # 50 ms hop
+    with pytest.raises(ValueError):
+        StreamingFrontend(CFG, 1000.0, 40000.0, 1)  # below baseband rate
+    with pytest.raises(ValueError):
+        StreamingFrontend(CFG, 2000.0, 80000.0, 1)  # v_max beyond Nyquist
+    with pytest.raises(ValueError):
+        extract_features(np.zeros(100, np.complex64), 2000.0, 40000.0, CFG)
+
+
+def test_single_mic_canceller_reports_bypass() -> None:
+    assert StreamingFrontend(CFG, 2000.0, 40000.0, 1).describe()["canceller"].startswith("bypassed")
+    assert StreamingFrontend(CFG, 2000.0, 40000.0, 4).describe()["canceller"].startswith("active")
+
+
+def test_approaching_walker_has_positive_velocity_and_nan_is_rejected() -> None:
+    from runtime.synthetic import ArrayGeometry, walker_echo
+
+    geometry = ArrayGeometry()
+    direct = geometry.steering(0.0, 40000.0, 343.0)[:, None]  # the strong static direct path
+    echo = (direct + walker_echo(geometry, 8000, 2000.0, 40000.0, 343.0, 45.0, 1.0, 0.01)).astype(
+        np.complex64
+    )
+    features = extract_features(echo, 2000.0, 40000.0, CFG)[20:]
+    v = velocity_axis(CFG)
+    power = 10 ** (features / 10)
+    assert power[:, v > 0.3].sum() > 100 * power[:, v < -0.3].sum()
+    bad = echo.copy()
+    bad[1, 50] = np.nan
+    with pytest.raises(ValueError):
+        extract_features(bad, 2000.0, 40000.0, CFG)
+
+
+def test_frame_chunking_does_not_change_features(monkeypatch) -> None:
+    import runtime.frontend as frontend_module
+
+    iq = _noise(3, 6000, seed=7) + _tone(3, 6000, 120.0, 2000.0, amp=4.0)
+    whole = extract_features(iq, 2000.0, 40000.0, CFG)
+    monkeypatch.setattr(frontend_module, "FRAME_CHUNK", 7)
+    np.testing.assert_allclose(extract_features(iq, 2000.0, 40000.0, CFG), whole, atol=1e-4)

@@ -1,0 +1,1 @@
+"""Training side: model, data module, thresholds, ONNX export, int8 quantization, DSP budget, evaluation."""

@@ -1,0 +1,120 @@
+"""Model benchmark: onnxruntime float and int8 windows/s on one core, budget figures, int8 agreement.
+
+Trains the params-sized PresenceNet briefly on a synthetic curated batch (training.synthetic), exports
+and quantizes it, then measures. Pass float_onnx/int8_onnx to measure existing models instead (the
+agreement is then measured on synthetic windows of the right shape). c_windows_per_s stays None
+until the C reference inference exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.budget import analyse_model, check_budget, load_profile
+
+
+def _windows_per_s(model_path: Path, windows: np.ndarray, batch: int, min_s: float) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    names = ["logits", "embedding"]
+    sess.run(names, {"features": windows[:batch]})  # warm-up
+    done, t0 = 0, time.perf_counter()
+    while True:
+        for start in range(0, len(windows) - batch + 1, batch):
+            sess.run(names, {"features": windows[start : start + batch]})
+            done += batch
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_s:
+            return done / elapsed
+
+
+def run_bench(
+    params: dict,
+    quick: bool = False,
+    float_onnx: str | Path | None = None,
+    int8_onnx: str | Path | None = None,
+) -> dict:
+    """Measure and return the figures of `flywheel bench model` (see the module docstring)."""
+    from training.datamodule import TrainingBatch, gather_windows, load_window_index
+    from training.export import export_onnx
+    from training.quantize import agreement, quantize_int8
+    from training.synthetic import make_synthetic_batch
+    from training.train import train_classifier
+
+    tr = params["training"]
+    bench = tr.get("bench", {}) or {}
+    n_windows = int(bench.get("quick_windows" if quick else "windows", 256 if quick else 2048))
+    context = int(params["ingest"]["context_frames"])
+    n_bins = int(params["frontend"]["n_velocity_bins"])
+    min_s = 0.5 if quick else 2.0
+    out: dict = {"quick": quick}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        eval_curated, eval_labels = make_synthetic_batch(
+            tmp, "bench-eval", n_captures=4, frames_per_capture=256, context_frames=context,
+            window_stride=1, n_bins=n_bins, seed=int(tr["seed"]) + 100,
+        )  # fmt: skip
+        index = load_window_index([TrainingBatch(eval_curated, eval_labels)], context)
+        pos = np.resize(np.arange(len(index)), n_windows)
+        windows = gather_windows(index, pos, context)  # [n_windows, T, V]
+        if float_onnx is None or int8_onnx is None:
+            p = copy.deepcopy(params)
+            p["training"]["epochs"] = int(bench.get("quick_epochs" if quick else "epochs", 2))
+            p["training"]["progress_bar"] = False
+            n_caps = int(bench.get("quick_captures" if quick else "captures", 6))
+            train_batch = TrainingBatch(*make_synthetic_batch(
+                tmp, "bench-train", n_captures=n_caps, frames_per_capture=256, context_frames=context,
+                window_stride=int(params["ingest"]["window_stride"]), n_bins=n_bins, seed=int(tr["seed"]),
+            ))  # fmt: skip
+            t0 = time.perf_counter()
+            train_classifier([train_batch], p, tmp / "model")
+            out["train_seconds"] = time.perf_counter() - t0
+            float_onnx, int8_onnx = tmp / "model.onnx", tmp / "model_int8.onnx"
+            export_onnx(tmp / "model" / "model.ckpt", float_onnx, p)
+            calib = gather_windows(index, np.arange(0, len(index), 3), context)
+            report = quantize_int8(float_onnx, calib, int8_onnx, p)
+            out["quantize_method"] = report["method"]
+            out["quantize_gate_passed"] = report["passed"]
+        float_onnx, int8_onnx = Path(float_onnx), Path(int8_onnx)
+        out["float_windows_per_s"] = _windows_per_s(float_onnx, windows, 1, min_s)
+        out["int8_windows_per_s"] = _windows_per_s(int8_onnx, windows, 1, min_s)
+        out["float_windows_per_s_batch256"] = _windows_per_s(float_onnx, windows, min(256, n_windows), min_s)
+        out["int8_windows_per_s_batch256"] = _windows_per_s(int8_onnx, windows, min(256, n_windows), min_s)
+        out["int8_float_agreement"] = agreement(float_onnx, int8_onnx, windows)
+        profile_name = params.get("package", {}).get("profile", "speaker4")
+        figures = analyse_model(str(int8_onnx))
+        try:
+            budget = check_budget(str(int8_onnx), profile_name)
+        except Exception as exc:  # over budget is a finding to report, not a crash of the benchmark
+            budget = {"within_budget": False, "error": str(exc)}
+        profile = load_profile(profile_name)
+        out.update(
+            {
+                "macs_per_inference": figures["macs_per_inference"],
+                "int8_weight_bytes": figures["int8_weight_bytes"],
+                "weight_storage_bytes": figures["weight_storage_bytes"],
+                "peak_activation_bytes": figures["peak_activation_elements"]
+                * int(profile.get("activation_bytes_per_element", 1)),
+                "params": figures["params"],
+                "profile": profile_name,
+                "macs_per_s_budget": profile["detector_macs_per_s"],
+                "weight_bytes_budget": profile["weight_bytes"],
+                "activation_bytes_budget": profile["activation_bytes"],
+                "within_budget": budget.get("within_budget", False),
+                "budget_error": budget.get("error"),
+                "c_windows_per_s": None,
+                "c_windows_per_s_missing": "C reference inference not built yet (issue 7 item 5)",
+                "n_windows": n_windows,
+                "data": "synthetic curated batch (training.synthetic)",
+            }
+        )
+    return out

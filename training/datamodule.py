@@ -1,0 +1,252 @@
+"""Training data: windows gathered lazily from curated feature stores, split by capture, augmented.
+
+A TrainingBatch pairs a curated batch folder (frames.npy + windows.parquet, docs/CONTRACTS.md) with a
+labels table. Only labelled windows are read, frame by frame from a memory-mapped store, so a large
+store is never loaded whole. The validation split is drawn by capture (never by window: overlapping
+windows of one capture would leak) from training.seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from runtime.labels import N_CLASSES
+
+
+class DataError(ValueError):
+    """Training data is missing, empty or inconsistent with the contract."""
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    curated_dir: Path | str
+    labels_path: Path | str
+
+
+@dataclass
+class WindowIndex:
+    """Where every labelled window lives: store index, end row, label, weight, capture."""
+
+    stores: list[np.ndarray]  # memory-mapped frames.npy per batch, each [rows, V]
+    store_idx: np.ndarray  # [N] int
+    end_row: np.ndarray  # [N] int
+    label: np.ndarray  # [N] int
+    confidence: np.ndarray  # [N] float32
+    capture_id: np.ndarray  # [N] str
+    window_id: np.ndarray  # [N] str
+    end_frame: np.ndarray  # [N] int
+
+    def __len__(self) -> int:
+        return int(self.end_row.shape[0])
+
+    def subset(self, mask: np.ndarray) -> WindowIndex:
+        return WindowIndex(
+            self.stores,
+            self.store_idx[mask],
+            self.end_row[mask],
+            self.label[mask],
+            self.confidence[mask],
+            self.capture_id[mask],
+            self.window_id[mask],
+            self.end_frame[mask],
+        )
+
+
+def load_window_index(batches: list[TrainingBatch], context_frames: int) -> WindowIndex:
+    """Join each labels table with its batch's windows; drop labels of windows the batch lacks."""
+    stores, parts = [], []
+    for i, batch in enumerate(batches):
+        curated = Path(batch.curated_dir)
+        frames_path, windows_path = curated / "frames.npy", curated / "windows.parquet"
+        for p in (frames_path, windows_path, Path(batch.labels_path)):
+            if not p.exists():
+                raise DataError(f"{p}: missing")
+        store = np.load(frames_path, mmap_mode="r", allow_pickle=False)
+        if store.ndim != 2:
+            raise DataError(f"{frames_path}: expected [rows, bins], got shape {store.shape}")
+        stores.append(store)
+        windows = pl.scan_parquet(windows_path).select("window_id", "capture_id", "end_row", "end_frame")
+        # one label per window: a window labelled twice (paid + weak) keeps its most confident label
+        labels = (
+            pl.scan_parquet(batch.labels_path)
+            .select("window_id", "label", pl.col("confidence").fill_null(1.0))
+            .sort(["window_id", "confidence", "label"], descending=[False, True, False])
+            .unique(subset="window_id", keep="first", maintain_order=True)
+        )
+        joined = (
+            labels.join(windows, on="window_id", how="inner")
+            .filter(pl.col("end_row") >= context_frames - 1)
+            .with_columns(pl.lit(i).alias("store_idx"))
+            .sort("end_row", "window_id")  # join order is not guaranteed; training order must be
+            .collect()
+        )
+        if joined.height and int(joined["end_row"].max()) >= store.shape[0]:
+            raise DataError(f"{windows_path}: end_row beyond {frames_path} ({store.shape[0]} rows)")
+        parts.append(joined)
+    table = pl.concat(parts) if parts else pl.DataFrame()
+    if table.height == 0:
+        raise DataError("no labelled windows found in the given batches")
+    label = table["label"].to_numpy().astype(np.int64)
+    if label.min() < 0 or label.max() >= N_CLASSES:
+        raise DataError(f"labels must be class indices 0..{N_CLASSES - 1}")
+    confidence = table["confidence"].fill_null(1.0).to_numpy().astype(np.float32).clip(0.0, 1.0)
+    return WindowIndex(
+        stores=stores,
+        store_idx=table["store_idx"].to_numpy().astype(np.int64),
+        end_row=table["end_row"].to_numpy().astype(np.int64),
+        label=label,
+        confidence=confidence,
+        capture_id=table["capture_id"].to_numpy().astype(str),
+        window_id=table["window_id"].to_numpy().astype(str),
+        end_frame=table["end_frame"].to_numpy().astype(np.int64),
+    )
+
+
+def gather_windows(index: WindowIndex, positions: np.ndarray, context_frames: int) -> np.ndarray:
+    """Windows [len(positions), context, V] float32: rows end_row-context+1 .. end_row of their store."""
+    positions = np.asarray(positions, dtype=np.int64)
+    n_bins = index.stores[0].shape[1]
+    out = np.empty((len(positions), context_frames, n_bins), np.float32)
+    offsets = np.arange(context_frames) - (context_frames - 1)  # [T]: end-T+1 .. end
+    store_of = index.store_idx[positions]
+    for s in np.unique(store_of):
+        sel = np.flatnonzero(store_of == s)
+        rows = index.end_row[positions[sel]][:, None] + offsets[None, :]  # [n, T]
+        out[sel] = index.stores[int(s)][rows]  # fancy indexing reads only these rows of the memmap
+    return out
+
+
+def split_by_capture(capture_ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask [N]: True for windows of the captures drawn for validation (deterministic)."""
+    captures = np.unique(capture_ids)  # sorted, so the draw does not depend on row order
+    n_val = round(val_fraction * len(captures))
+    if val_fraction > 0 and len(captures) >= 2:
+        n_val = min(max(n_val, 1), len(captures) - 1)
+    rng = np.random.default_rng(seed)
+    val_captures = rng.permutation(captures)[:n_val]
+    return np.isin(capture_ids, val_captures)
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Inverse-frequency class weights [3], mean 1 over present classes (absent classes get 0)."""
+    counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
+    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    present = counts > 0
+    weights[present] *= present.sum() / weights[present].sum()
+    return weights.astype(np.float32)
+
+
+def normalisation_stats(
+    index: WindowIndex, context_frames: int, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-velocity-bin mean and std [V] over the frames of the given windows, in chunks."""
+    n_bins = index.stores[0].shape[1]
+    total, total_sq, count = np.zeros(n_bins), np.zeros(n_bins), 0
+    for start in range(0, len(index), chunk):
+        w = gather_windows(index, np.arange(start, min(start + chunk, len(index))), context_frames)
+        w64 = w.reshape(-1, n_bins).astype(np.float64)  # [n*T, V]
+        total += w64.sum(0)
+        total_sq += (w64**2).sum(0)
+        count += w64.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+def augment(x, gain_db: float, noise_db: float, shift_bins: int, generator):
+    """Physics-respecting augmentation of dB windows x [N, T, V] (torch), in place of a copy.
+
+    gain: one dB offset per window (emission level / range); noise: Gaussian jitter in dB (the
+    log-periodogram's estimator noise); shift: move the spectrum by up to ±shift_bins velocity bins,
+    repeating the edge bin (a small change of speed; never wraps +v_max onto -v_max).
+    """
+    import torch
+
+    n = x.shape[0]
+    out = x.clone()
+    if gain_db > 0:
+        out += (torch.rand(n, 1, 1, generator=generator) * 2 - 1) * gain_db
+    if noise_db > 0:
+        out += torch.randn(out.shape, generator=generator) * noise_db
+    if shift_bins > 0:
+        shifts = torch.randint(-shift_bins, shift_bins + 1, (n,), generator=generator)
+        n_bins = x.shape[-1]
+        base = torch.arange(n_bins)
+        for s in shifts.unique().tolist():
+            if s == 0:
+                continue
+            rows = shifts == s
+            src = (base - s).clamp(0, n_bins - 1)  # output bin v reads input bin v - s
+            out[rows] = out[rows][..., src]
+    return out
+
+
+def make_datamodule(batches: list[TrainingBatch], params: dict):
+    """Build the LightningDataModule (lightning imported here to keep CLI start-up fast)."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    tr = params["training"]
+    context = int(params["ingest"]["context_frames"])
+
+    class WindowDataset(Dataset):
+        def __init__(self, index: WindowIndex) -> None:
+            self.index = index
+
+        def __len__(self) -> int:
+            return len(self.index)
+
+        def __getitems__(self, positions: list[int]):
+            pos = np.asarray(positions)
+            x = torch.from_numpy(gather_windows(self.index, pos, context))  # [B,T,V]
+            y = torch.from_numpy(self.index.label[pos])  # [B]
+            w = torch.from_numpy(self.index.confidence[pos])  # [B]
+            return x, y, w
+
+        def __getitem__(self, k: int):
+            x, y, w = self.__getitems__([k])
+            return x[0], y[0], w[0]
+
+    def identity_collate(batch):
+        return batch
+
+    class FeatureStoreDataModule(L.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.index = load_window_index(batches, context)
+            self.val_mask = split_by_capture(
+                self.index.capture_id, float(tr["val_fraction"]), int(tr["seed"])
+            )
+            self.train_index = self.index.subset(~self.val_mask)
+            self.val_index = self.index.subset(self.val_mask)
+            if len(self.train_index) == 0:
+                raise DataError("the capture split left no training windows")
+            self.class_weights = class_weights(self.train_index.label)
+            self.mean, self.std = normalisation_stats(self.train_index, context)
+
+        def train_dataloader(self):
+            gen = torch.Generator().manual_seed(int(tr["seed"]))
+            return DataLoader(
+                WindowDataset(self.train_index),
+                batch_size=int(tr["batch_size"]),
+                shuffle=True,
+                generator=gen,
+                num_workers=0,
+                collate_fn=identity_collate,
+            )
+
+        def val_dataloader(self):
+            return DataLoader(
+                WindowDataset(self.val_index),
+                batch_size=int(tr["batch_size"]),
+                shuffle=False,
+                num_workers=0,
+                collate_fn=identity_collate,
+            )
+
+    return FeatureStoreDataModule()

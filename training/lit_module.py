@@ -1,0 +1,64 @@
+"""LightningModule around PresenceNet: confidence- and class-weighted cross-entropy, AdamW, cosine LR."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.datamodule import augment
+from training.model import ModelConfig, build_model
+
+
+def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
+    """Return the LightningModule instance (lightning imported here to keep CLI start-up fast)."""
+    import lightning as L
+    import torch
+    from torch.nn import functional as F
+
+    tr = params["training"]
+    aug = tr.get("augment", {}) or {}
+
+    class LitClassifier(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = build_model(cfg)
+            self.register_buffer("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
+            self.aug_generator = torch.Generator().manual_seed(int(tr["seed"]) + 1)
+
+        def forward(self, x):
+            return self.model(x)
+
+        def _loss(self, logits, y, w):
+            per_sample = F.cross_entropy(logits, y, reduction="none")  # [B]
+            weight = self.class_weights[y] * w  # class balance x label confidence
+            return (per_sample * weight).sum() / weight.sum().clamp_min(1e-6)
+
+        def training_step(self, batch, batch_idx):
+            x, y, w = batch
+            x = augment(
+                x,
+                float(aug.get("gain_db", 0.0)),
+                float(aug.get("noise_db", 0.0)),
+                int(aug.get("velocity_shift_bins", 0)),
+                self.aug_generator,
+            )
+            logits, _ = self.model(x)
+            loss = self._loss(logits, y, w)
+            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y, w = batch
+            logits, _ = self.model(x)
+            loss = self._loss(logits, y, w)
+            acc = (logits.argmax(1) == y).float().mean()
+            self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("val_acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
+
+        def configure_optimizers(self):
+            opt = torch.optim.AdamW(
+                self.parameters(), lr=float(tr["learning_rate"]), weight_decay=float(tr["weight_decay"])
+            )
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(tr["epochs"]), 1))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    return LitClassifier()

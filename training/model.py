@@ -1,0 +1,133 @@
+"""DSP-friendly presence classifier: depthwise-separable 2-D convolutions over a Doppler context window.
+
+Input [N, context_frames, n_velocity_bins] in dB; per-velocity-bin normalisation lives inside the model
+as buffers so the exported ONNX takes raw front-end features. Only ops a DSP kernel library has:
+Conv (regular and depthwise), ReLU, global average pool, Gemm. BatchNorm is folded into the preceding
+convolution by `fold_batchnorm` before export.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from runtime.labels import N_CLASSES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    context_frames: int = 32
+    n_velocity_bins: int = 48
+    channels: int = 32
+    embedding_dim: int = 32
+    n_classes: int = N_CLASSES
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**{k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def from_params(cls, params: dict) -> ModelConfig:
+        return cls(
+            context_frames=int(params["ingest"]["context_frames"]),
+            n_velocity_bins=int(params["frontend"]["n_velocity_bins"]),
+            channels=int(params["training"]["channels"]),
+            embedding_dim=int(params["training"]["embedding_dim"]),
+        )
+
+
+def build_model(cfg: ModelConfig):
+    """Return a PresenceNet (torch.nn.Module); torch is imported here so module import stays cheap."""
+    import torch
+    from torch import nn
+
+    def conv_bn(c_in: int, c_out: int, stride: int, groups: int, kernel: int) -> nn.Sequential:
+        pad = kernel // 2
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=pad, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+        )
+
+    class PresenceNet(nn.Module):
+        def __init__(self, cfg: ModelConfig) -> None:
+            super().__init__()
+            self.cfg = cfg
+            c = cfg.channels
+            self.register_buffer("feature_mean", torch.zeros(cfg.n_velocity_bins))  # [V] dB
+            self.register_buffer("feature_inv_std", torch.ones(cfg.n_velocity_bins))  # [V] 1/dB
+            self.stem = conv_bn(1, c, stride=2, groups=1, kernel=3)  # [N,c,T/2,V/2]
+            self.blocks = nn.Sequential(
+                conv_bn(c, c, stride=2, groups=c, kernel=3),  # depthwise  [N,c,T/4,V/4]
+                conv_bn(c, c, stride=1, groups=1, kernel=1),  # pointwise
+                conv_bn(c, c, stride=1, groups=c, kernel=3),
+                conv_bn(c, c, stride=1, groups=1, kernel=1),
+                conv_bn(c, c, stride=2, groups=c, kernel=3),  # [N,c,T/8,V/8]
+                conv_bn(c, c, stride=1, groups=1, kernel=1),
+            )
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.embed = nn.Linear(c, cfg.embedding_dim)
+            self.head = nn.Linear(cfg.embedding_dim, cfg.n_classes)
+
+        def set_normalisation(self, mean, std) -> None:
+            mean_t = torch.as_tensor(mean, dtype=torch.float32)
+            std_t = torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-3)
+            self.feature_mean.copy_(mean_t)
+            self.feature_inv_std.copy_(1.0 / std_t)
+
+        def forward(self, features):  # features [N, T, V] dB
+            x = (features - self.feature_mean) * self.feature_inv_std  # [N,T,V]
+            x = x.unsqueeze(1)  # [N,1,T,V]
+            x = self.blocks(self.stem(x))  # [N,c,T/8,V/8]
+            x = self.pool(x).flatten(1)  # [N,c]
+            embedding = torch.relu(self.embed(x))  # [N,D]
+            logits = self.head(embedding)  # [N,3]
+            return logits, embedding
+
+    return PresenceNet(cfg)
+
+
+def fold_batchnorm(model):
+    """Return an eval-mode copy of `model` with every BatchNorm folded into the conv before it."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(model).eval()
+    for seq in fused.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        children = list(seq.children())
+        for i in range(len(children) - 1):
+            conv, bn = children[i], children[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return fused
+
+
+def load_checkpoint(ckpt_path) -> Any:
+    """Rebuild the model from out_dir/model.ckpt (a dict of tensors + config, loaded weights_only)."""
+    import torch
+
+    blob = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model = build_model(ModelConfig.from_dict(blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def save_checkpoint(model, ckpt_path) -> None:
+    """Write {state_dict, config} atomically with torch.save (tensors and plain values only)."""
+    import io
+
+    import torch
+
+    from common.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "config": model.cfg.to_dict()}, buf)
+    atomic_write_bytes(ckpt_path, buf.getvalue())

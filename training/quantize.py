@@ -1,0 +1,196 @@
+"""Static int8 quantization (QDQ) with a float-vs-int8 agreement gate and documented fallbacks.
+
+Recipe: quant_pre_process (shape inference, graph fusions), then quantize_static in QDQ format with
+MinMax calibration on training windows, symmetric int8 weights and activations, per-channel weights.
+Gate: argmax agreement between float and int8 on the given windows >= quantize.agreement_target.
+Fallbacks, tried in order when the gate fails (first that passes wins; otherwise the best is kept
+and the report says the gate failed):
+  1. per_channel_int8     - the default recipe
+  2. per_tensor_int8      - one scale per weight tensor (helps when a channel's range is degenerate)
+  3. int16_activations    - int8 weights, 16-bit activations (QDQ contrib ops)
+  4. exclude_worst_nodes  - per-channel int8, leaving the nodes with the largest output error in float
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "features"
+
+
+def _reader(windows: np.ndarray, batch: int):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class WindowReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.start = 0
+
+        def get_next(self):
+            if self.start >= len(windows):
+                return None
+            chunk = np.ascontiguousarray(windows[self.start : self.start + batch], dtype=np.float32)
+            self.start += batch
+            return {INPUT_NAME: chunk}
+
+        def rewind(self) -> None:
+            self.start = 0
+
+    return WindowReader()
+
+
+def run_onnx(
+    model: str | Path | bytes, windows: np.ndarray, batch: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logits [N,3], embedding [N,D]) from an ONNX model on windows [N,T,V]."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    src = model if isinstance(model, bytes) else str(model)
+    sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    logits, embs = [], []
+    for start in range(0, len(windows), batch):
+        lo, em = sess.run(
+            ["logits", "embedding"], {INPUT_NAME: np.ascontiguousarray(windows[start : start + batch])}
+        )
+        logits.append(lo)
+        embs.append(em)
+    return np.concatenate(logits), np.concatenate(embs)
+
+
+def _quantize(prep_path: Path, out_path: Path, windows: np.ndarray, method: str, exclude: list[str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    activation_type = QuantType.QInt8
+    if method == "int16_activations":
+        activation_type = QuantType.QInt16
+        extra["UseQDQContribOps"] = True
+    quantize_static(
+        str(prep_path),
+        str(out_path),
+        _reader(windows, 64),
+        quant_format=QuantFormat.QDQ,
+        per_channel=method != "per_tensor_int8",
+        activation_type=activation_type,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=exclude,
+        extra_options=extra,
+    )
+
+
+def _worst_nodes(prep_path: Path, int8_path: Path, windows: np.ndarray, n: int) -> list[str]:
+    """Names of the n compute nodes whose int8 output differs most (relative) from float."""
+    import onnx
+    import onnxruntime as ort
+
+    def outputs_of(path: Path, names: list[str]) -> list[np.ndarray]:
+        m = onnx.load(str(path))
+        known = {o.name for o in m.graph.output}
+        for name in names:
+            if name not in known:
+                m.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(names, {INPUT_NAME: windows[:64]})
+
+    fmodel = onnx.load(str(prep_path))
+    compute = [node for node in fmodel.graph.node if node.op_type in ("Conv", "Gemm", "MatMul")]
+    names = [node.output[0] for node in compute]
+    f_out, q_out = outputs_of(prep_path, names), outputs_of(int8_path, names)
+    errors = [np.abs(f - q).mean() / (np.abs(f).mean() + 1e-9) for f, q in zip(f_out, q_out, strict=True)]
+    order = np.argsort(errors)[::-1][:n]
+    return [compute[i].name for i in order]
+
+
+def quantize_int8(
+    float_onnx: str | Path, calibration_windows: np.ndarray, int8_onnx: str | Path, params: dict
+) -> dict:
+    """Quantize float_onnx to int8_onnx (QDQ); return the gate report (method used, agreement, attempts).
+
+    calibration_windows [N,T,V] float32 calibrate the activation ranges (first quantize.calibration_windows
+    of them) and are also the windows the gate compares on; pass eval windows via params or call
+    `agreement` yourself for a held-out comparison.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    q = params.get("quantize", {}) or {}
+    target = float(q.get("agreement_target", 0.995))
+    n_calib = int(q.get("calibration_windows", 512))
+    windows = np.ascontiguousarray(calibration_windows, dtype=np.float32)
+    if windows.ndim != 3 or len(windows) == 0:
+        raise ValueError(f"calibration windows must be [N,T,V] with N > 0, got {windows.shape}")
+    calib = windows[:n_calib]
+    f_logits, _ = run_onnx(float_onnx, windows)
+    attempts: list[dict] = []
+    best: tuple[float, bytes, dict] | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        prep = Path(tmp) / "prep.onnx"
+        quant_pre_process(str(float_onnx), str(prep), skip_symbolic_shape=True)
+        plans: list[tuple[str, list[str]]] = [
+            ("per_channel_int8", []),
+            ("per_tensor_int8", []),
+            ("int16_activations", []),
+            ("exclude_worst_nodes", []),
+        ]
+        for method, exclude in plans:
+            out = Path(tmp) / f"{method}.onnx"
+            if method == "exclude_worst_nodes":
+                exclude = _worst_nodes(
+                    prep, Path(tmp) / "per_channel_int8.onnx", windows, int(q.get("exclude_nodes", 2))
+                )
+            try:
+                _quantize(
+                    prep,
+                    out,
+                    calib,
+                    "per_channel_int8" if method == "exclude_worst_nodes" else method,
+                    exclude,
+                )
+                q_logits, _ = run_onnx(out, windows)
+            except Exception as exc:  # a fallback may be unsupported by this onnxruntime build: record, go on
+                attempts.append({"method": method, "error": str(exc)[:300]})
+                continue
+            agree = float((q_logits.argmax(1) == f_logits.argmax(1)).mean())
+            record = {
+                "method": method,
+                "agreement": agree,
+                "max_abs_logit_diff": float(np.abs(q_logits - f_logits).max()),
+                "excluded_nodes": exclude,
+            }
+            attempts.append(record)
+            log.info("int8 %s: agreement %.4f", method, agree)
+            if best is None or agree > best[0]:
+                best = (agree, out.read_bytes(), record)
+            if agree >= target:
+                break
+    if best is None:
+        raise RuntimeError(f"every quantization attempt failed: {attempts}")
+    agree, blob, record = best
+    atomic_write_bytes(int8_onnx, blob)
+    return {
+        "method": record["method"],
+        "agreement": agree,
+        "agreement_target": target,
+        "passed": agree >= target,
+        "max_abs_logit_diff": record["max_abs_logit_diff"],
+        "excluded_nodes": record["excluded_nodes"],
+        "n_calibration_windows": len(calib),
+        "n_gate_windows": len(windows),
+        "attempts": attempts,
+    }
+
+
+def agreement(float_onnx: str | Path | bytes, int8_onnx: str | Path | bytes, windows: np.ndarray) -> float:
+    """Argmax agreement between two ONNX models on windows [N,T,V]."""
+    a, _ = run_onnx(float_onnx, windows)
+    b, _ = run_onnx(int8_onnx, windows)
+    return float((a.argmax(1) == b.argmax(1)).mean())
