@@ -16,7 +16,8 @@ Schema (format_version 1; names in `files` are relative to `payload/` in the tar
     data_hashes      {dataset: str}      DVC hashes of the training data
     params_hash      str, 64 hex (common.params.params_hash)
     metrics          {name: number}
-    model            {file, inputs: [tensor], outputs: [tensor], quantization: {dtype, scale, zero_point}}
+    model            {file, inputs: [tensor], outputs: [tensor],
+                      quantization: {dtype int8|int16, scale, zero_point}}
                      tensor = {name, shape: [int | str], dtype}
     configs          {frontend|detector|mbdp|calibration: {file, runtime_version}}
     created_by       str
@@ -35,6 +36,8 @@ from deploy.errors import ManifestError
 
 FORMAT_VERSION = 1
 REQUIRED_CONFIGS = ("frontend", "detector", "mbdp", "calibration")
+# int8 weights always; activations int8, or int16 when the quantization gate had to fall back to it
+ACTIVATION_DTYPES = {"int8": (-128, 127), "int16": (-32768, 32767)}
 DEFAULT_SELF_TEST = {"vectors": "test_vectors.npz", "atol": 1e-4}
 
 SEMVER_RE = re.compile(
@@ -139,13 +142,14 @@ def _check_model(model: dict, files: dict) -> None:
     quant = model["quantization"]
     if not isinstance(quant, dict):
         raise ManifestError("model.quantization must be an object")
-    if quant.get("dtype") != "int8":
-        raise ManifestError("model.quantization.dtype must be 'int8'")
+    if quant.get("dtype") not in ACTIVATION_DTYPES:
+        raise ManifestError(f"model.quantization.dtype must be one of {sorted(ACTIVATION_DTYPES)}")
     if not _is_number(quant.get("scale")) or quant["scale"] <= 0:
         raise ManifestError("model.quantization.scale must be a positive number")
     zero_point = quant.get("zero_point")
-    if not _is_int(zero_point) or not -128 <= zero_point <= 127:
-        raise ManifestError("model.quantization.zero_point must be an int8 integer")
+    low, high = ACTIVATION_DTYPES.get(quant.get("dtype"), (0, 0))
+    if not _is_int(zero_point) or not low <= zero_point <= high:
+        raise ManifestError(f"model.quantization.zero_point must be an {quant.get('dtype')} integer")
 
 
 def _check_files(files: dict) -> None:

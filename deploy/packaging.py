@@ -18,6 +18,7 @@ import onnx
 from deploy.bundle import build_bundle
 from deploy.keystore import Keystore
 from runtime.crossover import MBDP_RUNTIME_VERSION
+from runtime.onnx_session import make_session
 
 FRONTEND_RUNTIME_VERSION = "frontend-1"
 DETECTOR_RUNTIME_VERSION = "detector-1"
@@ -39,12 +40,9 @@ def deterministic_npz(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def expected_logits(model_path: Path, inputs: np.ndarray) -> np.ndarray:
-    """What the device's self-test must reproduce: the int8 model's logits on the test inputs."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    """What the device's self-test and the firmware C reference must reproduce: the int8 model's logits
+    on the test inputs, computed the way the device runs the model (runtime.onnx_session)."""
+    session = make_session(model_path)
     (logits,) = session.run(["logits"], {"features": inputs.astype(np.float32)})
     return logits.astype(np.float32)
 
@@ -107,21 +105,34 @@ def package_bundle(
     out_path: Path,
     keystore: Keystore | None = None,
     extra_files: dict[str, Path | bytes] | None = None,
+    firmware_c: bool = True,
 ) -> dict:
-    """Build and sign the bundle at out_path; returns its manifest."""
+    """Build and sign the bundle at out_path; returns its manifest.
+
+    firmware_c adds the C reference inference under c/ (deploy.firmware_c_emit.firmware_payload); it
+    raises deploy.firmware_c.UnsupportedModelError for a model the C cannot run (e.g. float nodes left
+    by the exclude_worst_nodes fallback).
+    """
     inputs, outputs = _tensor_specs(model_int8)
+    vectors = {
+        "inputs": test_inputs.astype(np.float32),
+        "expected_logits": expected_logits(model_int8, test_inputs),
+    }
+    c_files: dict[str, Path | bytes] = {}
+    if firmware_c:
+        from deploy.firmware_c_emit import firmware_payload
+
+        c_files.update(
+            firmware_payload(model_int8, frontend, detector, vectors["inputs"], vectors["expected_logits"])
+        )
     payload: dict[str, Path | bytes] = {
         "model_int8.onnx": model_int8,
         "frontend.json": _config_bytes(frontend),
         "detector.json": _config_bytes(detector),
         "mbdp.json": _config_bytes(mbdp),
         "calibration.json": _config_bytes(calibration),
-        "test_vectors.npz": deterministic_npz(
-            {
-                "inputs": test_inputs.astype(np.float32),
-                "expected_logits": expected_logits(model_int8, test_inputs),
-            }
-        ),
+        "test_vectors.npz": deterministic_npz(vectors),
+        **c_files,
         **(extra_files or {}),
     }
     fields = {

@@ -70,8 +70,11 @@ def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> Gat
     """
     lim = {**DEFAULT_LIMITS, **(limits or {})}
     for name, stats in (("canary", canary), ("baseline", baseline)):
-        if stats.get("hours", 0) <= 0 or any(stats.get(k, -1) < 0 for k in ("false_alarms", "detections")):
-            raise ValueError(f"{name} stats need hours > 0 and non-negative false_alarms, detections")
+        if any(stats.get(k, -1) < 0 for k in ("hours", "false_alarms", "detections")):
+            raise ValueError(f"{name} stats need non-negative hours, false_alarms, detections")
+    for name, stats in (("canary", canary), ("baseline", baseline)):
+        if stats["hours"] == 0:  # nothing to compare: never proceed on no evidence
+            return GateDecision(False, [f"no {name} logs (0 h observed)"], {f"{name}_hours": 0.0})
     fa_canary = canary["false_alarms"] / canary["hours"]
     fa_base = baseline["false_alarms"] / baseline["hours"]
     det_canary = canary["detections"] / canary["hours"]
@@ -80,6 +83,11 @@ def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> Gat
     det_floor = det_base * lim["min_detection_ratio"]
     numbers = {
         "canary_hours": canary["hours"],
+        "baseline_hours": baseline["hours"],
+        "canary_false_alarms": canary["false_alarms"],
+        "baseline_false_alarms": baseline["false_alarms"],
+        "canary_detections": canary["detections"],
+        "baseline_detections": baseline["detections"],
         "canary_false_alarms_per_hour": fa_canary,
         "baseline_false_alarms_per_hour": fa_base,
         "false_alarms_per_hour_limit": fa_limit,
@@ -88,7 +96,7 @@ def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> Gat
         "detections_per_hour_floor": det_floor,
     }
     reasons = []
-    if canary["hours"] < lim["min_canary_hours"]:
+    if canary["hours"] < lim["min_canary_hours"] - 1e-9:  # hours are sums of clip lengths: allow rounding
         reasons.append(f"only {canary['hours']:.2f} h of canary logs (< {lim['min_canary_hours']:g} h)")
     if fa_canary > fa_limit:
         reasons.append(
@@ -103,23 +111,30 @@ def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> Gat
     return GateDecision(True, ["canaries within limits"], numbers)
 
 
-def rollback_device(device_dir: str | os.PathLike, reason: str) -> dict:
-    """Switch back to the other slot if it is good and verifies; mark the current one bad."""
+def rollback_device(device_dir: str | os.PathLike, reason: str, allow_factory: bool = False) -> dict:
+    """Switch back to the other slot if it is good and verifies; mark the current one bad.
+
+    allow_factory: a device whose first bundle is rolled back (no other good slot) goes back to the
+    factory detector (no active slot) instead of refusing.
+    """
     device_dir = Path(device_dir)
     state = read_state(device_dir)
     current = state["active_slot"]
     if current is None:
         raise BundleError("nothing installed: no slot to roll back from")
     other = "A" if current == "B" else "B"
-    if state["slots"][other]["state"] != "good":
+    if state["slots"][other]["state"] == "good":
+        trusted, _ = device_trust(device_dir)
+        verify_slot(device_dir / "slots" / other, trusted)
+    elif allow_factory:
+        other = None
+    else:
         raise BundleError(f"slot {other} holds no good bundle to roll back to")
-    trusted, _ = device_trust(device_dir)
-    verify_slot(device_dir / "slots" / other, trusted)
     state["slots"][current]["state"] = "bad"
     state["active_slot"] = other
-    state["good"] = True
+    state["good"] = other is not None
     state["previous_slot"] = None
-    state["bundle_version"] = state["slots"][other]["version"]
+    state["bundle_version"] = state["slots"][other]["version"] if other else None
     state["last_rollback"] = {"from": current, "to": other, "reason": reason}
     atomic_write_json(device_dir / "state.json", state)
     return {"device": str(device_dir), "from": current, "to": other, "version": state["bundle_version"]}

@@ -30,12 +30,9 @@ class SelfTestResult:
 
 def run_model_logits(model_path: Path, inputs: np.ndarray, input_name: str = "features") -> np.ndarray:
     """logits [N, 3] for inputs [N, C, V], single-threaded CPU onnxruntime."""
-    import onnxruntime as ort
+    from runtime.onnx_session import make_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    session = make_session(model_path)
     outputs = session.run(None, {input_name: inputs})
     names = [o.name for o in session.get_outputs()]
     if "logits" not in names:

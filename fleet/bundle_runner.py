@@ -66,11 +66,9 @@ class BundleRunner:
         self.fs, self.block_s = fs, block_s
         self.rare = None
         if (payload / "rare_event.onnx").exists():
-            import onnxruntime as ort
+            from runtime.onnx_session import make_session
 
-            self.rare = ort.InferenceSession(
-                str(payload / "rare_event.onnx"), providers=["CPUExecutionProvider"]
-            )
+            self.rare = make_session(payload / "rare_event.onnx")
 
     def run(self, iq: np.ndarray, carrier_hz: float) -> BundleResult:
         dec = self.pipeline.run_capture(iq, self.fs, carrier_hz)

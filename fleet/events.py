@@ -24,6 +24,7 @@ from fleet.scatterers import (
     steering,
     upsample,
 )
+from runtime.loudspeaker import LoudspeakerParams, bl_ratio, carrier_phase_cycles, quasi_static_excursion
 
 # event_type → (is_presence, motion_class)
 EVENT_INFO: dict[str, tuple[bool, str]] = {
@@ -488,15 +489,20 @@ def bass_waveform(rng: np.random.Generator, t0: float) -> Callable[[np.ndarray],
 def music(t0, dur, rng, room, volume: float = 5.0, excursion_mm: float = 1.2):
     """Playback bass moves the cone by X(t); the carrier gets phase β(t) = 2π·f0·X(t)/c.
 
+    X(t) and the Bl(x) carrier gain come from runtime.loudspeaker (the model the MBDP bench uses).
     The modulated emission reaches the mics through the direct path, so the distortion is
-    direct[m]·(exp(jβ) − 1): rank one across mics with exactly the direct path's signature.
+    direct[m]·(Bl(X)/Bl0·exp(jβ) − 1): rank one across mics with exactly the direct path's signature.
     """
     x_peak = excursion_mm * 1e-3 * (volume / 10.0) ** 2
     b = bass_waveform(rng, t0)
+    speaker = LoudspeakerParams()
 
     def draw(t, ctx):
-        beta_cycles = ctx.ac.f0 * x_peak * b(t) * fade(t, t0, t1, ramp_s=0.5) / ctx.ac.c
-        return ctx.direct[:, None].astype(np.complex64) * (expj_cycles(np.mod(beta_cycles, 1.0)) - 1)[None]
+        # shared loudspeaker model: Kms(x)/Bl(x) shape the excursion, Bl(x) scales the carrier
+        x = quasi_static_excursion(x_peak * b(t) * fade(t, t0, t1, ramp_s=0.5), speaker)
+        beta_cycles = carrier_phase_cycles(x, ctx.ac.f0, ctx.ac.c)
+        gain = bl_ratio(x, speaker) * expj_cycles(np.mod(beta_cycles, 1.0))
+        return ctx.direct[:, None].astype(np.complex64) * (gain - 1).astype(np.complex64)[None]
 
     t1 = t0 + dur
     return t1, draw

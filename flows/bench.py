@@ -15,6 +15,8 @@ SUITES = {
     "ingest": "ingest.bench",
     "mining": "mining.bench",
     "model": "training.bench",
+    "mbdp": "runtime.bench_mbdp",
+    "calibration": "runtime.bench_calibration",
 }
 
 

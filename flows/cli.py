@@ -208,6 +208,49 @@ def deploy(
     typer.echo(message)
 
 
+@app.command()
+def rollout(
+    bundle: Annotated[Path, typer.Argument(help="bundle .tar")],
+    fleet: Annotated[Path, typer.Option(help="fleet folder (one device folder per unit)")],
+    devices: Annotated[
+        int | None, typer.Option(help="provision field units up to this many (default: params when empty)")
+    ] = None,
+    canary_fraction: Annotated[float | None, typer.Option(help="canary share of the targets")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Staged rollout (Prefect flow): canaries, gate on their next logs, then the rest or a rollback.
+
+    Exit 0: rolled out to every target; 1: halted (canaries rolled back); 3: some of the rest refused.
+    """
+    if not bundle.is_file():
+        _fail(f"{bundle}: no such bundle file", code=2)
+    from flows.env import configure_environment
+
+    configure_environment(params.resolve().parent)
+    from common.params import load_params
+    from deploy.fleet import list_fleet
+    from deploy.staged import HALTED, ROLLED_OUT, format_entry
+    from flows.rollout import staged_rollout
+
+    if devices is None and not list_fleet(fleet):
+        devices = int(load_params(params)["deploy"]["rollout"]["fleet_devices"])
+    try:
+        doc = staged_rollout(
+            bundle=str(bundle),
+            fleet_dir=str(fleet),
+            params_file=str(params),
+            n_devices=devices,
+            canary_fraction=canary_fraction,
+        )
+    except ValueError as exc:  # nothing to roll out to, bad fraction, unreadable manifest
+        _fail(str(exc), code=2)
+    for entry in doc["decisions"]:
+        typer.echo(format_entry(entry))
+    typer.echo(f"outcome: {doc['outcome']} (decision log: {doc['decision_log']})")
+    if doc["outcome"] != ROLLED_OUT:
+        raise typer.Exit(1 if doc["outcome"] == HALTED else 3)
+
+
 @device_app.command("provision")
 def device_provision(
     directory: Annotated[Path, typer.Argument(help="device folder to create")],
@@ -276,6 +319,37 @@ def bench(
     _write_json(json_out, figures)
     if json_out is not None:
         typer.echo(json.dumps(figures, indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def experiment(
+    json_out: Annotated[Path, typer.Option("--json", help="results JSON; table and plots go beside it")],
+    turns: Annotated[int | None, typer.Option(help="turns per strategy (default: experiment.turns)")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="training/mining seeds (default: experiment.seeds)")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="tiny fleet (about two minutes)")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Compare the flywheel's mining with random and uncertainty-only selection at equal label budgets."""
+    from rich.progress import Progress
+
+    from common.io import atomic_write_json
+    from common.params import load_params
+    from mining.experiment import count_steps, experiment_config, run_experiment
+
+    p = load_params(params)
+    ex = experiment_config(p, quick)
+    n_turns, n_seeds = turns or int(ex["turns"]), seeds or int(ex["seeds"])
+    out_dir = json_out.parent / json_out.stem
+    with Progress() as bar:
+        task = bar.add_task("experiment", total=count_steps(ex, n_turns, n_seeds))
+        results = run_experiment(
+            p, out_dir, n_turns, n_seeds, quick, progress=lambda d: bar.update(task, advance=1, description=d)
+        )
+    atomic_write_json(json_out, results)
+    typer.echo((out_dir / "results.md").read_text())
+    typer.echo(f"wrote {json_out} and {out_dir}/ (results.md, plots/)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

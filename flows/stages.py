@@ -281,6 +281,8 @@ def package(params: dict, paths: Paths) -> dict:
     from flows.lineage import data_hashes, git_revision
     from mining.pool import gather_windows, open_frames
     from runtime.crossover import design_mbdp
+    from runtime.fixed_point import export_bundle_files
+    from runtime.mbdp import design_crossover
 
     started = time.perf_counter()
     pk = params["package"]
@@ -309,6 +311,10 @@ def package(params: dict, paths: Paths) -> dict:
         },
         package_params=pk,
         out_path=paths.bundle,
+        # CMSIS-DSP Q31 biquads of the same crossovers: mbdp.h and mbdp_q31.json
+        extra_files=export_bundle_files(
+            design_crossover(pk["mbdp"]["crossovers_hz"], float(pk["mbdp"]["fs_hz"]))
+        ),
     )
     summary = {
         "version": manifest["version"],

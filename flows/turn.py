@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
+from rich.console import Console
 
 from common.params import load_params
 from common.paths import Paths
@@ -24,6 +25,7 @@ from flows.dvcfile import dvc_name
 from flows.stages import REGISTRY, execution_order
 
 _dvc_lock = threading.Lock()  # the DVC repo object is not thread-safe
+_console = Console(stderr=True)
 
 
 def _clear_outputs(name: str, paths: Paths) -> None:
@@ -48,14 +50,18 @@ def run_stage_task(name: str, params: dict, data_dir: str, bridge=None) -> dict:
             current = bridge.is_current(dvc_name(name))
         if current:
             logger.info("%s: up to date (dvc.lock), skipped", name)
+            _console.print(f"[dim]= {name}: up to date, skipped[/dim]")
             return {"stage": name, "skipped": True, "seconds": 0.0}
     _clear_outputs(name, paths)
+    _console.print(f"[cyan]▶ {name}[/cyan]")
     started = time.perf_counter()
     record = REGISTRY[name].run(params, paths)
     if bridge is not None:
         with _dvc_lock:
             bridge.commit(dvc_name(name))
-    logger.info("%s: done in %.1f s", name, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    logger.info("%s: done in %.1f s", name, elapsed)
+    _console.print(f"[green]✓ {name}[/green] {elapsed:.1f} s")
     return record
 
 

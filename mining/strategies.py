@@ -45,12 +45,26 @@ def uncertain(ctx: MiningContext) -> np.ndarray:
     return order[distance[order] <= ctx.uncertainty_band]
 
 
+NOVELTY_CHUNK = 65536  # pool windows per k-d tree query: bounds the query's temporary memory
+
+
+def nearest_labeled_distance(
+    embeddings: np.ndarray, labeled: np.ndarray, chunk: int = NOVELTY_CHUNK
+) -> np.ndarray:
+    """[N] Euclidean distance from each pool embedding [N, D] to its nearest labeled one [M, D]."""
+    tree = cKDTree(np.asarray(labeled, dtype=np.float64))
+    distance = np.empty(len(embeddings), dtype=np.float64)
+    for start in range(0, len(embeddings), chunk):
+        part = np.asarray(embeddings[start : start + chunk], dtype=np.float64)  # [n, D]
+        distance[start : start + len(part)], _ = tree.query(part, k=1)
+    return distance
+
+
 def novel(ctx: MiningContext) -> np.ndarray:
     """Windows far (in embedding space) from everything already labeled: nearest-neighbour distance."""
     if len(ctx.labeled_embeddings) == 0:
         return ctx.rng.permutation(len(ctx.embeddings))
-    tree = cKDTree(ctx.labeled_embeddings)
-    distance, _ = tree.query(ctx.embeddings, k=1)
+    distance = nearest_labeled_distance(ctx.embeddings, ctx.labeled_embeddings)
     return np.argsort(-distance, kind="stable")
 
 
@@ -59,8 +73,9 @@ def k_center_greedy(points: np.ndarray, k: int, rng: np.random.Generator) -> np.
     n = len(points)
     if n == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
+    points = np.asarray(points, dtype=np.float32)  # [n, D]
     picked = [int(rng.integers(n))]
-    nearest = np.linalg.norm(points - points[picked[0]], axis=1)
+    nearest = np.linalg.norm(points - points[picked[0]], axis=1)  # [n]
     for _ in range(min(k, n) - 1):
         nxt = int(np.argmax(nearest))
         if nearest[nxt] <= 0:
@@ -70,10 +85,19 @@ def k_center_greedy(points: np.ndarray, k: int, rng: np.random.Generator) -> np.
     return np.asarray(picked, dtype=np.int64)
 
 
-def diverse(ctx: MiningContext, candidates: int = 4096) -> np.ndarray:
-    """k-center greedy inside the windows the model finds interesting (p_present high or uncertain)."""
-    interest = np.argsort(-ctx.p_present, kind="stable")[:candidates]
-    picks = k_center_greedy(ctx.embeddings[interest], min(len(interest), 512), ctx.rng)
+DIVERSE_CANDIDATES = 4096  # k-center greedy runs on at most this many windows (cost O(candidates * picks))
+DIVERSE_PICKS = 512
+
+
+def diverse(ctx: MiningContext, candidates: int = DIVERSE_CANDIDATES) -> np.ndarray:
+    """k-center greedy inside the windows the model finds interesting (highest p_present), bounded set."""
+    n = len(ctx.p_present)
+    if n > candidates:  # top-`candidates` without sorting the whole pool
+        top = np.argpartition(-ctx.p_present, candidates - 1)[:candidates]
+        interest = top[np.argsort(-ctx.p_present[top], kind="stable")]
+    else:
+        interest = np.argsort(-ctx.p_present, kind="stable")
+    picks = k_center_greedy(ctx.embeddings[interest], min(len(interest), DIVERSE_PICKS), ctx.rng)
     return interest[picks]
 
 
@@ -98,20 +122,16 @@ STRATEGIES: dict[str, Callable[[MiningContext], np.ndarray]] = {
 
 def balance_by_device(order: np.ndarray, device_ids: np.ndarray) -> np.ndarray:
     """Interleave a ranked list round-robin across devices so no single device eats the budget."""
+    order = np.asarray(order, dtype=np.int64)
     if len(order) == 0:
         return order
-    groups: dict[str, list[int]] = {}
-    for idx in order:
-        groups.setdefault(str(device_ids[idx]), []).append(int(idx))
-    queues = [groups[d] for d in sorted(groups)]
-    out: list[int] = []
-    depth = 0
-    while len(out) < len(order):
-        for q in queues:
-            if depth < len(q):
-                out.append(q[depth])
-        depth += 1
-    return np.asarray(out, dtype=np.int64)
+    # vectorised round robin: rank of each entry within its device, then sort by (rank, device name)
+    _, device = np.unique(np.asarray(device_ids)[order].astype(str), return_inverse=True)  # sorted names
+    by_device = np.argsort(device, kind="stable")  # [n] keeps the ranked order inside each device
+    starts = np.searchsorted(device[by_device], device[by_device], side="left")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[by_device] = np.arange(len(order)) - starts
+    return order[np.lexsort((device, rank))]
 
 
 def select_with_quotas(ctx: MiningContext, budget: int, quotas: dict[str, float]) -> list[tuple[int, str]]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import onnxruntime as ort
 
 from runtime.labels import N_CLASSES
+from runtime.onnx_session import make_session
 
 INPUT_NAME = "features"
 LOGITS_NAME = "logits"
@@ -34,13 +34,7 @@ class OnnxClassifier:
         batch_size: int = DEFAULT_BATCH,
         n_threads: int = 1,
     ):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = n_threads
-        options.inter_op_num_threads = 1
-        model = (
-            model_path_or_bytes if isinstance(model_path_or_bytes, bytes) else os.fspath(model_path_or_bytes)
-        )
-        self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = make_session(model_path_or_bytes, threads=n_threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
         if INPUT_NAME not in inputs or {LOGITS_NAME, EMBEDDING_NAME} - set(outputs):

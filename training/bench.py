@@ -2,8 +2,9 @@
 
 Trains the params-sized PresenceNet briefly on a synthetic curated batch (training.synthetic), exports
 and quantizes it, then measures. Pass float_onnx/int8_onnx to measure existing models instead (the
-agreement is then measured on synthetic windows of the right shape). c_windows_per_s stays None
-until the C reference inference exists.
+agreement is then measured on synthetic windows of the right shape). c_windows_per_s: the bundle's C
+reference inference (deploy.firmware_c_emit) compiled with gcc -O2, timed on the same windows, one core
+(None with the reason when no C compiler is available or the model is not supported by the C).
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ from training.budget import analyse_model, check_budget, load_profile
 
 
 def _windows_per_s(model_path: Path, windows: np.ndarray, batch: int, min_s: float) -> float:
-    import onnxruntime as ort
+    from runtime.onnx_session import make_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    sess = make_session(model_path)  # the device's session: spec QDQ, no CPU-specific int8 fusions
     names = ["logits", "embedding"]
     sess.run(names, {"features": windows[:batch]})  # warm-up
     done, t0 = 0, time.perf_counter()
@@ -35,6 +33,16 @@ def _windows_per_s(model_path: Path, windows: np.ndarray, batch: int, min_s: flo
         elapsed = time.perf_counter() - t0
         if elapsed >= min_s:
             return done / elapsed
+
+
+def _c_figures(int8_onnx: Path, windows: np.ndarray, n_windows: int, work_dir: Path) -> dict:
+    from deploy.firmware_c import UnsupportedModelError
+    from deploy.firmware_c_emit import c_windows_per_s
+
+    try:
+        return c_windows_per_s(int8_onnx, windows[: min(len(windows), 64)], max(n_windows, 256), work_dir)
+    except (FileNotFoundError, UnsupportedModelError, RuntimeError) as exc:  # no gcc / unsupported: report
+        return {"c_windows_per_s": None, "c_windows_per_s_missing": str(exc)[:300]}
 
 
 def run_bench(
@@ -111,8 +119,7 @@ def run_bench(
                 "activation_bytes_budget": profile["activation_bytes"],
                 "within_budget": budget.get("within_budget", False),
                 "budget_error": budget.get("error"),
-                "c_windows_per_s": None,
-                "c_windows_per_s_missing": "C reference inference not built yet (issue 7 item 5)",
+                **_c_figures(int8_onnx, windows, n_windows, tmp / "c"),
                 "n_windows": n_windows,
                 "data": "synthetic curated batch (training.synthetic)",
             }

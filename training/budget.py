@@ -52,6 +52,34 @@ def _batch_one(model):
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
 
+def _measured_shapes(model) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape from one batch-1 onnxruntime run.
+
+    ONNX shape inference gives up on some quantized graphs (16-bit QDQ fallbacks at opset 21 leave
+    intermediate shapes unknown); running the graph on zeros measures them instead.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for node in probe.graph.node:
+        for out in node.output:
+            if out and out not in known:
+                probe.graph.output.append(onnx.ValueInfoProto(name=out))
+                known.add(out)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for inp in session.get_inputs():
+        dims = [d if isinstance(d, int) else 1 for d in inp.shape]
+        feeds[inp.name] = np.zeros(dims, dtype=np.float32)
+    names = [o.name for o in session.get_outputs()]
+    return {
+        name: tuple(np.shape(value)) for name, value in zip(names, session.run(names, feeds), strict=True)
+    }
+
+
 def analyse_model(onnx_path: str | Path | bytes) -> dict:
     """Profile-independent figures of an ONNX model."""
     import onnx
@@ -70,6 +98,8 @@ def analyse_model(onnx_path: str | Path | bytes) -> dict:
     for vi in [*graph.input, *graph.value_info, *graph.output]:
         dims = vi.type.tensor_type.shape.dim
         shapes[vi.name] = tuple(d.dim_value for d in dims)
+    if any(out not in shapes for node in graph.node for out in node.output if out):
+        shapes.update(_measured_shapes(model))
     producer = {out: node for node in graph.node for out in node.output}
 
     def source_initializer(name: str) -> np.ndarray | None:

@@ -5,10 +5,13 @@ MinMax calibration on training windows, symmetric int8 weights and activations, 
 Gate: argmax agreement between float and int8 on the given windows >= quantize.agreement_target.
 Fallbacks, tried in order when the gate fails (first that passes wins; otherwise the best is kept
 and the report says the gate failed):
-  1. per_channel_int8     - the default recipe
-  2. per_tensor_int8      - one scale per weight tensor (helps when a channel's range is degenerate)
-  3. int16_activations    - int8 weights, 16-bit activations (QDQ contrib ops)
-  4. exclude_worst_nodes  - per-channel int8, leaving the nodes with the largest output error in float
+  1. per_channel_int8             - the default recipe
+  2. per_channel_int8_percentile  - the same with activation ranges from the 99.99th percentile, so a
+                                    few extreme dB values do not eat the int8 resolution (measured on
+                                    the default seed model: agreement 96.9 % MinMax -> 99.2 %)
+  3. per_tensor_int8              - one scale per weight tensor (helps when a channel's range is degenerate)
+  4. int16_activations            - int8 weights, 16-bit activations (QDQ contrib ops)
+  5. exclude_worst_nodes          - per-channel int8, leaving the nodes with the largest output error in float
 """
 
 from __future__ import annotations
@@ -50,12 +53,9 @@ def run_onnx(
     model: str | Path | bytes, windows: np.ndarray, batch: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logits [N,3], embedding [N,D]) from an ONNX model on windows [N,T,V]."""
-    import onnxruntime as ort
+    from runtime.onnx_session import make_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    src = model if isinstance(model, bytes) else str(model)
-    sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    sess = make_session(model)
     logits, embs = [], []
     for start in range(0, len(windows), batch):
         lo, em = sess.run(
@@ -70,6 +70,11 @@ def _quantize(prep_path: Path, out_path: Path, windows: np.ndarray, method: str,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    calibrate = CalibrationMethod.MinMax
+    if method == "per_channel_int8_percentile":
+        # a few extreme dB values stretch MinMax ranges; clipping the top 0.01 % keeps int8 resolution
+        calibrate = CalibrationMethod.Percentile
+        extra["CalibPercentile"] = 99.99
     activation_type = QuantType.QInt8
     if method == "int16_activations":
         activation_type = QuantType.QInt16
@@ -82,7 +87,7 @@ def _quantize(prep_path: Path, out_path: Path, windows: np.ndarray, method: str,
         per_channel=method != "per_tensor_int8",
         activation_type=activation_type,
         weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
+        calibrate_method=calibrate,
         nodes_to_exclude=exclude,
         extra_options=extra,
     )
@@ -137,6 +142,7 @@ def quantize_int8(
         quant_pre_process(str(float_onnx), str(prep), skip_symbolic_shape=True)
         plans: list[tuple[str, list[str]]] = [
             ("per_channel_int8", []),
+            ("per_channel_int8_percentile", []),
             ("per_tensor_int8", []),
             ("int16_activations", []),
             ("exclude_worst_nodes", []),

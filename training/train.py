@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,9 @@ def _progress_callbacks() -> list:
 def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | Path) -> dict:
     """Train; keep the weights of the epoch with the lowest val loss; write artifacts; return metrics."""
     import lightning as L
+
+    # lightning 2.6 on torch 2.13 warns about torch's own pytree API on every fit; not ours to fix
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     import torch
     from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.loggers import CSVLogger

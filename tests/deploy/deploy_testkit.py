@@ -11,14 +11,20 @@ N_CONTEXT, N_VELOCITY, N_EMBED = 32, 48, 4
 QUANT_SCALE, QUANT_ZERO_POINT = 0.05, 0
 
 
-def tiny_model_bytes(seed: int = 0) -> bytes:
-    """features [N,32,48] -> int8 quantize/dequantize -> mean over time -> embedding [N,4] -> logits [N,3]."""
+def tiny_model_bytes(seed: int = 0, constant_logits: list[float] | None = None) -> bytes:
+    """features [N,32,48] -> int8 quantize/dequantize -> mean over time -> embedding [N,4] -> logits [N,3].
+
+    constant_logits: zero weights plus this bias, so the model says the same thing for every input
+    (e.g. [6, 0, 0]: always "no motion"), which makes a detector's field behaviour predictable.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     w_embed = rng.normal(size=(N_VELOCITY, N_EMBED)).astype(np.float32)
     w_logits = rng.normal(size=(N_EMBED, 3)).astype(np.float32)
+    if constant_logits is not None:
+        w_embed, w_logits = np.zeros_like(w_embed), np.zeros_like(w_logits)
     inits = [
         numpy_helper.from_array(np.array(QUANT_SCALE, np.float32), "scale"),
         numpy_helper.from_array(np.array(QUANT_ZERO_POINT, np.int8), "zero_point"),
@@ -33,6 +39,10 @@ def tiny_model_bytes(seed: int = 0) -> bytes:
         helper.make_node("MatMul", ["pooled", "w_embed"], ["embedding"]),
         helper.make_node("MatMul", ["embedding", "w_logits"], ["logits"]),
     ]
+    if constant_logits is not None:
+        nodes[-1] = helper.make_node("MatMul", ["embedding", "w_logits"], ["raw_logits"])
+        nodes.append(helper.make_node("Add", ["raw_logits", "bias"], ["logits"]))
+        inits.append(numpy_helper.from_array(np.asarray(constant_logits, np.float32), "bias"))
     graph = helper.make_graph(
         nodes,
         "tiny_presence",
@@ -117,3 +127,19 @@ def payload_files(seed: int = 0, corrupt_vectors: bool = False, mbdp: dict | Non
         "calibration.json": json.dumps({"gain_db": 0.0}).encode(),
         "c/model_int8.h": b"/* header */\n",
     }
+
+
+def detector_payload(
+    detector: dict | None = None, constant_logits: tuple = (6.0, 0.0, 0.0)
+) -> dict[str, bytes]:
+    """A payload the simulator can run: a constant model, default front-end, the given detector config."""
+    from runtime.detector import DetectorConfig
+    from runtime.frontend import FrontendConfig
+
+    model = tiny_model_bytes(constant_logits=list(constant_logits))
+    payload = payload_files()
+    payload["model_int8.onnx"] = model
+    payload["test_vectors.npz"] = self_test_vectors_bytes(model)
+    payload["frontend.json"] = json.dumps(FrontendConfig().to_dict()).encode()
+    payload["detector.json"] = json.dumps({**DetectorConfig().to_dict(), **(detector or {})}).encode()
+    return payload

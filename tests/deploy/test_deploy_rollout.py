@@ -49,9 +49,11 @@ def test_gate_halts_with_its_numbers(canary, words):
     }
 
 
-def test_gate_rejects_bad_stats():
+def test_gate_rejects_bad_stats_and_halts_without_logs():
     with pytest.raises(ValueError):
-        canary_gate({"hours": 0.0, "false_alarms": 0, "detections": 0}, BASELINE)
+        canary_gate({"hours": 1.0, "false_alarms": -1, "detections": 0}, BASELINE)
+    empty = canary_gate({"hours": 0.0, "false_alarms": 0, "detections": 0}, BASELINE)
+    assert not empty.proceed and "no canary logs" in empty.reasons[0]
 
 
 def test_canary_install_and_rollback(tmp_path, keystore, make_bundle):

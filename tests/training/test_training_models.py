@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import numpy as np
 import polars as pl
@@ -156,7 +157,13 @@ def test_quantize_falls_back_and_reports_when_gate_fails(exported, synth_batches
     report = quantize_int8(exported, windows, tmp_path / "int8.onnx", params)
     assert not report["passed"]
     tried = [a["method"] for a in report["attempts"]]
-    assert tried == ["per_channel_int8", "per_tensor_int8", "int16_activations", "exclude_worst_nodes"]
+    assert tried == [
+        "per_channel_int8",
+        "per_channel_int8_percentile",
+        "per_tensor_int8",
+        "int16_activations",
+        "exclude_worst_nodes",
+    ]
     assert report["method"] in tried and (tmp_path / "int8.onnx").exists()
 
 
@@ -231,5 +238,8 @@ def test_bench_measures_given_models(exported, synth_batches, tmp_path, tiny_par
         "int8_float_agreement",
     ):
         assert out[key] is not None and out[key] >= 0
-    assert out["c_windows_per_s"] is None and "C reference" in out["c_windows_per_s_missing"]
+    if shutil.which("gcc") is None:
+        assert out["c_windows_per_s"] is None and out["c_windows_per_s_missing"]
+    else:  # the bundle's C reference inference, compiled and timed
+        assert out["c_windows_per_s"] > 0
     assert 0.0 <= out["int8_float_agreement"] <= 1.0

@@ -1,0 +1,123 @@
+"""The canaries' next logs: simulate a short field period for chosen fleet units, then count from it.
+
+The simulator stands in for the field here. A canary cohort is simulated twice over the same period
+with the same seed (same rooms, people and noise): once running the new bundle, once running what it
+ran before (a previous bundle, or the factory energy detector when none). During the canary period the
+devices upload every capture (`canary_sample_prob`), so false alarms and detections are counted over
+all of their hours, not over a detection-biased sample. Counting is training.evaluate's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deploy.fleet import FLEET_PRESET
+
+
+def canary_sim_params(sim: dict, sample_prob: float) -> dict:
+    """The simulate section with the canaries' upload rate (every capture when sample_prob = 1)."""
+    from fleet.config import sim_section
+
+    sim = sim_section(sim)
+    if not 0 < sample_prob <= 1:
+        raise ValueError("canary sample_prob must be in (0, 1]")
+    return {**sim, "policy": {**sim["policy"], "sample_prob": float(sample_prob)}, "workers": 1}
+
+
+def simulate_units(
+    fleet_indices: list[int],
+    hours: float,
+    seed: int,
+    raw_dir: str | os.PathLike,
+    truth_dir: str | os.PathLike,
+    bundle_path: str | os.PathLike | None,
+    sim: dict,
+    batch_id: str,
+) -> dict:
+    """fleet.simulate_batch for chosen field units (not units 0..n-1): raw batch + truth → summary.
+
+    Runs in this process, one unit after the other; the same (indices, hours, seed) gives the same world
+    whatever bundle runs, so two runs differ only by the detector's decisions.
+    """
+    from fleet.simulate import DeviceJob, simulate_device
+    from fleet.writer import open_batch
+
+    if not fleet_indices or hours <= 0:
+        raise ValueError("need at least one unit and hours > 0")
+    if bundle_path is not None and not Path(bundle_path).exists():
+        raise FileNotFoundError(f"bundle {bundle_path} not found")
+    n_chunks = max(1, round(hours * 3600 / float(sim["capture_s"])))
+    firmware = "factory"
+    with open_batch(raw_dir, truth_dir) as writer:
+        for index in sorted(set(fleet_indices)):
+            job = DeviceJob(
+                FLEET_PRESET,
+                int(index),
+                n_chunks,
+                int(seed),
+                batch_id,
+                str(writer.raw),
+                sim,
+                None if bundle_path is None else str(bundle_path),
+            )
+            out = simulate_device(job)
+            writer.captures += out.captures
+            writer.events += out.truth
+            writer.add_dialogue(out.dialogue)
+            firmware = out.firmware
+        n_captures = len(writer.captures)
+    return {
+        "batch_id": batch_id,
+        "units": sorted(set(fleet_indices)),
+        "device_hours": len(set(fleet_indices)) * n_chunks * float(sim["capture_s"]) / 3600.0,
+        "n_captures": n_captures,
+        "firmware": firmware,
+    }
+
+
+def factory_decide(sim: dict, baseband_fs_hz: float):
+    """training.evaluate DecideFn for the factory energy detector (what a device runs with no bundle)."""
+    from fleet.policy import EnergyDetector
+    from training.metrics import onsets_from_present
+
+    pol = sim["policy"]
+
+    def decide(iq: np.ndarray, fs_hz: float, carrier_hz: float):
+        detector = EnergyDetector(fs_hz, pol)
+        motion = detector.process(iq[0])  # [B] bool, one mic like the device
+        times = (np.arange(motion.size) + 1) * float(pol["energy_block_s"])  # block end times [B]
+        return times, motion, onsets_from_present(times, motion)
+
+    return decide, baseband_fs_hz
+
+
+def log_stats(
+    raw_dir: str | os.PathLike, truth_dir: str | os.PathLike, bundle_path: str | os.PathLike | None, sim: dict
+) -> dict:
+    """{"hours", "false_alarms", "detections", ...} of a bundle (factory detector if None) on a batch."""
+    from training.evaluate import evaluate_bundle, evaluate_with
+
+    if bundle_path is None:
+        decide, fs = factory_decide(sim, float(sim["fs_hz"]))
+        metrics, _ = evaluate_with(decide, raw_dir, truth_dir, fs)
+    else:
+        metrics = evaluate_bundle(bundle_path, raw_dir, truth_dir)
+    return {
+        "hours": float(metrics["hours_total"]),
+        "false_alarms": int(metrics["false_alarms"]),
+        "detections": int(metrics["n_detected"]),
+        "presence_events": int(metrics["n_presence_events"]),
+        "n_captures": int(metrics["n_captures"]),
+        "n_captures_skipped": int(metrics["n_captures_skipped"]),
+        "false_alarms_per_empty_hour": metrics["false_alarms_per_hour"],
+        "recall": metrics["recall"],
+    }
+
+
+def sum_stats(parts: list[dict]) -> dict:
+    """Totals of log_stats over groups of devices (hours, counts); rates are recomputed by the gate."""
+    keys = ("hours", "false_alarms", "detections", "presence_events", "n_captures", "n_captures_skipped")
+    return {k: sum(p[k] for p in parts) for k in keys}

@@ -1,0 +1,251 @@
+"""Summarise the flywheel experiment (mean and spread over seeds, target checks) and write its report.
+
+Writes, atomically, under the output folder: results.json, results.md (the comparison table) and
+plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels}.png.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+METRIC_KEYS = ("false_alarms_per_hour", "recall_major", "recall_minor")
+
+
+def _stats(values: list) -> dict:
+    vals = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if vals.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {
+        "mean": float(vals.mean()),
+        "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0,
+        "min": float(vals.min()),
+        "max": float(vals.max()),
+        "n": int(vals.size),
+    }
+
+
+def _aggregate(rows: list[dict]) -> dict:
+    out = {k: _stats([r[k] for r in rows]) for k in METRIC_KEYS}
+    out["labels_spent"] = _stats([r["labels_spent"] for r in rows]) if "labels_spent" in rows[0] else None
+    types = sorted({t for r in rows for t in r["by_event_type"]})
+    out["by_event_type"] = {t: _stats([r["by_event_type"].get(t) for r in rows])["mean"] for t in types}
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return None if b == 0 else a / b  # b == 0: no false alarms left, judged by _beats below
+
+
+def _beats(ratio: float | None, fa: float | None, other: float | None, factor: float) -> bool:
+    if fa == 0 and other is not None and other > 0:
+        return True  # no false alarm left at all: any finite reduction factor is met
+    return ratio is not None and ratio >= float(factor)
+
+
+def check_targets(ex: dict, seed: dict, summary: dict, turns: int) -> dict:
+    """The issue's targets after the last turn, for the flywheel strategy (mean over seeds)."""
+    t = ex["targets"]
+    last = summary.get("flywheel", {}).get(str(turns))
+    if last is None:
+        return {"evaluated": False, "reason": "flywheel strategy not run"}
+    fa = last["false_alarms_per_hour"]["mean"]
+    random_last = summary.get("random", {}).get(str(turns))
+    vs_seed = _ratio(seed["false_alarms_per_hour"]["mean"], fa)
+    vs_random = _ratio(random_last["false_alarms_per_hour"]["mean"], fa) if random_last else None
+    rm, rn = last["recall_major"]["mean"], last["recall_minor"]["mean"]
+    checks = {
+        "fa_reduction_vs_seed": vs_seed,
+        "fa_reduction_vs_random": vs_random,
+        "recall_major": rm,
+        "recall_minor": rn,
+        "met_fa_vs_seed": _beats(
+            vs_seed, fa, seed["false_alarms_per_hour"]["mean"], t["fa_reduction_vs_seed"]
+        ),
+        "met_fa_vs_random": _beats(
+            vs_random,
+            fa,
+            random_last["false_alarms_per_hour"]["mean"] if random_last else None,
+            t["fa_reduction_vs_random"],
+        ),
+        "met_recall_major": rm is not None and rm >= float(t["recall_major"]),
+        "met_recall_minor": rn is not None and rn >= float(t["recall_minor"]),
+    }
+    checks["evaluated"] = True
+    checks["all_met"] = all(v for k, v in checks.items() if k.startswith("met_"))
+    return checks
+
+
+def summarise(
+    ex: dict,
+    turns: int,
+    seeds: int,
+    seed_rows: list[dict],
+    rows: list[dict],
+    cfar: dict,
+    rare: dict | None,
+    data: list[dict],
+) -> dict:
+    seed = _aggregate(seed_rows)
+    summary: dict = {}
+    for strategy in ex["strategies"]:
+        summary[strategy] = {
+            str(t): _aggregate([r for r in rows if r["strategy"] == strategy and r["turn"] == t])
+            for t in range(1, turns + 1)
+        }
+    return {
+        "config": {k: v for k, v in ex.items() if k != "quick"},
+        "turns": turns,
+        "seeds": seeds,
+        "data": data,
+        "seed_model": seed,
+        "cfar": cfar,
+        "strategies": summary,
+        "rows": rows,
+        "seed_rows": seed_rows,
+        "targets": check_targets(ex, seed, summary, turns),
+        "rare_event": rare,
+        "rare_event_enrichment": rare.get("enrichment") if rare else None,
+    }
+
+
+def _fmt(stat: dict | float | None, pct: bool = False) -> str:
+    if isinstance(stat, dict):
+        if stat["mean"] is None:
+            return "–"
+        scale = 100.0 if pct else 1.0
+        spread = f" ± {stat['std'] * scale:.2f}" if stat["n"] > 1 else ""
+        return f"{stat['mean'] * scale:.2f}{spread}"
+    if stat is None:
+        return "–"
+    return f"{stat * (100.0 if pct else 1.0):.2f}"
+
+
+def markdown_table(results: dict) -> str:
+    lines = [
+        f"# Flywheel experiment: {results['turns']} turns, {results['seeds']} seed(s)",
+        "",
+        "| model | turn | paid labels | FA/h | recall major % | recall minor % |",
+        "|---|---|---|---|---|---|",
+    ]
+    s = results["seed_model"]
+    lines.append(
+        f"| seed model | 0 | 0 | {_fmt(s['false_alarms_per_hour'])} | {_fmt(s['recall_major'], True)} "
+        f"| {_fmt(s['recall_minor'], True)} |"
+    )
+    c = results["cfar"]
+    lines.append(
+        f"| CFAR | – | – | {_fmt(c['false_alarms_per_hour'])} | {_fmt(c['recall_major'], True)} "
+        f"| {_fmt(c['recall_minor'], True)} |"
+    )
+    for strategy, by_turn in results["strategies"].items():
+        for turn, a in by_turn.items():
+            lines.append(
+                f"| {strategy} | {turn} | {_fmt(a['labels_spent'])} | {_fmt(a['false_alarms_per_hour'])} "
+                f"| {_fmt(a['recall_major'], True)} | {_fmt(a['recall_minor'], True)} |"
+            )
+    t = results["targets"]
+    if t.get("evaluated"):
+        lines += [
+            "",
+            "## Targets (flywheel, last turn, mean over seeds)",
+            "",
+            f"- FA/h reduction vs seed: {_fmt(t['fa_reduction_vs_seed'])}× (met: {t['met_fa_vs_seed']})",
+            f"- FA/h reduction vs random: {_fmt(t['fa_reduction_vs_random'])}× "
+            f"(met: {t['met_fa_vs_random']})",
+            f"- recall major: {_fmt(t['recall_major'], True)} % (met: {t['met_recall_major']})",
+            f"- recall minor: {_fmt(t['recall_minor'], True)} % (met: {t['met_recall_minor']})",
+        ]
+    if results.get("rare_event") and "factory" in results["rare_event"]:
+        r = results["rare_event"]
+        lines += [
+            "",
+            "## Rare-event trigger",
+            "",
+            f"- rare share of uploads, factory: {_fmt(r['factory']['rare_share'], True)} % "
+            f"({r['factory']['rare_captures']}/{r['factory']['captures']})",
+            f"- rare share of uploads, with trigger: {_fmt(r['rare_trigger']['rare_share'], True)} % "
+            f"({r['rare_trigger']['rare_captures']}/{r['rare_trigger']['captures']})",
+            f"- enrichment: {_fmt(r['enrichment'])}×",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def write_plots(results: dict, plots_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    turns = results["turns"]
+    last = str(turns)
+    models = {"seed": results["seed_model"]["by_event_type"], "cfar": results["cfar"]["by_event_type"]}
+    for strategy, by_turn in results["strategies"].items():
+        models[f"{strategy} (turn {last})"] = by_turn[last]["by_event_type"]
+    types = sorted({t for v in models.values() for t in v})
+    written = []
+
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / max(1, len(models))
+    for i, (name, by_type) in enumerate(models.items()):
+        vals = [by_type.get(t) or 0.0 for t in types]
+        ax.bar(np.arange(len(types)) + i * width, vals, width, label=name)
+    ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, types, rotation=45, ha="right")
+    ax.set_ylabel("false alarms per hour of the event")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.legend(fontsize=8)
+    ax.set_title("False alarms per hour by event type")
+    written.append(plots_dir / "fa_by_event_type.png")
+    atomic_write_bytes(written[-1], _png(fig))
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("recall_major", "recall_minor"), strict=True):
+        for strategy, by_turn in results["strategies"].items():
+            xs = [0] + [int(t) for t in by_turn]
+            ys = [results["seed_model"][key]["mean"]] + [a[key]["mean"] for a in by_turn.values()]
+            ax.plot(xs, [y if y is not None else np.nan for y in ys], marker="o", label=strategy)
+        if results["cfar"][key] is not None:
+            ax.axhline(results["cfar"][key], color="grey", ls="--", label="CFAR")
+        ax.set_xlabel("turn")
+        ax.set_title(key)
+        ax.legend(fontsize=8)
+    written.append(plots_dir / "recall_vs_turn.png")
+    atomic_write_bytes(written[-1], _png(fig))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy, by_turn in results["strategies"].items():
+        xs = [0] + [a["labels_spent"]["mean"] for a in by_turn.values()]
+        ys = [results["seed_model"]["false_alarms_per_hour"]["mean"]] + [
+            a["false_alarms_per_hour"]["mean"] for a in by_turn.values()
+        ]
+        ax.plot(xs, [y if y is not None else np.nan for y in ys], marker="o", label=strategy)
+    if results["cfar"]["false_alarms_per_hour"] is not None:
+        ax.axhline(results["cfar"]["false_alarms_per_hour"], color="grey", ls="--", label="CFAR")
+    ax.set_xlabel("paid labels spent")
+    ax.set_ylabel("false alarms per hour")
+    ax.legend(fontsize=8)
+    written.append(plots_dir / "fa_vs_labels.png")
+    atomic_write_bytes(written[-1], _png(fig))
+    plt.close(fig)
+    return written
+
+
+def write_report(results: dict, out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "results.md", markdown_table(results))
+    write_plots(results, out_dir / "plots")
+    atomic_write_json(out_dir / "results.json", results)

@@ -1,0 +1,147 @@
+"""Label Studio round trip: export picks as tasks with a spectrogram PNG each, import completed annotations.
+
+Export: `tasks.json` (a list of tasks, Label Studio's import format) and `images/<n>.png`, each task
+{"id", "data": {"image", "window_id", "batch_id", "strategy", "device_id", "t_end_s"}}. The labelling
+config (`label_config.xml`) offers one Choices control named `presence` over runtime.labels.CLASSES.
+Import: Label Studio's JSON export (a list of tasks with "annotations", each with "result" items
+{"from_name", "type": "choices", "value": {"choices": [...]}}) → a label table with source
+"label_studio" and the annotator's confidence. Every validation error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mining.labels import LABEL_SCHEMA
+from mining.pool import gather_windows, load_windows_table, open_frames
+from runtime.labels import CLASSES
+
+CONTROL_NAME = "presence"
+SOURCE = "label_studio"
+
+
+class LabelStudioError(ValueError):
+    """A Label Studio export does not follow the expected format."""
+
+
+def label_config() -> str:
+    choices = "\n".join(f'    <Choice value="{c}"/>' for c in CLASSES)
+    return (
+        "<View>\n"
+        '  <Image name="spectrogram" value="$image"/>\n'
+        f'  <Choices name="{CONTROL_NAME}" toName="spectrogram" choice="single" required="true">\n'
+        f"{choices}\n  </Choices>\n</View>\n"
+    )
+
+
+def spectrogram_png(window: np.ndarray, frame_hop_s: float, v_max_mps: float, size_px, dpi: int) -> bytes:
+    """PNG of one window [context, V] (dB): time across, radial velocity up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(size_px[0] / dpi, size_px[1] / dpi), dpi=dpi)
+    extent = (0.0, window.shape[0] * frame_hop_s, -v_max_mps, v_max_mps)
+    ax.imshow(window.T, origin="lower", aspect="auto", extent=extent, cmap="magma")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("radial velocity (m/s)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def export_tasks(picks: pl.DataFrame, curated_dir: str | Path, out_dir: str | Path, params: dict) -> Path:
+    """Write out_dir/{tasks.json, label_config.xml, images/*.png} for the picks; return tasks.json."""
+    out_dir = Path(out_dir)
+    fe, ls = params["frontend"], params["mining"]["label_studio"]
+    context = int(params["ingest"]["context_frames"])
+    table = load_windows_table(curated_dir)
+    rows = picks.select("window_id", *[c for c in ("strategy",) if c in picks.columns]).join(
+        table.select("window_id", "end_row", "batch_id", "device_id", "t_end_s"), on="window_id", how="left"
+    )
+    if rows["end_row"].null_count():
+        missing = rows.filter(pl.col("end_row").is_null())["window_id"].to_list()[:5]
+        raise ValueError(f"{curated_dir}/windows.parquet: picks not in the batch, e.g. {missing}")
+    windows = gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)  # [N, C, V]
+    hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
+    tasks = []
+    for n, (row, window) in enumerate(zip(rows.iter_rows(named=True), windows, strict=True)):
+        image = f"images/{n:06d}.png"
+        png = spectrogram_png(window, hop_s, float(fe["v_max_mps"]), ls["image_px"], int(ls["dpi"]))
+        atomic_write_bytes(out_dir / image, png)
+        data = {"image": image, **{k: row[k] for k in ("window_id", "batch_id", "device_id", "t_end_s")}}
+        data["strategy"] = row.get("strategy")
+        tasks.append({"id": n + 1, "data": data})
+    atomic_write_text(out_dir / "label_config.xml", label_config())
+    atomic_write_json(out_dir / "tasks.json", tasks)
+    return out_dir / "tasks.json"
+
+
+def _field(obj, key: str, kind: type | tuple, where: str):
+    if not isinstance(obj, dict) or key not in obj:
+        raise LabelStudioError(f"{where}: missing field {key!r}")
+    if not isinstance(obj[key], kind):
+        raise LabelStudioError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {obj[key]!r}")
+    return obj[key]
+
+
+def _choice(annotation: dict, where: str) -> str | None:
+    for r, result in enumerate(_field(annotation, "result", list, where)):
+        at = f"{where}.result[{r}]"
+        if isinstance(result, dict) and result.get("from_name") == CONTROL_NAME:
+            choices = _field(_field(result, "value", dict, at), "choices", list, at + ".value")
+            if len(choices) != 1 or choices[0] not in CLASSES:
+                raise LabelStudioError(f"{at}.value.choices: expected one of {list(CLASSES)}, got {choices}")
+            return choices[0]
+    return None
+
+
+def import_annotations(export_path: str | Path, confidence: float = 1.0) -> pl.DataFrame:
+    """Completed Label Studio JSON export → label table (source "label_studio").
+
+    Per task the latest non-cancelled annotation with a `presence` choice wins; tasks nobody labelled
+    are left out. Raises LabelStudioError naming the file and the field that is wrong.
+    """
+    path = Path(export_path)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LabelStudioError(f"{path}: not JSON ({exc})") from exc
+    if not isinstance(tasks, list):
+        raise LabelStudioError(f"{path}: expected a list of tasks, got {type(tasks).__name__}")
+    rows = []
+    for t, task in enumerate(tasks):
+        where = f"{path}: [{t}]"
+        data = _field(task, "data", dict, where)
+        window_id = _field(data, "window_id", str, where + ".data")
+        batch_id = data.get("batch_id")
+        annotations = task.get("annotations", [])
+        if not isinstance(annotations, list):
+            raise LabelStudioError(f"{where}.annotations: expected list")
+        label = None
+        for a, annotation in enumerate(annotations):
+            if isinstance(annotation, dict) and annotation.get("was_cancelled"):
+                continue
+            choice = _choice(annotation, f"{where}.annotations[{a}]")
+            label = choice if choice is not None else label
+        if label is None:
+            continue
+        rows.append(
+            {
+                "window_id": window_id,
+                "batch_id": None if batch_id is None else str(batch_id),
+                "label": CLASSES.index(label),
+                "source": SOURCE,
+                "confidence": float(confidence),
+                "strategy": data.get("strategy") or SOURCE,
+            }
+        )
+    return pl.DataFrame(rows, schema=LABEL_SCHEMA)

@@ -1,0 +1,156 @@
+"""Staged rollout over a simulated fleet (no Prefect): a good bundle proceeds, a false-alarming one halts.
+
+Bundles here carry a constant model that always says "no motion"; the bad one pairs it with absurdly
+low detector thresholds, so it reports presence everywhere. The canaries' next logs are simulated by
+fleet.simulate for the same units and period with the new and with the previous bundle.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from deploy_testkit import detector_payload, manifest_fields
+
+from deploy.agent import device_boot, device_status
+from deploy.fleet import list_fleet, provision_fleet
+from deploy.rollout import install_cohort
+from deploy.staged import HALTED, ROLLED_OUT, decisions_markdown, gate, run_staged_rollout
+
+pytest.importorskip("onnxruntime")
+N_DEVICES = 5  # field units 0..4: four speaker4, one display2 (fleet_seed 1729)
+BAD_DETECTOR = {"strict_threshold": 0.0, "lenient_threshold": 0.0}
+
+
+@pytest.fixture
+def sim():
+    from fleet.config import sim_section
+
+    return sim_section(None)
+
+
+@pytest.fixture
+def rollout():
+    return {
+        "canary_fraction": 0.4,
+        "seed": 13,
+        "observe_seed": 17,
+        "canary_hours": 0.05,
+        "canary_sample_prob": 1.0,
+        "min_canary_hours": 0.05,
+        "max_false_alarm_ratio": 1.5,
+        "false_alarm_slack_per_hour": 0.2,
+        "min_detection_ratio": 0.9,
+    }
+
+
+@pytest.fixture
+def signed(tmp_path, keystore):
+    from deploy.bundle import build_bundle
+
+    def _make(name: str, counter: int, detector: dict | None = None):
+        out = tmp_path / "bundles" / name
+        fields = manifest_fields(version=f"1.{counter}.0", release_counter=counter)
+        build_bundle(detector_payload(detector), fields, keystore, out)
+        return out
+
+    return _make
+
+
+@pytest.fixture
+def fleet(tmp_path, keystore, sim):
+    devices = provision_fleet(tmp_path / "fleet", N_DEVICES, keystore.trusted_public_keys(), sim)
+    assert [d["device_id"] for d in devices] == [f"dev-{i:04d}" for i in range(N_DEVICES)]
+    return tmp_path / "fleet"
+
+
+def _speakers(fleet_dir):
+    return [d for d in list_fleet(fleet_dir) if d["profile"] == "speaker4"]
+
+
+def test_provisioning_is_idempotent_and_carries_fleet_identities(fleet, keystore, sim):
+    before = list_fleet(fleet)
+    assert {d["profile"] for d in before} == {"speaker4", "display2"}
+    again = provision_fleet(fleet, N_DEVICES + 1, keystore.trusted_public_keys(), sim)
+    assert again[:N_DEVICES] == before and again[-1]["fleet_index"] == N_DEVICES
+    assert all(device_status(d["dir"])["release_counter"] == 0 for d in again)
+
+
+def test_good_bundle_proceeds_to_the_whole_fleet(fleet, signed, rollout, sim):
+    speakers = _speakers(fleet)
+    assert all(r["installed"] for r in install_cohort(signed("v1.tar", 1), [d["dir"] for d in speakers]))
+    doc = run_staged_rollout(signed("v2.tar", 2), fleet, rollout, sim)
+    assert doc["outcome"] == ROLLED_OUT
+    assert [e["step"] for e in doc["decisions"]] == [
+        "plan",
+        "install_canaries",
+        "observe",
+        "gate",
+        "install_rest",
+    ]
+    numbers = doc["summary"]["gate"]["numbers"]
+    # same units, same period, same detector behaviour: the paired logs give the same counts
+    assert numbers["canary_hours"] == pytest.approx(2 * rollout["canary_hours"])
+    assert numbers["canary_hours"] == numbers["baseline_hours"]
+    assert numbers["canary_false_alarms"] == numbers["baseline_false_alarms"]
+    assert numbers["canary_detections"] == numbers["baseline_detections"]
+    for d in speakers:
+        st = device_status(d["dir"])
+        assert (st["boot_slot"], st["bundle_version"], st["release_counter"]) == ("B", "1.2.0", 2)
+    display = next(d for d in list_fleet(fleet) if d["profile"] == "display2")
+    assert device_boot(display["dir"]) is None  # other profile: skipped, untouched
+    assert any("profile display2" in r for r in doc["decisions"][0]["reasons"])
+    written = json.loads((fleet / "rollouts" / "release-000002" / "decisions.json").read_text())
+    assert written["outcome"] == ROLLED_OUT and written["decisions"] == doc["decisions"]
+
+
+def test_false_alarming_bundle_halts_and_canaries_boot_their_previous_slot(fleet, signed, rollout, sim):
+    speakers = _speakers(fleet)
+    install_cohort(signed("v1.tar", 1), [d["dir"] for d in speakers])
+    messages: list[str] = []
+    doc = run_staged_rollout(
+        signed("v2-bad.tar", 2, BAD_DETECTOR), fleet, rollout, sim, notify=messages.append
+    )
+    assert doc["outcome"] == HALTED
+    gate_entry = next(e for e in doc["decisions"] if e["step"] == "gate")
+    assert gate_entry["decision"] == "halt" and "false alarms" in gate_entry["reasons"][0]
+    numbers = gate_entry["numbers"]
+    assert numbers["canary_false_alarms_per_hour"] > numbers["false_alarms_per_hour_limit"]
+    assert numbers["canary_false_alarms"] > 0
+    canaries = set(doc["summary"]["canaries"])
+    assert set(doc["summary"]["rolled_back"]) == canaries and len(canaries) == 2
+    for d in speakers:
+        st = device_status(d["dir"])
+        if d["device_id"] in canaries:  # back on v1 in slot A; the halted release can never come back
+            assert (st["boot_slot"], st["bundle_version"], st["release_counter"]) == ("A", "1.1.0", 2)
+            assert st["slots"]["B"]["state"] == "bad"
+        else:  # the rest never saw the bundle
+            assert (st["boot_slot"], st["bundle_version"], st["release_counter"]) == ("A", "1.1.0", 1)
+    assert any(m.startswith("[gate] halt: false alarms") for m in messages)
+    assert "| gate | halt |" in decisions_markdown(doc)
+
+
+def test_first_bundle_halted_against_factory_detector_returns_canaries_to_factory(
+    fleet, signed, rollout, sim
+):
+    doc = run_staged_rollout(signed("v1-bad.tar", 1, BAD_DETECTOR), fleet, rollout, sim)
+    assert doc["outcome"] == HALTED
+    assert any("factory" in r for r in next(e for e in doc["decisions"] if e["step"] == "observe")["reasons"])
+    for d in _speakers(fleet):
+        st = device_status(d["dir"])
+        assert st["boot_slot"] is None and st["active_slot"] is None  # factory detector, no bundle
+        assert st["release_counter"] == (1 if d["device_id"] in doc["summary"]["canaries"] else 0)
+
+
+def test_gate_halts_when_a_canary_refused_even_with_clean_numbers():
+    installs = [
+        {"device_id": "dev-0001", "installed": True, "reason": "installed"},
+        {"device_id": "dev-0003", "installed": False, "reason": "self-test failed: logits differ"},
+    ]
+    clean = {"hours": 2.0, "false_alarms": 0, "detections": 10}
+    decision = gate(installs, {"canary": clean, "baseline": clean}, {})
+    assert not decision.proceed and decision.reasons == ["dev-0003 refused: self-test failed: logits differ"]
+    assert decision.numbers["canaries_refused"] == 1
+    assert gate(installs[:1], {"canary": clean, "baseline": clean}, {}).proceed
+    nobody = gate(installs[1:], {"canary": clean, "baseline": clean}, {})
+    assert not nobody.proceed and nobody.reasons[0] == "no canary installed the bundle"

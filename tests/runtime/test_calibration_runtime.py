@@ -1,0 +1,136 @@
+"""Calibration: response estimate, interferer detection and masking, carrier and level choice on a
+constructed unit, drift trigger, record round trip."""
+
+import json
+
+import numpy as np
+import pytest
+
+from runtime.bench_calibration import SimUnit, record
+from runtime.calibration import (
+    CalibrationConfig,
+    CalibrationRecord,
+    analyse_silence,
+    calibrate,
+    drift_check,
+    estimate_response,
+    exponential_sweep,
+    load_record,
+    save_record,
+)
+
+CFG = CalibrationConfig(
+    sweep_s=0.1, silent_s=0.1, candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000))
+)
+FS = CFG.fs_hz
+SIGMA = 1e-5
+
+
+def peaked_unit(peak_hz: float, interferer: dict | None = None, offset_db: float = 0.0) -> SimUnit:
+    """Flat −20 dB response with a +10 dB resonance at peak_hz (Q ≈ 10)."""
+
+    def gain_db(f):
+        x = 10 * (f / peak_hz - peak_hz / f)
+        return -20.0 + offset_db + 10.0 / (1 + x**2)
+
+    return SimUnit(gain_db_fn=gain_db, delay_s=1e-4, noise_sigma=SIGMA, interferer=interferer)
+
+
+def captures(unit: SimUnit, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sweep, _ = exponential_sweep(CFG)
+    silent = record(unit, np.zeros(int(CFG.silent_s * FS)), FS, rng)
+    swept = record(unit, sweep * 10 ** (CFG.sweep_level_db / 20), FS, rng)
+    return silent, swept
+
+
+def test_sweep_estimate_recovers_the_response():
+    unit = peaked_unit(40000.0)
+    _, swept = captures(unit)
+    sweep, inverse = exponential_sweep(CFG)
+    f, h = estimate_response(swept, sweep * 10 ** (CFG.sweep_level_db / 20), inverse, FS)
+    sel = (f > 31000) & (f < 49000)
+    err = 20 * np.log10(np.abs(h[sel])) - unit.gain_db(f[sel])
+    assert np.median(np.abs(err)) < 0.2
+
+
+def test_silent_capture_finds_tone_and_sweep():
+    tone = {"kind": "tone", "f_lo_hz": 41000.0, "f_hi_hz": 41000.0, "amplitude": 1e-3, "period_s": 1.0}
+    rng = np.random.default_rng(1)
+    silent = record(peaked_unit(40000.0, tone), np.zeros(9600), FS, rng)
+    found = analyse_silence(silent, CFG).interferers
+    assert [i["kind"] for i in found] == ["tone"] and found[0]["f_lo_hz"] <= 41000.0 <= found[0]["f_hi_hz"]
+    sweep = {"kind": "sweep", "f_lo_hz": 36000.0, "f_hi_hz": 40000.0, "amplitude": 1e-3, "period_s": 0.05}
+    found = analyse_silence(record(peaked_unit(40000.0, sweep), np.zeros(9600), FS, rng), CFG).interferers
+    assert [i["kind"] for i in found] == ["sweep"]
+    assert found[0]["f_lo_hz"] < 36500.0 and found[0]["f_hi_hz"] > 39500.0
+    assert analyse_silence(record(peaked_unit(40000.0), np.zeros(9600), FS, rng), CFG).interferers == []
+
+
+def test_picks_the_resonance_and_the_lowest_sufficient_level():
+    rec = calibrate(*captures(peaked_unit(43000.0)), CFG, device_id="u1")
+    assert rec.carrier_hz == 43000.0
+    noise_db = 10 * np.log10(SIGMA**2 * 2 * CFG.noise_halfwidth_hz / (FS / 2))
+    snr_per_db = -3.01 + (-20.0 + 10.0) - noise_db  # SNR at 0 dB emission, true
+    needed = CFG.target_snr_db + CFG.margin_db - snr_per_db
+    assert rec.emission_db == pytest.approx(needed, abs=0.75)
+    assert rec.emission_db % CFG.emission_step_db == 0
+    assert rec.snr_db_at_emission >= CFG.target_snr_db + CFG.margin_db - 0.1
+
+
+def test_an_interferer_on_the_best_carrier_moves_it_and_is_masked():
+    tone = {"kind": "tone", "f_lo_hz": 43200.0, "f_hi_hz": 43200.0, "amplitude": 3e-3, "period_s": 1.0}
+    rec = calibrate(*captures(peaked_unit(43000.0, tone)), CFG)
+    assert abs(rec.carrier_hz - 43200.0) > CFG.interferer_guard_hz
+    assert rec.interferers and rec.interferers[0]["kind"] == "tone"
+    # the band gain at the interferer is measured from the clean bins only: close to the truth
+    truth = 10 * np.log10(np.median(10 ** (peaked_unit(43000.0).gain_db(np.linspace(42700, 43300, 61)) / 10)))
+    assert rec.band_gains_db["43000"] == pytest.approx(truth, abs=1.0)
+
+
+def test_drift_triggers_recalibration():
+    cfg = CFG
+    rec = calibrate(*captures(peaked_unit(43000.0)), cfg)
+    sweep, inverse = exponential_sweep(cfg)
+    for offset, expected in ((0.0, False), (-4.0, True)):
+        silent, swept = captures(peaked_unit(43000.0, offset_db=offset), seed=5)
+        f, h = estimate_response(swept, sweep * 10 ** (cfg.sweep_level_db / 20), inverse, FS)
+        check = drift_check(rec, f, h, analyse_silence(silent, cfg), cfg)
+        assert check["recalibrate"] is expected
+        assert check["drift_db"] == pytest.approx(offset, abs=0.5)
+
+
+def test_record_round_trips_through_json(tmp_path):
+    rec = calibrate(*captures(peaked_unit(40000.0)), CFG, device_id="dev-7")
+    save_record(tmp_path / "cal.json", rec)
+    back = load_record(tmp_path / "cal.json")
+    assert back == rec
+    assert back.capture_settings() == {"carrier_hz": rec.carrier_hz, "emission_db": rec.emission_db}
+    bad = json.loads((tmp_path / "cal.json").read_text())
+    bad["version"] = "other"
+    with pytest.raises(ValueError):
+        CalibrationRecord.from_dict(bad)
+
+
+def test_all_candidates_blocked_is_an_error():
+    sweep_itf = {"kind": "sweep", "f_lo_hz": 33000.0, "f_hi_hz": 47000.0, "amplitude": 3e-3, "period_s": 0.05}
+    with pytest.raises(ValueError, match="blocked"):
+        calibrate(*captures(peaked_unit(40000.0, sweep_itf)), CFG)
+
+
+def test_bench_on_simulated_units_reports_the_issue_keys():
+    from common.params import load_params
+    from runtime.bench_calibration import run_bench
+
+    params = load_params()
+    params["calibration"]["bench"]["units_quick"] = 12
+    figures = run_bench(params, quick=True)
+    assert figures["units"] == 12
+    assert set(figures) >= {
+        "within_1db_fraction",
+        "emission_saved_db",
+        "recall_calibrated",
+        "recall_uncalibrated",
+    }
+    assert figures["within_1db_fraction"] >= 0.8  # the carrier choice is near the best on nearly every unit
+    assert figures["recall_calibrated"] >= figures["recall_uncalibrated"] - 0.05
