@@ -54,10 +54,12 @@ def _payload(rng: np.random.Generator, context: int, bins: int, blob_bytes: int)
         expected = run_model_logits(Path(tmp) / "m.onnx", inputs)
     vectors = io.BytesIO()
     np.savez(vectors, inputs=inputs, expected_logits=expected)
-    configs = {
-        f"{name}.json": json.dumps({"bench": True}).encode() for name in ("frontend", "detector", "mbdp")
-    }
+    from deploy.mbdp_payload import mbdp_payload
+    from runtime.mbdp import bundle_tuning
+
+    configs = {f"{name}.json": json.dumps({"bench": True}).encode() for name in ("frontend", "detector")}
     return {
+        **mbdp_payload(bundle_tuning("speaker4"), seconds=0.05, seed=0),
         "model_int8.onnx": model,
         "test_vectors.npz": vectors.getvalue(),
         "calibration.json": b"{}",
@@ -88,6 +90,7 @@ def _fields(context: int, bins: int, counter: int) -> dict:
             for name in ("frontend", "detector", "mbdp", "calibration")
         },
         "created_by": "deploy.bench",
+        "self_test": {"mbdp_vectors": "mbdp_vectors.npz"},
     }
 
 

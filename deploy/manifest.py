@@ -21,7 +21,8 @@ Schema (format_version 1; names in `files` are relative to `payload/` in the tar
                      tensor = {name, shape: [int | str], dtype}
     configs          {frontend|detector|mbdp|calibration: {file, runtime_version}}
     created_by       str
-    self_test        optional {vectors: file (default test_vectors.npz), atol: float (default 1e-4)}
+    self_test        optional {vectors: file (default test_vectors.npz), atol: float (default 1e-4),
+                      mbdp_vectors: file (MBDP input and expected outputs), mbdp_atol: float (default 1e-6)}
     files            {name: {sha256: 64 hex, size: int >= 0}}
 """
 
@@ -38,7 +39,7 @@ FORMAT_VERSION = 1
 REQUIRED_CONFIGS = ("frontend", "detector", "mbdp", "calibration")
 # int8 weights always; activations int8, or int16 when the quantization gate had to fall back to it
 ACTIVATION_DTYPES = {"int8": (-128, 127), "int16": (-32768, 32767)}
-DEFAULT_SELF_TEST = {"vectors": "test_vectors.npz", "atol": 1e-4}
+DEFAULT_SELF_TEST = {"vectors": "test_vectors.npz", "atol": 1e-4, "mbdp_atol": 1e-6}
 
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -210,12 +211,14 @@ def validate_manifest(manifest: dict) -> None:
             raise ManifestError(f"configs.{key}.runtime_version must be a non-empty string")
     if "self_test" in manifest:
         st = manifest["self_test"]
-        if not isinstance(st, dict) or not set(st) <= {"vectors", "atol"}:
-            raise ManifestError("self_test must be {vectors?, atol?}")
-        if "vectors" in st and st["vectors"] not in files:
-            raise ManifestError(f"self_test.vectors {st['vectors']!r} is not listed in files")
-        if "atol" in st and (not _is_number(st["atol"]) or st["atol"] < 0):
-            raise ManifestError("self_test.atol must be a non-negative number")
+        if not isinstance(st, dict) or not set(st) <= {"vectors", "atol", "mbdp_vectors", "mbdp_atol"}:
+            raise ManifestError("self_test must be {vectors?, atol?, mbdp_vectors?, mbdp_atol?}")
+        for key in ("vectors", "mbdp_vectors"):
+            if key in st and st[key] not in files:
+                raise ManifestError(f"self_test.{key} {st[key]!r} is not listed in files")
+        for key in ("atol", "mbdp_atol"):
+            if key in st and (not _is_number(st[key]) or st[key] < 0):
+                raise ManifestError(f"self_test.{key} must be a non-negative number")
 
 
 def self_test_settings(manifest: dict) -> dict:

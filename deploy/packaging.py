@@ -7,9 +7,7 @@ same bundle bytes.
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,26 +15,14 @@ import onnx
 
 from deploy.bundle import build_bundle
 from deploy.keystore import Keystore
-from runtime.crossover import MBDP_RUNTIME_VERSION
+from deploy.mbdp_payload import TUNING_FILE, VECTORS_FILE, mbdp_payload
+from deploy.npz import deterministic_npz
+from runtime.calibration import RECORD_VERSION as CALIBRATION_RUNTIME_VERSION
 from runtime.onnx_session import make_session
 
 FRONTEND_RUNTIME_VERSION = "frontend-1"
 DETECTOR_RUNTIME_VERSION = "detector-1"
-CALIBRATION_RUNTIME_VERSION = "calibration-factory-1"
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def deterministic_npz(arrays: dict[str, np.ndarray]) -> bytes:
-    """An .npz np.load(allow_pickle=False) reads, byte-identical for identical arrays."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, member.getvalue())
-    return buf.getvalue()
+DEFAULT_MBDP_SELF_TEST = {"seconds": 0.25, "seed": 0, "atol": 1e-6}
 
 
 def expected_logits(model_path: Path, inputs: np.ndarray) -> np.ndarray:
@@ -109,6 +95,9 @@ def package_bundle(
 ) -> dict:
     """Build and sign the bundle at out_path; returns its manifest.
 
+    mbdp is the tuning from runtime.mbdp.bundle_tuning (its vectors and Q31 biquads are added here,
+    sized by package_params["mbdp_self_test"]); calibration is the runtime.calibration config the
+    device calibrates with.
     firmware_c adds the C reference inference under c/ (deploy.firmware_c_emit.firmware_payload); it
     raises deploy.firmware_c.UnsupportedModelError for a model the C cannot run (e.g. float nodes left
     by the exclude_worst_nodes fallback).
@@ -125,11 +114,12 @@ def package_bundle(
         c_files.update(
             firmware_payload(model_int8, frontend, detector, vectors["inputs"], vectors["expected_logits"])
         )
+    mbdp_test = {**DEFAULT_MBDP_SELF_TEST, **package_params.get("mbdp_self_test", {})}
     payload: dict[str, Path | bytes] = {
         "model_int8.onnx": model_int8,
         "frontend.json": _config_bytes(frontend),
         "detector.json": _config_bytes(detector),
-        "mbdp.json": _config_bytes(mbdp),
+        **mbdp_payload(mbdp, float(mbdp_test["seconds"]), int(mbdp_test["seed"])),
         "calibration.json": _config_bytes(calibration),
         "test_vectors.npz": deterministic_npz(vectors),
         **c_files,
@@ -153,12 +143,15 @@ def package_bundle(
         "configs": {
             "frontend": {"file": "frontend.json", "runtime_version": FRONTEND_RUNTIME_VERSION},
             "detector": {"file": "detector.json", "runtime_version": DETECTOR_RUNTIME_VERSION},
-            "mbdp": {
-                "file": "mbdp.json",
-                "runtime_version": mbdp.get("runtime_version", MBDP_RUNTIME_VERSION),
-            },
+            "mbdp": {"file": TUNING_FILE, "runtime_version": mbdp["runtime_version"]},
             "calibration": {"file": "calibration.json", "runtime_version": CALIBRATION_RUNTIME_VERSION},
         },
         "created_by": "presence-flywheel",
+        "self_test": {
+            "vectors": "test_vectors.npz",
+            "atol": float(package_params.get("self_test_atol", 1e-4)),
+            "mbdp_vectors": VECTORS_FILE,
+            "mbdp_atol": float(mbdp_test["atol"]),
+        },
     }
     return build_bundle(payload, fields, keystore or Keystore(), out_path)

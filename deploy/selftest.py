@@ -4,8 +4,10 @@ payload/test_vectors.npz holds "inputs" float32 [N, C, V] and "expected_logits" 
 1. logits from onnxruntime must match expected_logits within self_test.atol;
 2. runtime.classifier.OnnxClassifier (what the device pipeline runs) must give softmax(expected_logits)
    within atol and a finite embedding [N, D];
-3. every LR4 crossover split in mbdp.json must equal runtime.crossover's own design at that frequency and
-   be stable (the MBDP streaming processor is not in runtime yet, so its coefficients are what is checked).
+3. the rare-event trigger, when the bundle ships one, must run on the classifier's embeddings;
+4. mbdp.json must parse into runtime.mbdp configs, and when the manifest names MBDP vectors
+   (self_test.mbdp_vectors: "input" and "expected_<mode>"), the device's own streaming MBDP must
+   reproduce every mode's expected output within self_test.mbdp_atol.
 Never raises on a bad bundle: it reports.
 """
 
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from deploy.manifest import self_test_settings
+
+RARE_EVENT_FILE = "rare_event.onnx"  # optional: the capture trigger (mining.rare_event)
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,15 @@ def run_self_test(slot_dir: str | Path, manifest: dict) -> SelfTestResult:
             len(inputs),
         )
     problem = _classifier_problem(model_path, inputs, expected, settings["atol"])
+    if problem is None and RARE_EVENT_FILE in manifest["files"]:
+        problem = _rare_event_problem(payload / RARE_EVENT_FILE, model_path, inputs)
     if problem is None and "mbdp" in manifest["configs"]:
-        problem = _mbdp_problem(payload / manifest["configs"]["mbdp"]["file"])
+        vectors = settings.get("mbdp_vectors")
+        problem = _mbdp_problem(
+            payload / manifest["configs"]["mbdp"]["file"],
+            None if vectors is None else payload / vectors,
+            float(settings["mbdp_atol"]),
+        )
     if problem is not None:
         return SelfTestResult(False, problem, diff, len(inputs))
     return SelfTestResult(True, "ok", diff, len(inputs))
@@ -106,32 +117,45 @@ def _classifier_problem(
     return None
 
 
-def _mbdp_problem(mbdp_path: Path) -> str | None:
-    """Re-derive each crossover split with the runtime's own design and check stability."""
-    from runtime.crossover import lr4_sections
+def _rare_event_problem(trigger_path: Path, model_path: Path, inputs: np.ndarray) -> str | None:
+    """The rare-event trigger must take the classifier's embedding and give one finite logit each."""
+    from runtime.classifier import OnnxClassifier
+    from runtime.onnx_session import make_session
 
     try:
-        config = json.loads(mbdp_path.read_text(encoding="utf-8"))
+        _, embedding = OnnxClassifier(model_path).predict(inputs)  # [N, D]
+        session = make_session(trigger_path)
+        (logit,) = session.run(None, {session.get_inputs()[0].name: embedding})
+    except Exception as exc:  # onnxruntime raises its own exception types for broken models
+        return f"rare-event trigger failed to run: {exc}"
+    if logit.shape != (len(inputs), 1) or not np.all(np.isfinite(logit)):
+        return f"rare-event trigger output must be finite [{len(inputs)}, 1], got {logit.shape}"
+    return None
+
+
+def _mbdp_problem(tuning_path: Path, vectors_path: Path | None, atol: float) -> str | None:
+    """The device's MBDP must accept the tuning and reproduce the bundle's MBDP vectors."""
+    from runtime.mbdp import MultibandProcessor, tuning_configs
+
+    try:
+        configs = tuning_configs(json.loads(tuning_path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
-        return f"mbdp config unreadable: {exc}"
-    if not isinstance(config, dict):
-        return "mbdp config must be a JSON object"
-    splits = config.get("splits", [])
-    if splits and "fs_hz" not in config:
-        return "mbdp config has splits but no fs_hz"
-    for split in splits:
-        try:
-            fc = float(split["fc_hz"])
-            design = lr4_sections(fc, float(config["fs_hz"]))  # {lowpass, highpass: sos [2, 6]}
-            for kind in ("lowpass", "highpass"):
-                sos = np.asarray(split[f"{kind}_sos"], dtype=np.float64)
-                if sos.shape != design[kind].shape or not np.allclose(
-                    sos, design[kind], rtol=1e-9, atol=1e-12
-                ):
-                    return f"mbdp {kind} split at {fc:g} Hz differs from the runtime's LR4 design"
-                poles = np.concatenate([np.roots(section[3:]) for section in sos])
-                if np.any(np.abs(poles) >= 1.0):
-                    return f"mbdp {kind} split at {fc:g} Hz is unstable"
-        except (KeyError, TypeError, ValueError) as exc:
-            return f"mbdp split malformed: {exc}"
+        return f"mbdp tuning refused: {exc}"
+    if vectors_path is None:
+        return None
+    try:
+        with np.load(vectors_path, allow_pickle=False) as vectors:
+            arrays = {name: vectors[name] for name in vectors.files}
+    except (OSError, ValueError) as exc:
+        return f"cannot read mbdp vectors: {exc}"
+    x = arrays.get("input")
+    if x is None or x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+        return "mbdp vectors lack a finite 1-D input"
+    for mode, cfg in configs.items():
+        expected = arrays.get(f"expected_{mode}")
+        if expected is None or expected.shape != x.shape:
+            return f"mbdp vectors lack expected_{mode} of shape {x.shape}"
+        diff = float(np.max(np.abs(MultibandProcessor(cfg).process_aligned(x) - expected)))
+        if not diff <= atol:
+            return f"mbdp {mode} output differs from the test vectors by {diff:.3g} > atol {atol:g}"
     return None

@@ -157,6 +157,29 @@ def label_field(params: dict, paths: Paths) -> dict:
     return _record(paths.labels("field"), "label_field", started, summary)
 
 
+def rare_event(params: dict, paths: Paths) -> dict:
+    """The rare-event capture trigger, fit on the paid labels; shipped in the bundle when it trained."""
+    from common.io import atomic_write_bytes
+    from mining.rare_event import fit_trigger_on_labels
+
+    started = time.perf_counter()
+    out = paths.model("rare_event")
+    label_sets = [(paths.curated(b), paths.labels(b) / "labels.parquet") for b in TRAINING_DATA["retrained"]]
+    try:
+        model, summary = fit_trigger_on_labels(
+            params,
+            label_sets,
+            seed_model=paths.model("seed") / "onnx" / "model_float.onnx",
+            ship_model=paths.model("retrained") / "onnx" / "model_int8.onnx",
+            lab_sample=int(params["mining"]["rare_event"]["lab_windows"]),
+        )
+        atomic_write_bytes(out / "rare_event.onnx", model)
+    except ValueError as exc:  # e.g. mining bought no hard negative: nothing to learn, ship without it
+        summary = {"error": str(exc)}
+    atomic_write_json(out / "summary.json", summary)
+    return _record(out, "rare_event", started, summary)
+
+
 # --- train, export, quantize ----------------------------------------------------------------------
 
 TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}
@@ -272,7 +295,8 @@ def _headline(results: dict) -> dict:
 
 
 def package(params: dict, paths: Paths) -> dict:
-    """Sign a bundle: int8 model, front-end/detector/MBDP/calibration configs, test vectors, lineage."""
+    """Sign a bundle: int8 model, rare-event trigger, front-end/detector/MBDP/calibration configs,
+    test vectors, lineage."""
     import numpy as np
     import polars as pl
 
@@ -280,9 +304,9 @@ def package(params: dict, paths: Paths) -> dict:
     from deploy.packaging import package_bundle
     from flows.lineage import data_hashes, git_revision
     from mining.pool import gather_windows, open_frames
-    from runtime.crossover import design_mbdp
-    from runtime.fixed_point import export_bundle_files
-    from runtime.mbdp import design_crossover
+    from mining.rare_event import detector_with_trigger
+    from runtime.calibration import CalibrationConfig
+    from runtime.mbdp import bundle_tuning
 
     started = time.perf_counter()
     pk = params["package"]
@@ -296,12 +320,19 @@ def package(params: dict, paths: Paths) -> dict:
     )
     evaluation = read_json(paths.evaluation("retrained") / "int8.json")
     trained_on = [p for b in TRAINING_DATA["retrained"] for p in (paths.curated(b), paths.labels(b))]
+    detector = read_json(model_dir / "checkpoint" / "detector.json")
+    extra: dict = {}
+    trigger = read_json(paths.model("rare_event") / "summary.json")
+    if "threshold" in trigger:
+        extra["rare_event.onnx"] = paths.model("rare_event") / "rare_event.onnx"
+        detector = detector_with_trigger(detector, trigger["threshold"])
+    calibration = CalibrationConfig.from_dict(params["calibration"]["config"])
     manifest = package_bundle(
         model_int8=model_dir / "onnx" / "model_int8.onnx",
         frontend=params["frontend"],
-        detector=read_json(model_dir / "checkpoint" / "detector.json"),
-        mbdp=design_mbdp(pk["mbdp"]["crossovers_hz"], float(pk["mbdp"]["fs_hz"]), pk["mbdp"]["bands"]),
-        calibration={**pk["calibration"], "method": "factory default (no sweep yet)"},
+        detector=detector,
+        mbdp=bundle_tuning(pk["profile"]),
+        calibration=calibration.to_dict(),
         test_inputs=test_inputs,
         metrics={k: evaluation.get(k) for k in ("false_alarms_per_hour", "recall_major", "recall_minor")},
         lineage={
@@ -309,17 +340,15 @@ def package(params: dict, paths: Paths) -> dict:
             "data_hashes": data_hashes(trained_on),
             "params_hash": params_hash(params),
         },
-        package_params=pk,
+        package_params={**pk, "self_test_atol": params["deploy"]["self_test_atol"]},
         out_path=paths.bundle,
-        # CMSIS-DSP Q31 biquads of the same crossovers: mbdp.h and mbdp_q31.json
-        extra_files=export_bundle_files(
-            design_crossover(pk["mbdp"]["crossovers_hz"], float(pk["mbdp"]["fs_hz"]))
-        ),
+        extra_files=extra,
     )
     summary = {
         "version": manifest["version"],
         "release_counter": manifest["release_counter"],
         "files": len(manifest["files"]),
+        "rare_event_trigger": "threshold" in trigger,
     }
     return _record(paths.bundle_dir, "package", started, summary)
 
@@ -422,6 +451,21 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         ("labeling", "mining.weak_label_confidence_min"),
     ),
     StageTemplate(
+        "rare_event",
+        rare_event,
+        lambda p: [
+            p.labels("seed"),
+            p.labels("field"),
+            p.curated("seed"),
+            p.curated("field"),
+            p.model("seed") / "onnx",
+            p.model("retrained") / "onnx",
+            Path("mining"),
+        ],
+        lambda p: [p.model("rare_event")],
+        ("mining.rare_event", "mining.seed", "ingest.context_frames"),
+    ),
+    StageTemplate(
         "evaluate",
         evaluate,
         lambda p, m: [p.model(m) / "checkpoint", p.model(m) / "onnx", p.raw("eval"), p.truth("eval")],
@@ -442,12 +486,14 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         lambda p: [
             p.model("retrained") / "checkpoint",
             p.model("retrained") / "onnx",
+            p.model("rare_event"),
             p.evaluation("retrained"),
             p.curated("eval"),
             Path("deploy"),
+            Path("runtime/mbdp_presets.json"),
         ],
         lambda p: [p.bundle_dir],
-        ("package", "frontend"),
+        ("package", "frontend", "calibration.config", "deploy.self_test_atol"),
     ),
     StageTemplate(
         "deploy",

@@ -14,6 +14,8 @@ sigmoid(logit), the max over the capture's windows, and uploads the capture when
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from runtime.labels import CLASSES
@@ -118,6 +120,48 @@ def train_rare_event_model(
         f"{float(rp['min_seed_score'])} (hard negatives)",
     }
     return model, summary
+
+
+PAID_SOURCES = ("oracle", "lab", "label_studio")  # weak labels do not define rare events
+
+
+def fit_trigger_on_labels(
+    params: dict,
+    label_sets: list[tuple[Path, Path]],
+    seed_model: Path,
+    ship_model: Path,
+    lab_sample: int,
+) -> tuple[bytes, dict]:
+    """Fit the trigger on what was paid for: (ONNX bytes, summary).
+
+    label_sets: (curated batch dir, labels.parquet) pairs; paid labels only. An all-lab set (the seed
+    batch) is sampled down to lab_sample windows of counter-examples. seed_model scores the windows
+    (the seed model's p_present defines "rare"); ship_model (the classifier the bundle ships) gives
+    the embeddings the device will feed the trigger.
+    """
+    import polars as pl
+
+    from mining.scoring import score_windows
+
+    context = int(params["ingest"]["context_frames"])
+    rng = np.random.default_rng(int(params["mining"]["seed"]))
+    embs, labels, seed_scores = [], [], []
+    for curated, labels_path in label_sets:
+        paid = pl.read_parquet(labels_path).filter(pl.col("source").is_in(list(PAID_SOURCES)))
+        if paid.height > lab_sample and (paid["source"] == "lab").all():
+            paid = paid[np.sort(rng.choice(paid.height, lab_sample, replace=False))]
+        if paid.height == 0:
+            continue
+        seed_p, _ = score_windows(seed_model, curated, paid["window_id"], context)
+        _, emb = score_windows(ship_model, curated, paid["window_id"], context)
+        embs.append(emb)
+        labels.append(paid["label"].to_numpy())
+        seed_scores.append(seed_p)
+    if not embs:
+        raise ValueError("rare-event model needs paid labels; none were found")
+    return train_rare_event_model(
+        np.concatenate(embs), np.concatenate(labels), np.concatenate(seed_scores), params
+    )
 
 
 def detector_with_trigger(detector: dict, threshold: float) -> dict:

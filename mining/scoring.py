@@ -38,3 +38,21 @@ def score_pool(model_path: str | Path, curated_dir: str | Path, context: int, ch
         pl.Series("p_present", probs[:, 1] + probs[:, 2]),
     )
     return scores, embeddings
+
+
+def score_windows(
+    model_path: str | Path, curated_dir: str | Path, window_ids: pl.Series, context: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p_present [n], embedding [n, D]) of the given windows of one curated batch, in the given order."""
+    from mining.pool import gather_windows, open_frames
+
+    table = load_windows_table(curated_dir).select("window_id", "end_row")
+    rows = pl.DataFrame({"window_id": window_ids}).join(table, on="window_id", how="left")
+    if rows["end_row"].null_count():
+        raise ValueError(
+            f"{curated_dir}: {rows['end_row'].null_count()} labelled windows are not in the batch"
+        )
+    probs, emb = OnnxClassifier(model_path).predict(
+        gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)
+    )
+    return probs[:, 1] + probs[:, 2], emb

@@ -57,6 +57,10 @@ class CalibrationConfig:
         if not all(inside[0] <= f <= inside[1] for f in self.candidates_hz):
             raise ValueError("every candidate carrier must lie inside the sweep band")
 
+    def to_dict(self) -> dict:
+        """calibration.json of a bundle: the settings plus the runtime version that reads them."""
+        return {"runtime_version": RECORD_VERSION, **asdict(self), "candidates_hz": list(self.candidates_hz)}
+
     @classmethod
     def from_dict(cls, d: dict) -> CalibrationConfig:
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}

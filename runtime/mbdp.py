@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 PRESETS_FILE = Path(__file__).with_name("mbdp_presets.json")
 TRUE_PEAK_OVERSAMPLE = 4
+MBDP_RUNTIME_VERSION = "mbdp-stream-2"  # the bundle's mbdp.json format and this processor
+MODES = ("playback", "sensing")  # sensing: the low band held down while presence sensing runs
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,43 @@ def load_preset(
     if fs_hz is not None:
         d["fs_hz"] = fs_hz
     return MbdpConfig.from_dict(d)
+
+
+def bundle_tuning(profile: str, presets_file: str | Path = PRESETS_FILE) -> dict:
+    """mbdp.json of a bundle for a device profile: its playback and sensing presets.
+
+    Both modes run on the same crossover biquads (one fixed-point export serves both); only the
+    band dynamics differ, so a preset pair with different crossovers is refused.
+    """
+    modes = {
+        "playback": load_preset(profile, presets_file),
+        "sensing": load_preset(f"{profile}_sensing", presets_file),
+    }
+    xs = {mode: (cfg.fs_hz, cfg.crossovers_hz) for mode, cfg in modes.items()}
+    if len(set(xs.values())) != 1:
+        raise ValueError(f"MBDP presets of {profile!r} must share fs and crossovers, got {xs}")
+    return {
+        "runtime_version": MBDP_RUNTIME_VERSION,
+        "profile": profile,
+        "modes": {mode: cfg.to_dict() for mode, cfg in modes.items()},
+    }
+
+
+def tuning_configs(tuning: dict) -> dict[str, MbdpConfig]:
+    """Parse a bundle's mbdp.json into one MbdpConfig per mode; ValueError names what is wrong."""
+    if not isinstance(tuning, dict) or tuning.get("runtime_version") != MBDP_RUNTIME_VERSION:
+        got = tuning.get("runtime_version") if isinstance(tuning, dict) else type(tuning).__name__
+        raise ValueError(f"mbdp.json runtime_version {got!r} is not {MBDP_RUNTIME_VERSION!r}")
+    modes = tuning.get("modes")
+    if not isinstance(modes, dict) or set(modes) != set(MODES):
+        raise ValueError(f"mbdp.json modes must be exactly {list(MODES)}")
+    configs = {}
+    for mode in MODES:
+        try:
+            configs[mode] = MbdpConfig.from_dict(modes[mode])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"mbdp.json modes.{mode}: {exc}") from exc
+    return configs
 
 
 # --- crossover design --------------------------------------------------------------------------

@@ -31,9 +31,9 @@ def make_bundle(tmp_path: Path, keystore):
     """make_bundle(name, version=..., release_counter=..., profile=..., store=..., corrupt_vectors=...)"""
     from deploy.bundle import build_bundle
 
-    def _make(name="b1.tar", *, store=None, corrupt_vectors=False, seed=0, mbdp=None, **fields):
+    def _make(name="b1.tar", *, store=None, corrupt_vectors=False, seed=0, mbdp=None, extra=None, **fields):
         out = tmp_path / "bundles" / name
-        payload = payload_files(seed=seed, corrupt_vectors=corrupt_vectors, mbdp=mbdp)
+        payload = {**payload_files(seed=seed, corrupt_vectors=corrupt_vectors, mbdp=mbdp), **(extra or {})}
         build_bundle(payload, manifest_fields(**fields), store or keystore, out)
         return out
 

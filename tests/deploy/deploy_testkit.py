@@ -105,15 +105,29 @@ def manifest_fields(version: str = "1.0.0", release_counter: int = 1, profile: s
             "calibration": {"file": "calibration.json", "runtime_version": "0.1.0"},
         },
         "created_by": "tests",
-        "self_test": {"vectors": "test_vectors.npz", "atol": 1e-4},
+        "self_test": {
+            "vectors": "test_vectors.npz",
+            "atol": 1e-4,
+            "mbdp_vectors": "mbdp_vectors.npz",
+            "mbdp_atol": 1e-6,
+        },
     }
 
 
 def mbdp_tuning() -> dict:
-    from runtime.crossover import design_mbdp
+    from runtime.mbdp import bundle_tuning
 
-    bands = [{"threshold_db": -20.0, "ratio": 2.0}] * 3
-    return design_mbdp([200.0, 2000.0], 48000.0, bands)
+    return bundle_tuning("speaker4")
+
+
+def mbdp_files(tuning: dict | None = None) -> dict[str, bytes]:
+    """mbdp.json, its self-test vectors (computed from mbdp_tuning()) and the Q31 exports."""
+    from deploy.mbdp_payload import TUNING_FILE, mbdp_payload
+
+    files = mbdp_payload(mbdp_tuning(), seconds=0.05, seed=0)
+    if tuning is not None:  # signed as given, vectors still from the reference tuning
+        files[TUNING_FILE] = json.dumps(tuning).encode()
+    return files
 
 
 def payload_files(seed: int = 0, corrupt_vectors: bool = False, mbdp: dict | None = None) -> dict[str, bytes]:
@@ -123,7 +137,7 @@ def payload_files(seed: int = 0, corrupt_vectors: bool = False, mbdp: dict | Non
         "test_vectors.npz": self_test_vectors_bytes(model, corrupt=corrupt_vectors),
         "frontend.json": json.dumps({"n_velocity_bins": N_VELOCITY}).encode(),
         "detector.json": json.dumps({"strict_threshold": 0.8}).encode(),
-        "mbdp.json": json.dumps(mbdp if mbdp is not None else mbdp_tuning()).encode(),
+        **mbdp_files(mbdp),
         "calibration.json": json.dumps({"gain_db": 0.0}).encode(),
         "c/model_int8.h": b"/* header */\n",
     }

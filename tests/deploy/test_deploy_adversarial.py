@@ -197,10 +197,34 @@ def test_failing_self_test_is_refused(device, make_bundle, snapshot):
     assert_refused(device, bundle, snapshot, "self-test failed", "atol")
 
 
-def test_mbdp_tuning_that_differs_from_the_runtime_design_is_refused(device, make_bundle, snapshot):
+def test_mbdp_tuning_that_differs_from_its_vectors_is_refused(device, make_bundle, snapshot):
     from deploy_testkit import mbdp_tuning
 
     tuning = mbdp_tuning()
-    tuning["splits"][1]["lowpass_sos"][0][0] *= 1.01  # signed, but not what the runtime would build
+    tuning["modes"]["playback"]["bands"][0]["threshold_db"] -= 6.0  # signed, but not what the vectors say
     bundle = make_bundle("v2.tar", release_counter=2, mbdp=tuning)
-    assert_refused(device, bundle, snapshot, "self-test failed", "mbdp lowpass split at 2000 hz")
+    assert_refused(device, bundle, snapshot, "self-test failed", "mbdp playback output differs")
+
+
+def test_mbdp_tuning_the_runtime_cannot_run_is_refused(device, make_bundle, snapshot):
+    from deploy_testkit import mbdp_tuning
+
+    tuning = mbdp_tuning()
+    tuning["modes"]["sensing"]["crossovers_hz"] = [4000.0, 800.0]  # not increasing, one band short
+    bundle = make_bundle("v2.tar", release_counter=2, mbdp=tuning)
+    assert_refused(device, bundle, snapshot, "self-test failed", "modes.sensing")
+
+
+def test_rare_event_trigger_is_self_tested(device, make_bundle, snapshot):
+    import numpy as np
+    from deploy_testkit import N_EMBED
+
+    from deploy.agent import install_bundle
+    from mining.rare_event import logistic_onnx
+
+    broken = make_bundle("v2.tar", release_counter=2, extra={"rare_event.onnx": b"not a model"})
+    assert_refused(device, broken, snapshot, "self-test failed", "rare-event trigger failed to run")
+    w = np.linspace(-1.0, 1.0, N_EMBED)
+    trigger = logistic_onnx(w, 0.1, np.zeros(N_EMBED), np.ones(N_EMBED))
+    good = make_bundle("v3.tar", release_counter=3, extra={"rare_event.onnx": trigger})
+    assert install_bundle(good, device).installed

@@ -190,10 +190,12 @@ def test_test_vectors_bin_layout():
 
 def test_package_bundle_carries_the_c_sources(int8_model, tmp_path, keystore):
     from deploy.packaging import package_bundle
+    from runtime.mbdp import bundle_tuning
 
     model, windows = int8_model
     manifest = package_bundle(
-        model_int8=model, frontend={"hop": 64}, detector={"strict_threshold": 0.8}, mbdp={}, calibration={},
+        model_int8=model, frontend={"hop": 64}, detector={"strict_threshold": 0.8},
+        mbdp=bundle_tuning("speaker4"), calibration={},
         test_inputs=windows[:8], metrics={},
         lineage={"git_revision": "x", "data_hashes": {}, "params_hash": "0" * 64},
         package_params={"name": "p", "version": "0.1.0", "release_counter": 1, "profile": "speaker4"},
