@@ -1,6 +1,7 @@
 """Device agent for a simulated device (a folder): provisioning, A/B install with rollback, boot, status.
 
 Device folder:
+    calibration.json  the calibration record (deploy.device_calibration), once the device calibrated
     state.json        profile, active_slot, good, bundle_version, release_counter, previous_slot,
                       last_refusal {reason, step, bundle, at}, slots {A|B: {state, version, release_counter}}
     slots/A, slots/B  installed bundles (manifest.json, manifest.sig, payload/...)
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common.io import atomic_write_json, atomic_write_text, read_json
+from deploy.device_calibration import calibration_status
 from deploy.errors import BundleError
 from deploy.keystore import PublicKeyLike, key_id_of, load_public_key, raw_public_bytes
 from deploy.selftest import run_self_test
@@ -237,6 +239,7 @@ def device_status(device_dir: str | os.PathLike) -> dict:
         "last_refusal": refusal,
         "last_refusal_reason": refusal["reason"] if refusal else None,
         "slots": state["slots"],
+        "calibration": calibration_status(device_dir),
     }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from deploy.agent import device_status, install_bundle, provision_device, read_state
 from deploy.bundle import bundle_sha256
+from deploy.device_calibration import CalibrationHal, bundle_calibration_config, calibrate_device
 from deploy.errors import BundleError
 from deploy.keystore import Keystore
 from deploy.layout import MANIFEST_NAME
@@ -42,20 +43,22 @@ def provision(device_dir: Path, profile: str) -> str:
     return f"provisioned {device_dir} ({state['profile']}, release counter {state['release_counter']})"
 
 
-def deploy_to_device(bundle: Path, device_dir: Path, profile: str) -> dict:
-    """Provision the device if it is new, then install; the bundle already active is reported, not redone."""
+def deploy_to_device(bundle: Path, device_dir: Path, profile: str, hal: CalibrationHal | None = None) -> dict:
+    """Provision the device if it is new, then install; the bundle already active is reported, not redone.
+
+    With the device's audio HAL, the active bundle's calibration then runs (deploy.device_calibration).
+    """
     device_dir = Path(device_dir)
     if not (device_dir / "state.json").exists():
         provision(device_dir, profile)
     sha = bundle_sha256(bundle)
     if _active_manifest(device_dir) == _bundle_manifest(bundle):
-        return {
-            "installed": True,
-            "already_active": True,
-            "bundle_sha256": sha,
-            "status": device_status(device_dir),
-        }
-    result = install_bundle(bundle, device_dir).to_dict()
+        result = {"installed": True, "already_active": True}
+    else:
+        result = install_bundle(bundle, device_dir).to_dict()
+    if hal is not None and result["installed"]:
+        slot = device_dir / "slots" / str(read_state(device_dir)["active_slot"])
+        result["calibration"] = calibrate_device(device_dir, hal, bundle_calibration_config(slot))
     return {**result, "bundle_sha256": sha, "status": device_status(device_dir)}
 
 

@@ -64,6 +64,8 @@ class BundleRunner:
         self.rare_threshold = float(det.get("rare_event_threshold", rare_threshold))
         self.pipeline = DevicePipeline(str(payload / "model_int8.onnx"), self.frontend_cfg, self.detector_cfg)
         self.fs, self.block_s = fs, block_s
+        calibration = payload / "calibration.json"
+        self.calibration = json.loads(calibration.read_text()) if calibration.exists() else None
         self.rare = None
         if (payload / "rare_event.onnx").exists():
             from runtime.onnx_session import make_session

@@ -35,23 +35,53 @@ PRESET_CODE = {"seed": 1, "field": 2, "eval": 3}
 ID_PREFIX = {"seed": "lab", "field": "dev", "eval": "evl"}
 
 
-def fleet_unit(preset: str, index: int, sim: dict) -> tuple[Device, Room]:
-    """The physical unit and room of device `index` in the preset's population."""
+def fleet_unit(preset: str, index: int, sim: dict, calibration: dict | None = None) -> tuple[Device, Room]:
+    """The physical unit and room of device `index` in the preset's population.
+
+    Field and eval units calibrate at first boot with runtime.calibration (the config of the bundle
+    they run, `calibration`, or the factory defaults when None): the record's carrier and emission
+    level are what the unit emits and logs. simulate.calibration.enabled false falls back to the
+    factory heuristic (any candidate carrier within 3 dB of the unit's loudest, factory level).
+    Lab units record at the lab carriers.
+    """
     if preset not in PRESET_CODE:
         raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESET_CODE)})")
-    rng = np.random.default_rng([int(sim["fleet_seed"]), PRESET_CODE[preset], index])
+    rng = np.random.default_rng(unit_key(preset, index, sim))
     names = list(sim["profiles_mix"])
     weights = np.array([sim["profiles_mix"][k] for k in names], dtype=float)
     prof = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     dev = make_device(prof, f"{ID_PREFIX[preset]}-{index:04d}", float(sim["carriers_hz"][0]), rng)
+    cal = sim.get("calibration", {})
     if preset == "seed":
-        carrier = float(sim["lab_carriers_hz"][index % len(sim["lab_carriers_hz"])])
-    else:  # factory calibration: any candidate carrier within 3 dB of this unit's loudest one
+        dev = dataclasses.replace(
+            dev, carrier_hz=float(sim["lab_carriers_hz"][index % len(sim["lab_carriers_hz"])])
+        )
+    elif cal.get("enabled", False):
+        record = _first_boot_calibration(
+            dev, cal, calibration, [int(sim["fleet_seed"]), PRESET_CODE[preset], index]
+        )
+        dev = dataclasses.replace(dev, carrier_hz=record.carrier_hz, emission_db=record.emission_db)
+    else:
         carriers = np.asarray(sim["carriers_hz"], dtype=float)
         response = dev.speaker_db(carriers)
-        carrier = float(rng.choice(carriers[response >= response.max() - 3.0]))
-    dev = dataclasses.replace(dev, carrier_hz=carrier)
+        dev = dataclasses.replace(
+            dev, carrier_hz=float(rng.choice(carriers[response >= response.max() - 3.0]))
+        )
     return dev, make_room(dev.height_m, rng)
+
+
+def _first_boot_calibration(dev: Device, cal: dict, config: dict | None, key: list[int]):
+    """The unit's calibration record: sweep and silent capture through its simulated hardware."""
+    from fleet.calibration_hal import calibrate_unit, unit_hal
+    from runtime.calibration import CalibrationConfig
+
+    cfg = CalibrationConfig.from_dict(config) if config else CalibrationConfig()
+    return calibrate_unit(dev, cfg, unit_hal(dev, cal, key, cfg.fs_hz))
+
+
+def unit_key(preset: str, index: int, sim: dict) -> list[int]:
+    """The seed key of a unit: its manufacturing draws, its room and its home's interferer."""
+    return [int(sim["fleet_seed"]), PRESET_CODE[preset], index]
 
 
 def day_start(sim: dict, seed: int, index: int) -> dt.datetime:
@@ -69,6 +99,7 @@ class DeviceJob:
     raw_tmp: str
     sim: dict
     bundle_path: str | None
+    calibration: dict | None = None  # factory calibration config (a bundle brings its own)
 
 
 @dataclass
@@ -96,7 +127,7 @@ def simulate_device(job: DeviceJob) -> DeviceOutput:
 
         runner = BundleRunner(job.bundle_path, fs, pol["energy_block_s"], pol["rare_event_threshold"])
         out.firmware = runner.version
-    dev, room = fleet_unit(preset, i, sim)
+    dev, room = fleet_unit(preset, i, sim, runner.calibration if runner is not None else job.calibration)
     rng = np.random.default_rng([int(job.seed), PRESET_CODE[preset], i])
     the_plan = plan(preset, job.n_chunks * capture_s, rng, room, sim)
     for e in the_plan.events:
@@ -203,8 +234,12 @@ def simulate_batch(
     batch_id: str | None = None,
     bundle_path: str | Path | None = None,
     sim_params: dict | None = None,
+    calibration: dict | None = None,
 ) -> dict:
     """Write raw_dir/{captures.jsonl, dialogue.jsonl, iq/*.npy} and truth_dir/events.jsonl → summary.
+
+    calibration: the factory calibration config units calibrate with at first boot (params
+    `calibration.config`; None: runtime.calibration's defaults); units running a bundle use its own.
 
     Devices are independent and run in `simulate.workers` processes; the output does not depend
     on the number of workers (each device has its own seeds; rows are merged in device order).
@@ -234,6 +269,7 @@ def simulate_batch(
                 str(writer.raw),
                 sim,
                 bundle_path and str(bundle_path),
+                calibration,
             )
             for i in range(n_devices)
         ]

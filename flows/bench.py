@@ -16,7 +16,7 @@ SUITES = {
     "mining": "mining.bench",
     "model": "training.bench",
     "mbdp": "runtime.bench_mbdp",
-    "calibration": "runtime.bench_calibration",
+    "calibration": "fleet.bench_calibration",
 }
 
 

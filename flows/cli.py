@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from flows.cli_labels import labels_app
+
 app = typer.Typer(
     help="Presence flywheel: ingest, mine, label, retrain, quantize, package and deploy.",
     no_args_is_help=True,
@@ -23,6 +25,7 @@ bundle_app = typer.Typer(help="Inspect and verify signed firmware bundles.", no_
 device_app = typer.Typer(help="Simulated devices: provision and status.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(device_app, name="device")
+app.add_typer(labels_app, name="labels")
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="data root (default: data)")]
@@ -125,9 +128,18 @@ def simulate(
     from common.params import load_params
     from fleet.simulate import simulate_batch
 
-    sim = load_params(params)["simulate"] if params.exists() else None
+    p = load_params(params) if params.exists() else None
     summary = simulate_batch(
-        preset, devices, hours, seed, out, truth_out, batch_id=out.name, bundle_path=bundle, sim_params=sim
+        preset,
+        devices,
+        hours,
+        seed,
+        out,
+        truth_out,
+        batch_id=out.name,
+        bundle_path=bundle,
+        sim_params=p["simulate"] if p else None,
+        calibration=p["calibration"]["config"] if p else None,
     )
     _write_json(None, summary)
 

@@ -56,6 +56,7 @@ def simulate(params: dict, paths: Paths, batch: str) -> dict:
         paths.truth(batch),
         batch_id=batch,
         sim_params=params["simulate"],
+        calibration=params["calibration"]["config"],
     )
     return _record(paths.raw(batch), f"simulate@{batch}", started, summary)
 
@@ -354,14 +355,30 @@ def package(params: dict, paths: Paths) -> dict:
 
 
 def deploy(params: dict, paths: Paths) -> dict:
+    """Install the bundle on the turn's device, then run its calibration on the device's hardware."""
     from deploy.operations import deploy_to_device
 
     started = time.perf_counter()
+    profile = params["package"]["profile"]
     result = deploy_to_device(
-        paths.bundle, paths.devices / params["deploy"]["device"], params["package"]["profile"]
+        paths.bundle, paths.devices / params["deploy"]["device"], profile, hal=_device_hal(params, profile)
     )
     atomic_write_json(paths.deployment / "deploy.json", result)
     return _record(paths.deployment, "deploy", started, result)
+
+
+def _device_hal(params: dict, profile: str):
+    """The turn's device is the first simulated field unit of the bundle's profile: its audio HAL."""
+    from fleet.calibration_hal import unit_hal
+    from fleet.simulate import fleet_unit, unit_key
+
+    sim = params["simulate"]
+    for index in range(256):
+        dev, _ = fleet_unit("field", index, sim, params["calibration"]["config"])
+        if dev.profile == profile:
+            fs = float(params["calibration"]["config"]["fs_hz"])
+            return unit_hal(dev, sim["calibration"], unit_key("field", index, sim), fs)
+    raise ValueError(f"no simulated field unit of profile {profile!r} among the first 256")
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -396,9 +413,9 @@ TEMPLATES: tuple[StageTemplate, ...] = (
     StageTemplate(
         "simulate",
         simulate,
-        lambda p, b: [Path("fleet")],
+        lambda p, b: [Path("fleet"), Path("runtime")],
         lambda p, b: [p.raw(b), p.truth(b)],
-        ("simulate",),
+        ("simulate", "calibration.config"),
         items=BATCHES,
     ),
     StageTemplate(
@@ -498,9 +515,16 @@ TEMPLATES: tuple[StageTemplate, ...] = (
     StageTemplate(
         "deploy",
         deploy,
-        lambda p: [p.bundle_dir],
+        lambda p: [p.bundle_dir, Path("fleet")],
         lambda p: [p.deployment],
-        ("deploy", "package.profile"),
+        (
+            "deploy",
+            "package.profile",
+            "simulate.fleet_seed",
+            "simulate.profiles_mix",
+            "simulate.calibration",
+            "calibration.config",
+        ),
     ),
     StageTemplate(
         "report",

@@ -22,6 +22,7 @@ import polars as pl
 
 from common.io import atomic_write_json, atomic_write_parquet
 from common.params import deep_merge
+from mining.scoring import score_windows
 
 STRATEGIES = ("flywheel", "random", "uncertainty")
 METRIC_KEYS = ("false_alarms_per_hour", "recall_major", "recall_minor")
@@ -37,9 +38,10 @@ def experiment_config(params: dict, quick: bool = False) -> dict:
 
 def count_steps(ex: dict, turns: int, seeds: int) -> int:
     """Units of work reported to `progress` (for a progress bar's total)."""
-    batches = 2 + turns  # seed + eval + one field batch per turn
-    per_seed = 1 + len(ex["strategies"]) * turns
-    return batches + 1 + seeds * per_seed + (1 if ex["rare_event"]["enabled"] else 0)
+    batches = 1 + turns  # seed and eval batches (reported together) + one field batch per turn
+    per_seed = 1 + len(ex["strategies"]) * turns  # seed model + every strategy's turns
+    rare = ex["rare_event"]["enabled"] and "flywheel" in ex["strategies"]  # measured on the flywheel's labels
+    return batches + 1 + seeds * per_seed + (1 if rare else 0)  # + 1: the CFAR baseline
 
 
 def run_params(params: dict, ex: dict, seed_index: int) -> dict:
@@ -143,25 +145,6 @@ def embed_windows(onnx_path: Path, curated_dir: Path, window_ids: pl.Series, con
     return score_windows(onnx_path, curated_dir, window_ids, context)[1]
 
 
-def score_windows(
-    onnx_path: Path, curated_dir: Path, window_ids: pl.Series, context: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(p_present [n], embedding [n, D]) of the given windows of one curated batch, in the given order."""
-    from mining.pool import gather_windows, load_windows_table, open_frames
-    from runtime.classifier import OnnxClassifier
-
-    table = load_windows_table(curated_dir).select("window_id", "end_row")
-    rows = pl.DataFrame({"window_id": window_ids}).join(table, on="window_id", how="left")
-    if rows["end_row"].null_count():
-        raise ValueError(
-            f"{curated_dir}: {rows['end_row'].null_count()} labelled windows are not in the batch"
-        )
-    probs, emb = OnnxClassifier(onnx_path).predict(
-        gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)
-    )
-    return probs[:, 1] + probs[:, 2], emb
-
-
 def labeled_embeddings(
     onnx_path: Path, label_sets: list[tuple[Path, Path]], context: int, limit: int, seed: int
 ) -> np.ndarray:
@@ -248,23 +231,9 @@ def train_rare_trigger(
 ) -> tuple[Path, dict]:
     """Fit the rare-event trigger on the paid field labels; write a bundle folder → (folder, summary)."""
     from mining.enrichment import write_bundle_folder
-    from mining.rare_event import detector_with_trigger, train_rare_event_model
+    from mining.rare_event import detector_with_trigger, fit_trigger_on_labels
 
-    context = int(params["ingest"]["context_frames"])
-    embs, labels, seed_scores = [], [], []
-    rng = np.random.default_rng(int(params["mining"]["seed"]))
-    for curated, labels_path in label_sets:
-        # field turns: what mining found and paid for; the lab set: a sample of counter-examples
-        paid = pl.read_parquet(labels_path).filter(pl.col("source").is_in(["oracle", "lab"]))
-        if paid.height > lab_sample and (paid["source"] == "lab").all():
-            paid = paid[np.sort(rng.choice(paid.height, lab_sample, replace=False))]
-        seed_p, _ = score_windows(seed_onnx, curated, paid["window_id"], context)
-        embs.append(embed_windows(ship[0], curated, paid["window_id"], context))
-        labels.append(paid["label"].to_numpy())
-        seed_scores.append(seed_p)
-    model, summary = train_rare_event_model(
-        np.concatenate(embs), np.concatenate(labels), np.concatenate(seed_scores), params
-    )
+    model, summary = fit_trigger_on_labels(params, label_sets, seed_onnx, ship[0], lab_sample)
     detector = detector_with_trigger(ship[1], summary["threshold"])
     folder = write_bundle_folder(out_dir / "bundle", ship[0], params["frontend"], detector, model)
     return folder, summary

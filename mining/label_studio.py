@@ -31,6 +31,7 @@ class LabelStudioError(ValueError):
 
 
 def label_config() -> str:
+    """Label Studio labelling config: the spectrogram image and one single-choice `presence` control."""
     choices = "\n".join(f'    <Choice value="{c}"/>' for c in CLASSES)
     return (
         "<View>\n"
@@ -64,8 +65,14 @@ def export_tasks(picks: pl.DataFrame, curated_dir: str | Path, out_dir: str | Pa
     fe, ls = params["frontend"], params["mining"]["label_studio"]
     context = int(params["ingest"]["context_frames"])
     table = load_windows_table(curated_dir)
+    duplicated = picks.filter(pl.col("window_id").is_duplicated())["window_id"].unique().to_list()
+    if duplicated:  # one task per window: a second task would be a second paid label for the same window
+        raise ValueError(f"picks: window_id repeated, e.g. {sorted(duplicated)[:5]}")
     rows = picks.select("window_id", *[c for c in ("strategy",) if c in picks.columns]).join(
-        table.select("window_id", "end_row", "batch_id", "device_id", "t_end_s"), on="window_id", how="left"
+        table.select("window_id", "end_row", "batch_id", "device_id", "t_end_s"),
+        on="window_id",
+        how="left",
+        maintain_order="left",  # task n is pick n (polars does not promise join order otherwise)
     )
     if rows["end_row"].null_count():
         missing = rows.filter(pl.col("end_row").is_null())["window_id"].to_list()[:5]
@@ -93,24 +100,41 @@ def _field(obj, key: str, kind: type | tuple, where: str):
     return obj[key]
 
 
-def _choice(annotation: dict, where: str) -> str | None:
-    for r, result in enumerate(_field(annotation, "result", list, where)):
+def _choice(annotation: dict, where: str) -> str:
+    """The one `presence` choice of a submitted annotation.
+
+    Our labelling config has a single control, so a result from any other control means the export
+    came from another project's config: refused rather than silently dropped.
+    """
+    results = _field(annotation, "result", list, where)
+    if not results:
+        raise LabelStudioError(f"{where}.result: empty (no {CONTROL_NAME!r} choice)")
+    choice = None
+    for r, result in enumerate(results):
         at = f"{where}.result[{r}]"
-        if isinstance(result, dict) and result.get("from_name") == CONTROL_NAME:
-            choices = _field(_field(result, "value", dict, at), "choices", list, at + ".value")
-            if len(choices) != 1 or choices[0] not in CLASSES:
-                raise LabelStudioError(f"{at}.value.choices: expected one of {list(CLASSES)}, got {choices}")
-            return choices[0]
-    return None
+        from_name = _field(result, "from_name", str, at)
+        if from_name != CONTROL_NAME:
+            raise LabelStudioError(f"{at}.from_name: expected {CONTROL_NAME!r}, got {from_name!r}")
+        choices = _field(_field(result, "value", dict, at), "choices", list, at + ".value")
+        if len(choices) != 1 or choices[0] not in CLASSES:
+            raise LabelStudioError(f"{at}.value.choices: expected one of {list(CLASSES)}, got {choices}")
+        if choice is not None and choices[0] != choice:
+            raise LabelStudioError(f"{at}.value.choices: {choices[0]!r} contradicts {choice!r} before it")
+        choice = choices[0]
+    return choice
 
 
 def import_annotations(export_path: str | Path, confidence: float = 1.0) -> pl.DataFrame:
     """Completed Label Studio JSON export → label table (source "label_studio").
 
-    Per task the latest non-cancelled annotation with a `presence` choice wins; tasks nobody labelled
-    are left out. Raises LabelStudioError naming the file and the field that is wrong.
+    Per task the latest (last listed) non-cancelled annotation wins; tasks nobody labelled (no
+    annotation, or only cancelled/skipped ones) are left out. Raises LabelStudioError naming the file
+    and the field that is wrong: a submitted annotation without result, a result from another control
+    than `presence`, a choice outside runtime.labels.CLASSES, a window or task id exported twice.
     """
     path = Path(export_path)
+    if not 0.0 <= float(confidence) <= 1.0:
+        raise ValueError(f"confidence must be in [0, 1], got {confidence}")
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -118,10 +142,25 @@ def import_annotations(export_path: str | Path, confidence: float = 1.0) -> pl.D
     if not isinstance(tasks, list):
         raise LabelStudioError(f"{path}: expected a list of tasks, got {type(tasks).__name__}")
     rows = []
+    seen_ids: dict[object, int] = {}
+    seen_windows: dict[str, int] = {}
     for t, task in enumerate(tasks):
         where = f"{path}: [{t}]"
         data = _field(task, "data", dict, where)
         window_id = _field(data, "window_id", str, where + ".data")
+        if window_id in seen_windows:
+            first = seen_windows[window_id]
+            raise LabelStudioError(
+                f"{where}.data.window_id: duplicate task for {window_id!r} (first at [{first}])"
+            )
+        seen_windows[window_id] = t
+        task_id = task.get("id")
+        if task_id is not None:
+            if task_id in seen_ids:
+                raise LabelStudioError(
+                    f"{where}.id: duplicate task id {task_id!r} (first at [{seen_ids[task_id]}])"
+                )
+            seen_ids[task_id] = t
         batch_id = data.get("batch_id")
         annotations = task.get("annotations", [])
         if not isinstance(annotations, list):
@@ -130,8 +169,7 @@ def import_annotations(export_path: str | Path, confidence: float = 1.0) -> pl.D
         for a, annotation in enumerate(annotations):
             if isinstance(annotation, dict) and annotation.get("was_cancelled"):
                 continue
-            choice = _choice(annotation, f"{where}.annotations[{a}]")
-            label = choice if choice is not None else label
+            label = _choice(annotation, f"{where}.annotations[{a}]")  # the latest submitted one wins
         if label is None:
             continue
         rows.append(

@@ -47,7 +47,12 @@ def score_windows(
     from mining.pool import gather_windows, open_frames
 
     table = load_windows_table(curated_dir).select("window_id", "end_row")
-    rows = pl.DataFrame({"window_id": window_ids}).join(table, on="window_id", how="left")
+    rows = pl.DataFrame({"window_id": window_ids}).join(
+        table,
+        on="window_id",
+        how="left",
+        maintain_order="left",  # rows must follow window_ids
+    )
     if rows["end_row"].null_count():
         raise ValueError(
             f"{curated_dir}: {rows['end_row'].null_count()} labelled windows are not in the batch"

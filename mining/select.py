@@ -29,7 +29,10 @@ def weak_flags(curated_dir: str | Path, window_ids: pl.Series, min_confidence: f
         return np.zeros(n, bool), np.zeros(n, bool)
     weak = pl.read_parquet(path).filter(pl.col("confidence") >= min_confidence)
     joined = pl.DataFrame({"window_id": window_ids}).join(
-        weak.group_by("window_id").agg(pl.col("label").max()), on="window_id", how="left"
+        weak.group_by("window_id").agg(pl.col("label").max()),
+        on="window_id",
+        how="left",
+        maintain_order="left",  # flags line up with window_ids
     )
     label = joined["label"].fill_null(-1).to_numpy()
     return label == NONE, label >= MINOR

@@ -41,7 +41,7 @@ class CalibrationConfig:
     noise_halfwidth_hz: float = 300.0
     interferer_guard_hz: float = 1000.0
     interferer_threshold_db: float = 12.0  # above the local (median-filtered) noise floor
-    target_snr_db: float = 85.0
+    target_snr_db: float = 80.0
     emission_min_db: float = -40.0
     emission_max_db: float = -6.0
     emission_step_db: float = 0.5

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from runtime.bench_calibration import SimUnit, record
+from fleet.calibration_hal import UnitAcoustics, record
 from runtime.calibration import (
     CalibrationConfig,
     CalibrationRecord,
@@ -26,17 +26,17 @@ FS = CFG.fs_hz
 SIGMA = 1e-5
 
 
-def peaked_unit(peak_hz: float, interferer: dict | None = None, offset_db: float = 0.0) -> SimUnit:
+def peaked_unit(peak_hz: float, interferer: dict | None = None, offset_db: float = 0.0) -> UnitAcoustics:
     """Flat −20 dB response with a +10 dB resonance at peak_hz (Q ≈ 10)."""
 
     def gain_db(f):
         x = 10 * (f / peak_hz - peak_hz / f)
         return -20.0 + offset_db + 10.0 / (1 + x**2)
 
-    return SimUnit(gain_db_fn=gain_db, delay_s=1e-4, noise_sigma=SIGMA, interferer=interferer)
+    return UnitAcoustics(gain_db_fn=gain_db, delay_s=1e-4, noise_sigma=SIGMA, interferer=interferer)
 
 
-def captures(unit: SimUnit, seed: int = 0):
+def captures(unit: UnitAcoustics, seed: int = 0):
     rng = np.random.default_rng(seed)
     sweep, _ = exponential_sweep(CFG)
     silent = record(unit, np.zeros(int(CFG.silent_s * FS)), FS, rng)
@@ -120,7 +120,7 @@ def test_all_candidates_blocked_is_an_error():
 
 def test_bench_on_simulated_units_reports_the_issue_keys():
     from common.params import load_params
-    from runtime.bench_calibration import run_bench
+    from fleet.bench_calibration import run_bench
 
     params = load_params()
     params["calibration"]["bench"]["units_quick"] = 12

@@ -1,9 +1,9 @@
 """Calibration benchmark (`flywheel bench calibration`): sweep calibration on simulated units.
 
 Each unit takes its loudspeaker response spread (resonance, ripple, roll-off), mic gain, direct
-coupling and noise floor from fleet/devices.py (the simulator owns manufacturing spread), plus a
-random interferer: none, another device's tone, or a sweeping pest repeller. The unit records a
-silent capture and a sweep (passband, 96 kHz); runtime.calibration picks carrier and level.
+coupling and noise floor from fleet/devices.py, plus a random interferer: none, another device's
+tone, or a sweeping pest repeller; it records a silent capture and a sweep (passband, 96 kHz)
+through fleet/calibration_hal.py, and runtime.calibration picks carrier and level.
 
 Truth per candidate carrier: SNR at full emission from the true |H| and the true noise in
 fc ± 300 Hz; carriers with an interferer within ± 1 kHz are not achievable.
@@ -18,79 +18,33 @@ fc ± 300 Hz; carriers with an interferer within ± 1 kHz are not achievable.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+from fleet.calibration_hal import (
+    UnitAcoustics,
+    draw_interferer,
+    passband_noise_sigma,
+    record,
+    unit_acoustics,
+)
 from runtime.calibration import CalibrationConfig, calibrate, carrier_blocked, exponential_sweep
 
 
-@dataclass(frozen=True)
-class SimUnit:
-    gain_db_fn: object  # f_hz → speaker-to-mic |H| in dB (drive → mic full scale)
-    delay_s: float
-    noise_sigma: float  # passband white noise std (mic full scale)
-    interferer: dict | None  # {kind, f_lo_hz, f_hi_hz, amplitude, period_s}
-
-    def gain_db(self, f):
-        return self.gain_db_fn(f)
-
-
-def interferer_signal(itf: dict | None, n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
-    if itf is None:
-        return np.zeros(n)
-    t = np.arange(n) / fs + rng.uniform(0, 1.0)
-    if itf["kind"] == "tone":
-        return itf["amplitude"] * np.sin(2 * np.pi * itf["f_lo_hz"] * t)
-    # triangle sweep between f_lo and f_hi with the given period (phase = ∫ f dt)
-    tri = 2 * np.abs((t / itf["period_s"]) % 1.0 - 0.5)  # 0..1
-    f_inst = itf["f_lo_hz"] + (itf["f_hi_hz"] - itf["f_lo_hz"]) * tri
-    return itf["amplitude"] * np.sin(2 * np.pi * np.cumsum(f_inst) / fs)
-
-
-def record(unit: SimUnit, drive: np.ndarray, fs: float, rng: np.random.Generator) -> np.ndarray:
-    """Mic capture of `drive` played through the unit, plus its noise and interferer."""
-    n = drive.size + int(0.01 * fs)
-    n_fft = 1 << int(np.ceil(np.log2(n)))
-    f = np.fft.rfftfreq(n_fft, 1.0 / fs)
-    h = 10 ** (unit.gain_db(np.maximum(f, 1.0)) / 20) * np.exp(-2j * np.pi * f * unit.delay_s)
-    y = np.fft.irfft(np.fft.rfft(drive, n_fft) * h, n_fft)[:n]
-    return y + unit.noise_sigma * rng.standard_normal(n) + interferer_signal(unit.interferer, n, fs, rng)
-
-
-def draw_unit(profile: str, idx: int, rng: np.random.Generator, bench: dict, fs: float) -> SimUnit:
+def draw_unit(profile: str, idx: int, rng: np.random.Generator, bench: dict, fs: float) -> UnitAcoustics:
+    """A unit of `profile` with its manufacturing spread and a random interferer in its home."""
     from fleet.devices import make_device
 
     dev = make_device(profile, f"bench-{idx}", 40000.0, rng)
-    dist = float(np.linalg.norm(dev.speaker_xyz - dev.mic_xyz[0]))
-    mic_db = 20 * np.log10(np.abs(dev.mic_response[0]))
-    base_db = dev.acoustic_1m_db + 20 * np.log10(dev.direct_coupling / dist) + mic_db
-
-    def gain_db(f, dev=dev, base_db=base_db):
-        return base_db + dev.speaker_db(f)
-
-    # device noise is given per 2 kHz baseband: same density over the 48 kHz passband
-    sigma = float(np.sqrt(10 ** (dev.noise_dbfs / 10) / 2000.0 * fs / 2))
-    kind = rng.choice(["none", "tone", "sweep"], p=bench["interferer_mix"])
-    band_noise = sigma**2 * 600.0 / (fs / 2)
-    amp = float(np.sqrt(2 * band_noise * 10 ** (rng.uniform(*bench["interferer_snr_db"]) / 10)))
-    itf = None
-    if kind == "tone":
-        f0 = float(rng.uniform(31000.0, 49000.0))
-        itf = {"kind": "tone", "f_lo_hz": f0, "f_hi_hz": f0, "amplitude": amp, "period_s": 1.0}
-    elif kind == "sweep":
-        lo = float(rng.uniform(25000.0, 45000.0))
-        itf = {
-            "kind": "sweep",
-            "f_lo_hz": lo,
-            "f_hi_hz": lo + float(rng.uniform(2000.0, 10000.0)),
-            "amplitude": amp,
-            "period_s": float(rng.uniform(0.05, 0.2)),
-        }
-    return SimUnit(gain_db_fn=gain_db, delay_s=dist / 343.0, noise_sigma=sigma, interferer=itf)
+    itf = draw_interferer(
+        rng, bench["interferer_mix"], bench["interferer_snr_db"], passband_noise_sigma(dev, fs), fs
+    )
+    return unit_acoustics(dev, fs, itf)
 
 
-def true_snr_db(unit: SimUnit, fc: float, emission_db: float, cfg: CalibrationConfig, fs: float) -> float:
+def true_snr_db(
+    unit: UnitAcoustics, fc: float, emission_db: float, cfg: CalibrationConfig, fs: float
+) -> float:
     """True carrier SNR in fc ± halfwidth; −inf where an interferer is within the guard."""
     if unit.interferer is not None and carrier_blocked(fc, [unit.interferer], cfg.interferer_guard_hz):
         return -np.inf
@@ -101,7 +55,7 @@ def true_snr_db(unit: SimUnit, fc: float, emission_db: float, cfg: CalibrationCo
 
 
 def recall_proxy(
-    unit: SimUnit, fc: float, emission_db: float, cfg: CalibrationConfig, fs: float, people, bench
+    unit: UnitAcoustics, fc: float, emission_db: float, cfg: CalibrationConfig, fs: float, people, bench
 ):
     snr = true_snr_db(unit, fc, emission_db, cfg, fs)
     if not np.isfinite(snr):

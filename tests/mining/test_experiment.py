@@ -1,0 +1,343 @@
+"""`flywheel experiment`: its config and seeds, the report on fabricated rows, and one tiny end-to-end run
+(equal label budgets per strategy and turn, seed and CFAR rows, the same seed giving the same results)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from common.params import load_params
+from mining.experiment import (
+    count_steps,
+    evaluation_row,
+    experiment_config,
+    field_spec,
+    run_experiment,
+    run_params,
+)
+from mining.experiment_report import check_targets, markdown_table, summarise, write_report
+
+METRICS = ("false_alarms_per_hour", "recall_major", "recall_minor")
+
+
+@pytest.fixture(scope="module")
+def params(project_root):
+    return load_params(project_root / "params.yaml")
+
+
+def test_experiment_config_merges_quick_overrides_without_touching_params(params):
+    before = copy.deepcopy(params)
+    full, quick = experiment_config(params), experiment_config(params, quick=True)
+    q = params["experiment"]["quick"]
+    assert "quick" not in full and "quick" not in quick
+    assert full["budget"] == params["experiment"]["budget"] and quick["budget"] == q["budget"]
+    assert quick["batches"]["field"] == q["batches"]["field"]
+    assert quick["targets"] == full["targets"]  # not overridden: kept from the full config
+    assert quick["strategies"] == full["strategies"]
+    assert params == before
+
+
+def test_count_steps_counts_every_progress_report():
+    ex = {"strategies": ["flywheel", "random", "uncertainty"], "rare_event": {"enabled": True}}
+    # 1 (seed + eval batches) + 3 field batches + 1 CFAR + 2 seeds × (seed model + 3 × 3 turns) + 1 rare
+    assert count_steps(ex, turns=3, seeds=2) == 1 + 3 + 1 + 2 * (1 + 9) + 1
+    ex["rare_event"]["enabled"] = False
+    assert count_steps(ex, turns=1, seeds=1) == 1 + 1 + 1 + (1 + 3)
+    # the trigger is trained on the flywheel's labels: without that strategy it is never measured
+    assert count_steps({"strategies": ["random"], "rare_event": {"enabled": True}}, 2, 1) == 1 + 2 + 1 + 3
+
+
+def test_run_params_gives_each_experiment_seed_its_own_seeds(params):
+    ex = experiment_config(params, quick=True)
+    before = copy.deepcopy(params)
+    a, b = run_params(params, ex, 0), run_params(params, ex, 1)
+    assert params == before
+    assert a["training"]["epochs"] == ex["epochs"] and a["training"]["progress_bar"] is False
+    seeds_a = (a["training"]["seed"], a["mining"]["seed"], a["labeling"]["seed"])
+    seeds_b = (b["training"]["seed"], b["mining"]["seed"], b["labeling"]["seed"])
+    assert len(set(seeds_a + seeds_b)) == 6  # no two random streams share a seed
+    assert seeds_a == (ex["seed"], ex["seed"] + 1, ex["seed"] + 2)
+    assert [y - x for x, y in zip(seeds_a, seeds_b, strict=True)] == [1000, 1000, 1000]
+    assert run_params(params, ex, 1) == b  # a function of the seed index only
+    assert a["frontend"] == params["frontend"] and a["detector"] == params["detector"]
+
+
+def test_field_spec_is_a_new_day_on_the_same_devices(params):
+    ex = experiment_config(params)
+    base = ex["batches"]["field"]
+    specs = [field_spec(ex, t) for t in (1, 2, 3)]
+    assert [s["seed"] for s in specs] == [base["seed"] + 1, base["seed"] + 2, base["seed"] + 3]
+    assert all(s["devices"] == base["devices"] and s["hours"] == base["hours"] for s in specs)
+    assert ex["batches"]["field"]["seed"] == base["seed"]  # not mutated
+
+
+def test_evaluation_row_turns_event_counts_into_rates():
+    metrics = {
+        "false_alarms_per_hour": 2.5,
+        "recall_major": 1.0,
+        "recall_minor": 0.5,
+        "false_alarms": 5,
+        "hours_without_presence": 2.0,
+        "by_event_type": {
+            "ceiling_fan": {"hours": 0.5, "false_alarms": 3},
+            "music": {"hours": 0.0, "false_alarms": 0},  # not seen: no rate rather than 0/0
+            "walk_in": {"hours": 1.0, "false_alarms": None, "detections": 4},  # presence: no FA
+        },
+    }
+    row = evaluation_row(metrics)
+    assert row == {
+        "false_alarms_per_hour": 2.5,
+        "recall_major": 1.0,
+        "recall_minor": 0.5,
+        "false_alarms": 5,
+        "hours_without_presence": 2.0,
+        "by_event_type": {"ceiling_fan": 6.0, "music": None},
+    }
+
+
+def test_run_experiment_refuses_bad_arguments_before_simulating(params, tmp_path):
+    with pytest.raises(ValueError, match="turns and seeds must be >= 1"):
+        run_experiment(params, tmp_path, turns=0)
+    p = copy.deepcopy(params)
+    p["experiment"]["strategies"] = ["flywheel", "oracle_peeking"]
+    with pytest.raises(ValueError, match=r"unknown \['oracle_peeking'\]"):
+        run_experiment(p, tmp_path, turns=1)
+    assert not any(tmp_path.iterdir())
+
+
+def test_score_windows_follow_the_given_order_and_labeled_embeddings_sample_is_seeded(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from training_testkit import band_energy_model
+
+    from mining.experiment import labeled_embeddings
+    from mining.scoring import score_windows
+    from training.synthetic import make_synthetic_batch
+
+    curated, labels = make_synthetic_batch(tmp_path, n_captures=3, frames_per_capture=64, context_frames=8)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(band_energy_model(8, 48, 2.5, -60.0, -35.0))  # embedding: mean over frames [N, V]
+    table = pl.read_parquet(curated / "windows.parquet")
+    ids = table["window_id"].to_list()
+    order = np.random.default_rng(0).permutation(len(ids))
+    p_present, emb = score_windows(model, curated, pl.Series([ids[i] for i in order]), 8)
+    frames = np.load(curated / "frames.npy", allow_pickle=False)
+    end = table["end_row"].to_numpy()[order]
+    expected = np.stack([frames[e - 7 : e + 1].mean(axis=0) for e in end])
+    np.testing.assert_allclose(emb, expected, rtol=1e-5, atol=1e-4)  # row k is window ids[order[k]]
+    assert p_present.shape == (len(ids),) and np.all((p_present >= 0) & (p_present <= 1))
+    with pytest.raises(ValueError, match="1 labelled windows are not in the batch"):
+        score_windows(model, curated, pl.Series(["ghost:7", ids[0]]), 8)
+
+    sets = [(curated, labels), (curated, labels)]
+    a = labeled_embeddings(model, sets, 8, limit=20, seed=4)
+    assert a.shape == (20, 48)  # at most limit // len(sets) per label set
+    assert np.array_equal(a, labeled_embeddings(model, sets, 8, limit=20, seed=4))
+    assert not np.array_equal(a, labeled_embeddings(model, sets, 8, limit=20, seed=5))
+    assert labeled_embeddings(model, sets[:1], 8, limit=10_000, seed=4).shape == (len(ids), 48)
+
+
+# --- report on fabricated rows -------------------------------------------------------------------
+
+
+def _row(fa, major, minor, by_type=None, **extra):
+    return {
+        "false_alarms_per_hour": fa,
+        "recall_major": major,
+        "recall_minor": minor,
+        "by_event_type": by_type or {},
+        **extra,
+    }
+
+
+def fabricated(flywheel_last_fa=(0.4, 0.6), random_last_fa=(2.0, 2.0), minor=0.95):
+    ex = {
+        "strategies": ["flywheel", "random"],
+        "budget": 10,
+        "targets": {
+            "fa_reduction_vs_seed": 10.0,
+            "fa_reduction_vs_random": 3.0,
+            "recall_major": 0.99,
+            "recall_minor": 0.90,
+        },
+        "quick": {"budget": 1},
+    }
+    seed_rows = [_row(10.0, 0.99, 0.9, {"ceiling_fan": 8.0}, seed=0), _row(12.0, 1.0, 0.92, seed=1)]
+    rows = []
+    for s in (0, 1):
+        rows.append(
+            _row(5.0, 1.0, 0.9, {"ceiling_fan": 4.0}, seed=s, strategy="flywheel", turn=1, labels_spent=10)
+        )
+        rows.append(
+            _row(
+                flywheel_last_fa[s],
+                1.0,
+                minor,
+                {"ceiling_fan": 0.5 + s},
+                seed=s,
+                strategy="flywheel",
+                turn=2,
+                labels_spent=20,
+            )
+        )
+        rows.append(_row(6.0, 1.0, 0.9, seed=s, strategy="random", turn=1, labels_spent=10))
+        rows.append(_row(random_last_fa[s], 0.98, 0.9, seed=s, strategy="random", turn=2, labels_spent=20))
+    cfar = _row(30.0, 0.8, None, {"ceiling_fan": 25.0})
+    return summarise(ex, 2, 2, seed_rows, rows, cfar, None, [{"batch": "seed"}])
+
+
+def test_summary_aggregates_over_seeds_per_strategy_and_turn():
+    results = fabricated()
+    assert results["seed_model"]["false_alarms_per_hour"] == {
+        "mean": 11.0,
+        "std": pytest.approx(np.std([10.0, 12.0], ddof=1)),
+        "min": 10.0,
+        "max": 12.0,
+        "n": 2,
+    }
+    last = results["strategies"]["flywheel"]["2"]
+    assert last["false_alarms_per_hour"]["mean"] == pytest.approx(0.5)
+    assert last["labels_spent"]["mean"] == 20 and last["labels_spent"]["std"] == 0.0
+    assert last["by_event_type"] == {"ceiling_fan": pytest.approx(1.0)}
+    assert results["seed_model"]["by_event_type"] == {"ceiling_fan": 8.0}  # one seed saw it
+    assert set(results["strategies"]) == {"flywheel", "random"} and set(results["strategies"]["random"]) == {
+        "1",
+        "2",
+    }
+    assert "quick" not in results["config"] and results["rare_event_enrichment"] is None
+
+
+def test_targets_are_checked_on_the_flywheel_last_turn():
+    t = fabricated()["targets"]
+    assert t["evaluated"] and t["fa_reduction_vs_seed"] == pytest.approx(22.0)
+    assert t["fa_reduction_vs_random"] == pytest.approx(4.0)
+    assert t["met_fa_vs_seed"] and t["met_fa_vs_random"] and t["met_recall_major"] and t["met_recall_minor"]
+    assert t["all_met"]
+
+    t = fabricated(random_last_fa=(1.0, 1.0), minor=0.85)["targets"]
+    assert t["fa_reduction_vs_random"] == pytest.approx(2.0)
+    assert not t["met_fa_vs_random"] and not t["met_recall_minor"] and t["met_fa_vs_seed"]
+    assert not t["all_met"]
+
+    t = fabricated(flywheel_last_fa=(0.0, 0.0))["targets"]  # nothing left to reduce: any factor met
+    assert t["fa_reduction_vs_seed"] is None and t["met_fa_vs_seed"] and t["met_fa_vs_random"]
+
+    seed = {"false_alarms_per_hour": {"mean": 1.0}}
+    assert check_targets({"targets": {}}, seed, {"random": {}}, 2) == {
+        "evaluated": False,
+        "reason": "flywheel strategy not run",
+    }
+
+
+def test_report_table_and_files(tmp_path):
+    results = fabricated()
+    table = markdown_table(results)
+    lines = table.splitlines()
+    assert "| seed model | 0 | 0 | 11.00 ± 1.41 | 99.50 ± 0.71 | 91.00 ± 1.41 |" in lines
+    assert "| CFAR | – | – | 30.00 | 80.00 | – |" in lines
+    assert "| flywheel | 2 | 20.00 ± 0.00 | 0.50 ± 0.14 | 100.00 ± 0.00 | 95.00 ± 0.00 |" in lines
+    assert sum(line.startswith("| random |") for line in lines) == 2
+    assert "- FA/h reduction vs seed: 22.00× (met: True)" in lines
+
+    write_report(results, tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["targets"]["all_met"] is True
+    assert (tmp_path / "results.md").read_text() == table
+    for name in ("fa_by_event_type", "recall_vs_turn", "fa_vs_labels"):
+        assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- one tiny end-to-end run ---------------------------------------------------------------------
+
+TINY = {
+    "budget": 12,
+    "epochs": 1,
+    "strategies": ["flywheel", "random"],
+    "labeled_embedding_limit": 2000,
+    "batches": {
+        "seed": {"preset": "seed", "devices": 1, "hours": 0.05, "seed": 111},
+        "field": {"preset": "field", "devices": 1, "hours": 0.1, "seed": 122},
+        "eval": {"preset": "eval", "devices": 1, "hours": 0.05, "seed": 133},
+    },
+    "rare_event": {"enabled": False, "hours": 0.1, "lab_windows": 200},
+}
+
+
+@pytest.mark.slow
+def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_path):
+    from common.io import read_json
+    from mining.experiment import World, run_strategy
+
+    p = copy.deepcopy(params)
+    p["experiment"]["quick"] = {**p["experiment"]["quick"], **TINY}
+    ex = experiment_config(p, quick=True)
+    steps: list[str] = []
+    results = run_experiment(p, tmp_path / "run", turns=2, seeds=1, quick=True, progress=steps.append)
+    assert len(steps) == count_steps(ex, 2, 1)
+
+    rows = results["rows"]
+    assert [(r["strategy"], r["turn"]) for r in rows] == [
+        ("flywheel", 1),
+        ("flywheel", 2),
+        ("random", 1),
+        ("random", 2),
+    ]
+    for strategy in ("flywheel", "random"):
+        spent = weak = 0
+        for r in (r for r in rows if r["strategy"] == strategy):
+            paid_this_turn = sum(r["paid_by_class"].values())
+            assert paid_this_turn == sum(r["picks_by_strategy"].values()) <= TINY["budget"]
+            spent += paid_this_turn
+            assert r["labels_spent"] == spent <= TINY["budget"] * r["turn"]
+            labels = pl.read_parquet(
+                tmp_path / "run" / "work" / "seed-0" / strategy / f"labels-field-{r['turn']}.parquet"
+            )
+            paid = labels.filter(pl.col("source") == "oracle")
+            assert paid.height == paid_this_turn and paid["window_id"].n_unique() == paid.height
+            assert (
+                labels.filter(pl.col("source") != "oracle")["window_id"]
+                .is_in(paid["window_id"].implode())
+                .sum()
+                == 0
+            )
+            weak += labels.height - paid.height  # free dialogue labels, counted apart from paid ones
+            assert r["weak_labels"] == weak
+            assert all(r[k] is None or r[k] >= 0.0 for k in METRICS)
+    # equal label budgets: every strategy spent the same number of paid labels per turn
+    by_turn = {(r["strategy"], r["turn"]): r["labels_spent"] for r in rows}
+    assert by_turn[("flywheel", 1)] == by_turn[("random", 1)] == TINY["budget"]
+    assert by_turn[("flywheel", 2)] == by_turn[("random", 2)] == 2 * TINY["budget"]
+    assert set(rows[2]["picks_by_strategy"]) == {"random"}
+    assert set(rows[0]["picks_by_strategy"]) - {"random_fill"} <= set(p["mining"]["quotas"])
+
+    (seed_row,) = results["seed_rows"]
+    assert seed_row["seed"] == 0 and all(k in seed_row for k in METRICS)
+    assert seed_row["false_alarms_per_hour"] is not None
+    assert results["cfar"]["false_alarms_per_hour"] is not None and "by_event_type" in results["cfar"]
+    table = (tmp_path / "run" / "results.md").read_text()
+    assert "| seed model | 0 | 0 |" in table and "| CFAR |" in table and "| random | 2 | 24.00 |" in table
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["rows"] == json.loads(json.dumps(rows))
+
+    # determinism: the same seed on the same world picks the same windows and trains the same model
+    world = World(tmp_path / "run" / "work")
+    seed_dir = world.root / "seed-0" / "seed-model"
+    seed_model = (seed_dir / "model_float.onnx", read_json(seed_dir / "checkpoint" / "detector.json"))
+    again, _, _ = run_strategy(
+        run_params(p, ex, 0),
+        ex,
+        world,
+        "flywheel",
+        1,
+        seed_model,
+        world.root / "labels" / "seed.parquet",
+        tmp_path / "again",
+        lambda _: None,
+    )
+    assert again == [{k: v for k, v in rows[0].items() if k != "seed"}]
+    first = pl.read_parquet(world.root / "seed-0" / "flywheel" / "labels-field-1.parquet")
+    assert pl.read_parquet(tmp_path / "again" / "flywheel" / "labels-field-1.parquet").equals(first)
