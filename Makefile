@@ -11,7 +11,7 @@ export PREFECT_RESULTS_LOCAL_STORAGE_PATH := $(CURDIR)/.prefect/results
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test setup lint format bench clean-data
+.PHONY: run test setup lint format bench bench-peers
 
 setup: $(STAMP)
 
@@ -41,4 +41,7 @@ format: setup
 
 bench: setup
 	mkdir -p data/reports/bench
-	for s in sim runtime ingest mining model; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
+	for s in sim runtime ingest mining model mbdp calibration; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
+
+bench-peers:
+	apt-get install -y -q sox lsp-plugins-lv2 lilv-utils

@@ -108,6 +108,7 @@ def log_stats(
     return {
         "hours": float(metrics["hours_total"]),
         "false_alarms": int(metrics["false_alarms"]),
+        "false_present_hours": float(metrics["false_present_hours"]),
         "detections": int(metrics["n_detected"]),
         "presence_events": int(metrics["n_presence_events"]),
         "n_captures": int(metrics["n_captures"]),
@@ -119,5 +120,13 @@ def log_stats(
 
 def sum_stats(parts: list[dict]) -> dict:
     """Totals of log_stats over groups of devices (hours, counts); rates are recomputed by the gate."""
-    keys = ("hours", "false_alarms", "detections", "presence_events", "n_captures", "n_captures_skipped")
+    keys = (
+        "hours",
+        "false_alarms",
+        "false_present_hours",
+        "detections",
+        "presence_events",
+        "n_captures",
+        "n_captures_skipped",
+    )
     return {k: sum(p[k] for p in parts) for k in keys}

@@ -28,6 +28,10 @@ DEFAULT_LIMITS = {
     "false_alarm_slack_per_hour": 0.2,  # ... plus this absolute slack (a baseline of 0 FA/h is common)
     "min_detection_ratio": 0.9,  # canary detections/h at least this times the baseline's
     "min_canary_hours": 1.0,  # not enough exposure -> halt rather than guess
+    # share of the canary hours the detector says "present" away from any presence: a detector stuck
+    # "present" makes one onset only, so false alarms per hour alone would let it through
+    "max_false_present_ratio": 1.5,
+    "false_present_slack": 0.02,
 }
 
 
@@ -66,7 +70,8 @@ class GateDecision:
 def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> GateDecision:
     """Decide from the canaries' logs versus the previous bundle's.
 
-    canary/baseline: {"hours": float, "false_alarms": int, "detections": int} (summed over devices).
+    canary/baseline: {"hours": float, "false_alarms": int, "detections": int} (summed over devices),
+    optionally "false_present_hours" (compared as a share of the hours observed).
     """
     lim = {**DEFAULT_LIMITS, **(limits or {})}
     for name, stats in (("canary", canary), ("baseline", baseline)):
@@ -101,6 +106,19 @@ def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> Gat
     if fa_canary > fa_limit:
         reasons.append(
             f"false alarms {fa_canary:.3f}/h above the limit {fa_limit:.3f}/h (baseline {fa_base:.3f})"
+        )
+    fp_canary = canary.get("false_present_hours", 0.0) / canary["hours"]
+    fp_base = baseline.get("false_present_hours", 0.0) / baseline["hours"]
+    fp_limit = fp_base * lim["max_false_present_ratio"] + lim["false_present_slack"]
+    numbers.update(
+        canary_false_present_share=fp_canary,
+        baseline_false_present_share=fp_base,
+        false_present_share_limit=fp_limit,
+    )
+    if fp_canary > fp_limit:
+        reasons.append(
+            f"false presence {100 * fp_canary:.1f} % of the time above the limit {100 * fp_limit:.1f} % "
+            f"(baseline {100 * fp_base:.1f} %)"
         )
     if det_canary < det_floor:
         reasons.append(

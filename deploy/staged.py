@@ -176,7 +176,7 @@ def observe_canaries(plan: dict, installs: list[dict], rollout: dict, sim: dict,
     )
     installed = [r for r in installs if r["installed"]]
     if not installed:
-        empty = {"hours": 0.0, "false_alarms": 0, "detections": 0}
+        empty = {"hours": 0.0, "false_alarms": 0, "false_present_hours": 0.0, "detections": 0}
         return {"canary": empty, "baseline": empty, "groups": []}
     index_of = {r["device_id"]: plan["devices"][r["device_id"]]["fleet_index"] for r in installed}
     new_raw, new_truth = work_dir / "new" / "raw", work_dir / "new" / "truth"

@@ -39,9 +39,22 @@ def collect(params: dict, paths: Paths, records: list[dict]) -> dict:
         "stage_seconds": {r["stage"]: r["seconds"] for r in records},
         "labels": labels,
         "ingest": {
-            b: {k: s.get(k) for k in ("received", "ingested", "quarantined", "already_present")}
+            b: {k: s.get(k) for k in ("received", "ingested", "quarantined", "already_present", "reasons")}
             for b, s in ingest.items()
         },
+        "data_quality": {
+            b: {
+                "suites": {
+                    suite: {"evaluated": v.get("evaluated"), "failed": v.get("failed", [])}
+                    for suite, v in (s.get("validation") or {}).items()
+                },
+                "success": s.get("validation_success"),
+                "drift_reference": s.get("drift_reference"),
+                "drift_warnings": s.get("drift_warnings", []),
+            }
+            for b, s in ingest.items()
+        },
+        "rare_event_trigger": _load(paths.model("rare_event") / "summary.json"),
         "evaluation": {name: {k: r.get(k) for k in HEADLINE} for name, r in evaluations.items()},
         "by_event_type": {name: r.get("by_event_type", {}) for name, r in evaluations.items()},
         "quantization": _load(paths.model("retrained") / "onnx" / "quantization.json"),
@@ -101,6 +114,20 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {b} | {s['received']} | {s['ingested']} | {s['quarantined']} | {s['already_present']} |"
         )
+    lines += _data_quality_lines(report)
+    trigger = report.get("rare_event_trigger")
+    if trigger:
+        lines += ["", "## Rare-event capture trigger", ""]
+        if "threshold" in trigger:
+            lines += [
+                f"- trained on {trigger['n_rare']} rare and {trigger['n_other']} other paid windows "
+                f"({trigger['definition']})",
+                f"- threshold {_fmt(trigger['threshold'])}: fires on {_fmt(trigger['recall_on_rare'])} "
+                f"of the rare windows and {_fmt(trigger['rate_on_other'])} of the others; "
+                "shipped in the bundle",
+            ]
+        else:
+            lines.append(f"- not trained, bundle ships without it: {trigger.get('error')}")
     lines += ["", "## Stage timings", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {n} | {s:.1f} |" for n, s in report["stage_seconds"].items()]
     dep = report.get("deployment")
@@ -122,7 +149,32 @@ def render_markdown(report: dict) -> str:
         ]
         if not dep["installed"]:
             lines.append(f"- refused at {dep.get('step')}: {dep.get('reason')}")
+        cal = dep.get("calibration")
+        if cal:
+            reasons = f" ({'; '.join(cal['reasons'])})" if cal.get("reasons") else ""
+            lines.append(
+                f"- calibration {cal['action']}{reasons}: carrier {cal['carrier_hz']:.0f} Hz at "
+                f"{cal['emission_db']:.1f} dB FS, SNR {cal['snr_db']:.1f} dB, "
+                f"{cal['interferers']} interferer(s) heard"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _data_quality_lines(report: dict) -> list[str]:
+    """great-expectations results and drift warnings per batch (the JSON is in curated/<batch>/validation)."""
+    lines = ["", "## Data quality (great-expectations, drift)", ""]
+    lines += ["| batch | suites | failed expectations | drift warnings |", "|---|---|---|---|"]
+    for batch, dq in (report.get("data_quality") or {}).items():
+        suites = ", ".join(f"{k} ({v['evaluated']})" for k, v in dq["suites"].items()) or "–"
+        failed = sum(len(v["failed"]) for v in dq["suites"].values())
+        lines.append(f"| {batch} | {suites} | {failed} | {len(dq['drift_warnings'])} |")
+    for batch, dq in (report.get("data_quality") or {}).items():
+        for suite, v in dq["suites"].items():
+            lines += [f"- {batch}/{suite} failed: {f}" for f in v["failed"]]
+        lines += [f"- {batch} drift vs {dq['drift_reference']}: {w}" for w in dq["drift_warnings"]]
+    reasons = {b: s.get("reasons") for b, s in report["ingest"].items() if s.get("reasons")}
+    lines += [f"- {b} quarantined: {r}" for b, r in reasons.items()]
+    return lines
 
 
 def plot_false_alarms(report: dict, out_png: Path) -> None:

@@ -7,6 +7,7 @@ what breaks the contract, so a failing suite here means the data drifted from wh
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -92,6 +93,8 @@ def validate_tables(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # its INFO lines ("Created temporary directory ... for ephemeral docs site") say nothing to users
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = ctx.data_sources.add_pandas("curated")

@@ -2,11 +2,14 @@
 
 Reads any batch that follows the raw log contract (captures.jsonl + iq/*.npy, allow_pickle=False) and
 its truth (truth_dir/events.jsonl). Captures whose line or samples are unreadable are skipped and
-counted with the reason. Counting follows training.metrics (issue 2's rules).
+counted with the reason. Captures a device recorded back to back are run as one continuous stream,
+as the device runs (iter_runs); results are still counted per capture, following training.metrics
+(issue 2's rules).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import tarfile
@@ -76,20 +79,18 @@ def _load_iq(raw_dir: Path, record: dict, baseband_fs_hz: float) -> tuple[np.nda
     return iq.astype(np.complex64, copy=False), fs_hz
 
 
-def iter_captures(
-    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0
-) -> Iterator[tuple[dict, np.ndarray]]:
-    """Yield (capture record, iq) for every readable capture; append {capture_id, reason} to skipped.
+MAX_RUN_S = 1800.0  # longest stretch of back-to-back captures evaluated as one continuous stream
+CONTIGUOUS_TOLERANCE_S = 0.002  # t_start may differ from the previous capture's end by this much
 
-    iq/*.npy is complex baseband at the record's fs_hz; pcm/*.wav (lab) is demodulated to
-    baseband_fs_hz, and the yielded record's fs_hz says which rate the samples have.
-    """
-    raw_dir = Path(raw_dir)
+
+def _read_index(raw_dir: Path, skipped: list[dict]) -> list[dict]:
+    """Capture records with parseable rate and carrier (others go to skipped), with their line number."""
     index = raw_dir / "captures.jsonl"
     if not index.exists():
         raise EvaluationError(f"{index}: missing")
     with open(index, encoding="utf-8") as fh:
         lines = fh.readlines()
+    records = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -100,31 +101,129 @@ def iter_captures(
             fs_hz, carrier_hz = float(record["fs_hz"]), float(record["carrier_hz"])
             if fs_hz <= 0:
                 raise ValueError(f"fs_hz {fs_hz} <= 0")
-            record = {**record, "fs_hz": fs_hz, "carrier_hz": carrier_hz}
-            iq, record["fs_hz"] = _load_iq(raw_dir, record, baseband_fs_hz)
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             skipped.append({"capture_id": cid, "reason": f"{type(exc).__name__}: {exc}"[:200]})
             continue
-        yield record, iq
+        records.append({**record, "fs_hz": fs_hz, "carrier_hz": carrier_hz, "_line": n})
+    return records
+
+
+def _start_s(record: dict) -> float | None:
+    try:
+        stamp = dt.datetime.fromisoformat(str(record["t_start"]).replace("Z", "+00:00"))
+        return stamp.timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _contiguous_groups(records: list[dict], max_run_s: float) -> list[list[dict]]:
+    """Records a device recorded back to back (same device, rate, carrier, mics; baseband files), in time
+    order; every other record is a group of its own. A group spans at most max_run_s."""
+    keyed, alone = [], []
+    for r in records:
+        start = _start_s(r)
+        if start is None or "device_id" not in r or not str(r.get("file", "")).endswith(".npy"):
+            alone.append([r])
+        else:
+            keyed.append((str(r["device_id"]), start, r["_line"], r))
+    groups: list[list[dict]] = []
+    end = span = 0.0
+    for device, start, _, r in sorted(keyed, key=lambda k: k[:3]):
+        prev = groups[-1][-1] if groups and len(groups[-1]) else None
+        same_stream = (
+            prev is not None
+            and str(prev["device_id"]) == device
+            and (prev["fs_hz"], prev["carrier_hz"], prev.get("n_mics"))
+            == (r["fs_hz"], r["carrier_hz"], r.get("n_mics"))
+            and abs(start - end) <= CONTIGUOUS_TOLERANCE_S
+            and span + float(r["duration_s"]) <= max_run_s
+        )
+        if same_stream:
+            groups[-1].append(r)
+            span += float(r["duration_s"])
+        else:
+            groups.append([r])
+            span = float(r["duration_s"])
+        end = start + float(r["duration_s"])
+    return groups + alone
+
+
+def iter_runs(
+    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0, max_run_s: float = MAX_RUN_S
+) -> Iterator[list[tuple[dict, np.ndarray]]]:
+    """Yield runs of readable captures [(record, iq)] that a device recorded back to back.
+
+    The device runs continuously, so its front-end, classifier context and state machine carry over
+    from one capture to the next one that starts where it ended; a run is evaluated as one stream.
+    An unreadable capture ({capture_id, reason} appended to skipped) splits its run. iq/*.npy is complex
+    baseband at the record's fs_hz; pcm/*.wav (lab) is demodulated to baseband_fs_hz, and the yielded
+    record's fs_hz says which rate the samples have.
+    """
+    raw_dir = Path(raw_dir)
+    for group in _contiguous_groups(_read_index(raw_dir, skipped), max_run_s):
+        run: list[tuple[dict, np.ndarray]] = []
+        for record in group:
+            try:
+                iq, fs_hz = _load_iq(raw_dir, record, baseband_fs_hz)
+            except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+                skipped.append(
+                    {"capture_id": str(record["capture_id"]), "reason": f"{type(exc).__name__}: {exc}"[:200]}
+                )
+                if run:
+                    yield run
+                run = []
+                continue
+            run.append(({**record, "fs_hz": fs_hz}, iq))
+        if run:
+            yield run
+
+
+def iter_captures(
+    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0
+) -> Iterator[tuple[dict, np.ndarray]]:
+    """Yield (capture record, iq) for every readable capture, one at a time (see iter_runs)."""
+    for run in iter_runs(raw_dir, skipped, baseband_fs_hz, max_run_s=0.0):
+        yield from run
 
 
 def evaluate_with(
-    decide: DecideFn, raw_dir: str | Path, truth_dir: str | Path, baseband_fs_hz: float = 2000.0
+    decide: DecideFn,
+    raw_dir: str | Path,
+    truth_dir: str | Path,
+    baseband_fs_hz: float = 2000.0,
+    max_run_s: float = MAX_RUN_S,
 ) -> tuple[dict, list[CaptureOutcome]]:
-    """Run `decide` on every readable capture and count; return (metrics, per-capture outcomes)."""
+    """Run `decide` on every run of back-to-back captures and count per capture; return (metrics,
+    per-capture outcomes in captures.jsonl order)."""
     events = read_truth(truth_dir)
     skipped: list[dict] = []
-    outcomes = []
-    for record, iq in iter_captures(raw_dir, skipped, baseband_fs_hz):
-        times_s, present, onsets = decide(iq, record["fs_hz"], record["carrier_hz"])
-        duration = iq.shape[1] / record["fs_hz"]
-        outcomes.append(CaptureOutcome(str(record["capture_id"]), duration, times_s, present, onsets))
-    metrics = count_outcomes(outcomes, events)
+    outcomes: list[tuple[int, CaptureOutcome]] = []
+    for run in iter_runs(raw_dir, skipped, baseband_fs_hz, max_run_s):
+        fs_hz, carrier_hz = run[0][0]["fs_hz"], run[0][0]["carrier_hz"]
+        iq = run[0][1] if len(run) == 1 else np.concatenate([part for _, part in run], axis=1)
+        times_s, present, onsets = decide(iq, fs_hz, carrier_hz)
+        times_s, present, onsets = np.asarray(times_s), np.asarray(present, bool), np.asarray(onsets)
+        offset = 0.0
+        for k, (record, part) in enumerate(run):
+            duration = part.shape[1] / fs_hz
+            # a frame belongs to the capture its end time falls in, (start, end]; the first and the last
+            # capture keep whatever the stream reported before or after them
+            lower = -np.inf if k == 0 else offset
+            upper = np.inf if k == len(run) - 1 else offset + duration
+            sel = (times_s > lower) & (times_s <= upper)
+            on = onsets[(onsets > lower) & (onsets <= upper)]
+            outcome = CaptureOutcome(
+                str(record["capture_id"]), duration, times_s[sel] - offset, present[sel], on - offset
+            )
+            outcomes.append((int(record["_line"]), outcome))
+            offset += duration
+    ordered = [o for _, o in sorted(outcomes, key=lambda x: x[0])]
+    metrics = count_outcomes(ordered, events)
     metrics["n_captures_skipped"] = len(skipped)
     metrics["skipped"] = skipped
     if skipped:
         log.warning("skipped %d unreadable captures in %s", len(skipped), raw_dir)
-    return metrics, outcomes
+    return metrics, ordered
 
 
 def _configs(frontend_cfg, detector_cfg):

@@ -5,9 +5,13 @@
   It is attributed to the non-presence event active at the onset (the latest-starting one if several)
   or to "empty".
 - A presence event is detected when the detector is present at some frame time in [t0_s, t1_s + tol];
-  latency = that first time - t0_s.
+  latency = that first time - t0_s, for events the detector was not already reporting present at
+  t0_s - tolerance_s (someone arriving while the last person is still held "present" has no latency).
 - hours_without_presence = capture time not covered by any presence event; false_alarms_per_hour is
   false alarms / hours_without_presence.
+- false_present_hours: time the detector reports present at frames more than `tolerance_s` away
+  from every presence event (frames weighted by the frame spacing); false_present_fraction is its
+  share of hours_without_presence. Onsets alone miss a detector that is stuck "present".
 - by_event_type[type]: hours (event time, clipped to the capture), count, false_alarms, detections
   (presence types: detected per the rule above; other types: present at some frame during the event).
   "empty" is the time covered by no event; its count is the number of such gaps.
@@ -74,7 +78,7 @@ def count_outcomes(
     def bucket(name: str) -> dict:
         return by_type.setdefault(name, {"hours": 0.0, "count": 0, "false_alarms": 0, "detections": 0})
 
-    hours_total = hours_without = 0.0
+    hours_total = hours_without = false_present_s = 0.0
     false_alarms, latencies = 0, []
     n_presence = {"major": 0, "minor": 0, "other": 0}
     n_detected = {"major": 0, "minor": 0, "other": 0}
@@ -83,7 +87,15 @@ def count_outcomes(
         evs = by_capture.get(out.capture_id, [])
         presence = [e for e in evs if bool(e["is_presence"])]
         others = [e for e in evs if not bool(e["is_presence"])]
-        present_t = np.asarray(out.times_s, dtype=np.float64)[np.asarray(out.present, dtype=bool)]
+        times = np.asarray(out.times_s, dtype=np.float64)
+        present_t = times[np.asarray(out.present, dtype=bool)]
+        if present_t.size and times.size > 1:
+            near = np.zeros(present_t.size, dtype=bool)
+            for e in presence:
+                near |= (present_t >= float(e["t0_s"]) - tolerance_s) & (
+                    present_t <= float(e["t1_s"]) + tolerance_s
+                )
+            false_present_s += float((~near).sum()) * float(np.median(np.diff(times)))
         clipped = [(max(0.0, float(e["t0_s"])), min(dur, float(e["t1_s"]))) for e in evs]
         presence_len = _union_length(
             [(max(0.0, float(e["t0_s"])), min(dur, float(e["t1_s"]))) for e in presence]
@@ -116,7 +128,9 @@ def count_outcomes(
                 if hits.size:
                     b["detections"] += 1
                     n_detected[cls] += 1
-                    latencies.append(float(hits[0] - t0))
+                    before = np.flatnonzero(times <= t0 - tolerance_s)
+                    if before.size == 0 or not bool(np.asarray(out.present)[before[-1]]):
+                        latencies.append(float(hits[0] - t0))  # a decision made from idle
             elif ((present_t >= t0) & (present_t <= t1)).any():
                 b["detections"] += 1
 
@@ -127,6 +141,8 @@ def count_outcomes(
         "hours_without_presence": hours_without,
         "false_alarms": false_alarms,
         "false_alarms_per_hour": false_alarms / hours_without if hours_without > 0 else None,
+        "false_present_hours": false_present_s / 3600.0,
+        "false_present_fraction": false_present_s / 3600.0 / hours_without if hours_without > 0 else None,
         "n_presence_events": n_events,
         "n_detected": sum(n_detected.values()),
         "recall": _ratio(sum(n_detected.values()), n_events),

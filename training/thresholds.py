@@ -117,12 +117,16 @@ def choose_thresholds(
     ignore: np.ndarray | None = None,
     min_strict: float = 0.5,
     min_lenient: float = 0.3,
+    lenient_minor_recall: float | None = None,
 ) -> dict:
     """Detector config (base_detector with strict/lenient thresholds replaced) for the target FA/h.
 
     probs [N,3] and labels [N] are validation windows in capture/time order when capture_ids [N] is
-    given. The lenient threshold targets lenient_fa_per_hour (default 10x the strict target; it only
-    acts while the room is occupied) and never exceeds the strict one. ignore [N] marks `none` windows
+    given. The lenient threshold acts only while the room is known to be occupied, so its false alarms
+    happen in the minute after someone left, exposure that validation windows cannot measure: with
+    lenient_minor_recall it keeps that share of the validation minor windows (the still person is not
+    lost); otherwise it targets lenient_fa_per_hour over every none window (default 10x the strict
+    target; pessimistic). It never exceeds the strict one. ignore [N] marks `none` windows
     left out of the estimate (see near_presence). When a target cannot be met on this validation set,
     the lowest threshold with the fewest false alarms is used and a warning is logged. Thresholds never
     go below min_strict / min_lenient: a small validation set with no false alarms at all would
@@ -143,9 +147,16 @@ def choose_thresholds(
     strict, strict_met = _lowest_threshold_meeting(
         strict_score(probs), labels, target_fa_per_hour, window_s, ids, ignore, min_strict
     )
-    lenient, lenient_met = _lowest_threshold_meeting(
-        lenient_score(probs), labels, lenient_target, window_s, ids, ignore, min_lenient
-    )
+    minor = labels == MINOR
+    if lenient_minor_recall is not None and minor.any():
+        if not 0 < lenient_minor_recall <= 1:
+            raise ValueError(f"lenient_minor_recall must be in (0, 1], got {lenient_minor_recall}")
+        keep = float(np.quantile(lenient_score(probs)[minor], 1.0 - lenient_minor_recall))
+        lenient, lenient_met = float(np.clip(keep, min_lenient, MAX_THRESHOLD)), True
+    else:
+        lenient, lenient_met = _lowest_threshold_meeting(
+            lenient_score(probs), labels, lenient_target, window_s, ids, ignore, min_lenient
+        )
     if not (strict_met and lenient_met):
         log.warning(
             "false-alarm target not reachable on %.3f h of validation none windows; using the fewest-alarm "
@@ -221,6 +232,9 @@ def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
         ignore=ignore,
         min_strict=float(tr.get("min_strict_threshold", 0.5)),
         min_lenient=float(tr.get("min_lenient_threshold", 0.3)),
+        lenient_minor_recall=None
+        if tr.get("lenient_minor_recall") is None
+        else float(tr["lenient_minor_recall"]),
     )
     point = operating_point(probs, labels, detector, frame_hop_s, stride, ids, ignore)
     point["target_false_alarms_per_hour"] = float(tr["target_false_alarms_per_hour"])

@@ -38,6 +38,10 @@ def test_gate_proceeds_within_limits():
         ({"hours": 5.0, "false_alarms": 3, "detections": 50}, "false alarms 0.600/h above the limit 0.500/h"),
         ({"hours": 5.0, "false_alarms": 0, "detections": 40}, "detections 8.00/h below the floor 9.00/h"),
         ({"hours": 0.5, "false_alarms": 0, "detections": 5}, "only 0.50 h"),
+        (  # stuck "present": one onset, but present a third of the time with nobody there
+            {"hours": 5.0, "false_alarms": 1, "false_present_hours": 1.7, "detections": 50},
+            "false presence 34.0 % of the time above the limit 2.0 %",
+        ),
     ],
 )
 def test_gate_halts_with_its_numbers(canary, words):

@@ -186,3 +186,19 @@ def test_near_presence_windows_are_not_false_alarms():
     strict = choose_thresholds(probs, labels, 0.5, 0.0, capture_ids=ids)
     assert loose["strict_threshold"] == 0.5  # the floor: nothing left to reject
     assert strict["strict_threshold"] > 0.9
+
+
+def test_lenient_threshold_keeps_the_minor_recall_asked_for():
+    rng = np.random.default_rng(0)
+    p_present = np.concatenate([rng.uniform(0.0, 0.6, 400), rng.uniform(0.3, 1.0, 200)])  # none, minor
+    probs = np.column_stack([1 - p_present, p_present, np.zeros(600)])
+    labels = np.concatenate([np.zeros(400, int), np.ones(200, int)])
+    cfg = choose_thresholds(
+        probs, labels, 1.0, 0.0, lenient_minor_recall=0.9, min_strict=0.99, min_lenient=0.1
+    )
+    kept = (probs[labels == 1, 1] >= cfg["lenient_threshold"]).mean()
+    assert 0.89 <= kept <= 0.91 and cfg["lenient_threshold"] <= cfg["strict_threshold"]
+    strict_only = choose_thresholds(probs, labels, 1.0, 0.0, min_strict=0.99, min_lenient=0.1)
+    assert strict_only["lenient_threshold"] > cfg["lenient_threshold"]  # the FA target alone is stricter
+    with pytest.raises(ValueError, match="lenient_minor_recall"):
+        choose_thresholds(probs, labels, 1.0, 0.0, lenient_minor_recall=1.5)

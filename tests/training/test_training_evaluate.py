@@ -218,3 +218,58 @@ def test_escaping_file_paths_are_skipped(tmp_path):
     (tmp_path / "raw" / "captures.jsonl").write_text(json.dumps(rec) + "\n")
     metrics, outcomes = evaluate_with(lambda *a: None, tmp_path / "raw", tmp_path / "truth")
     assert outcomes == [] and "escapes" in metrics["skipped"][0]["reason"]
+
+
+def _stream_batch(root, starts_s: list[float], files_ok: list[bool] | None = None, device: str = "d1"):
+    """Captures of 2 s (4000 samples at 2 kHz, one mic) whose sample value is their index."""
+    import datetime as dt
+
+    (root / "raw" / "iq").mkdir(parents=True)
+    (root / "truth").mkdir()
+    (root / "truth" / "events.jsonl").write_text("")
+    epoch = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    lines = []
+    for k, start in enumerate(starts_s):
+        cid = f"c{k}"
+        if files_ok is None or files_ok[k]:
+            np.save(root / "raw" / "iq" / f"{cid}.npy", np.full((1, 4000), k, np.complex64))
+        stamp = (
+            (epoch + dt.timedelta(seconds=start)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+        rec = {"capture_id": cid, "device_id": device, "t_start": stamp, "duration_s": 2.0, "fs_hz": 2000.0}
+        lines.append(json.dumps({**rec, "carrier_hz": 40000.0, "n_mics": 1, "file": f"iq/{cid}.npy"}))
+    (root / "raw" / "captures.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "raw", root / "truth"
+
+
+def _recording_decide(calls):
+    def decide(iq, fs_hz, carrier_hz):
+        calls.append(np.unique(iq.real).astype(int).tolist())
+        times = np.arange(1, iq.shape[1] // 100 + 1) * 0.05  # a frame every 50 ms, to the stream's end
+        present = np.zeros(times.size, bool)
+        present[times.size // 2] = True
+        return times, present, times[present]
+
+    return decide
+
+
+def test_back_to_back_captures_run_as_one_stream(tmp_path):
+    raw, truth = _stream_batch(tmp_path, [0.0, 2.0, 4.0, 10.0])  # c3 starts after a gap
+    calls = []
+    _, outcomes = evaluate_with(_recording_decide(calls), raw, truth)
+    assert calls == [[0, 1, 2], [3]]  # c0..c2 are one stream, c3 its own
+    assert [o.capture_id for o in outcomes] == ["c0", "c1", "c2", "c3"]
+    for o in outcomes:  # per capture again: times from the capture's own start
+        assert o.duration_s == 2.0 and o.times_s.min() > 0 and o.times_s.max() <= 2.0 + 1e-9
+    assert [len(o.onset_times_s) for o in outcomes] == [0, 1, 0, 1]  # the stream's onset fell in c1
+    assert sum(len(o.times_s) for o in outcomes[:3]) == 120
+
+
+def test_unreadable_capture_splits_the_stream_and_limits_apply(tmp_path):
+    raw, truth = _stream_batch(tmp_path, [0.0, 2.0, 4.0, 6.0], files_ok=[True, False, True, True])
+    calls = []
+    metrics, _ = evaluate_with(_recording_decide(calls), raw, truth)
+    assert calls == [[0], [2, 3]] and metrics["n_captures_skipped"] == 1
+    calls.clear()
+    evaluate_with(_recording_decide(calls), raw, truth, max_run_s=2.0)
+    assert calls == [[0], [2], [3]]

@@ -100,3 +100,22 @@ def test_tolerance_boundary_is_inclusive():
     times = np.array([9.0, 21.0, 21.01])
     out = CaptureOutcome("c", 30.0, times, np.array([True, True, True]), np.array([9.0, 21.0, 21.01]))
     assert count_outcomes([out], events)["false_alarms"] == 1  # only 21.01 is more than 1 s away
+
+
+def test_false_present_time_catches_a_stuck_detector():
+    events = [ev("c1", 10.0, 20.0, "walk", True, "major")]
+    stuck = count_outcomes([outcome("c1", 60.0, [(0.0, 60.0)])], events)
+    assert stuck["false_alarms"] == 1  # one onset at the start: onsets alone look harmless
+    # present everywhere except [9, 21] (presence +- 1 s tolerance): 60 - 12 s, in 0.1 s frames
+    assert stuck["false_present_hours"] == pytest.approx(48.0 / 3600, abs=0.2 / 3600)
+    assert stuck["false_present_fraction"] == pytest.approx(48.0 / 50.0, abs=0.01)
+    clean = count_outcomes([outcome("c1", 60.0, [(10.5, 20.5)])], events)
+    assert clean["false_present_hours"] == 0.0 and clean["false_alarms"] == 0
+
+
+def test_latency_only_counts_decisions_made_from_idle():
+    events = [ev("c", 5.0, 8.0, "walk_in", True, "major"), ev("c", 8.0, 30.0, "typing", True, "minor")]
+    held = count_outcomes([outcome("c", 40.0, [(5.5, 31.0)])], events)  # still present from the walk-in
+    assert held["recall_minor"] == 1.0 and held["median_latency_s"] == pytest.approx(0.5)  # the walk-in only
+    late = count_outcomes([outcome("c", 40.0, [(5.5, 6.5), (12.0, 31.0)])], events)
+    assert late["median_latency_s"] == pytest.approx((0.5 + 4.0) / 2)  # idle from 8 s - 1 s on: typing counts
