@@ -209,7 +209,10 @@ def export(params: dict, paths: Paths, model: str) -> dict:
     out = paths.model(model) / "onnx"
     export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
     calibration = _calibration_windows(params, paths, TRAINING_DATA[model])
-    quant = quantize_int8(out / "model_float.onnx", calibration, out / "model_int8.onnx", params)
+    gate = _sample_windows(params, paths, ("eval",), int(params["quantize"]["gate_windows"]))
+    quant = quantize_int8(
+        out / "model_float.onnx", calibration, out / "model_int8.onnx", params, gate_windows=gate
+    )
     budget = check_budget(out / "model_int8.onnx", params["package"]["profile"])
     atomic_write_json(out / "quantization.json", quant)
     atomic_write_json(out / "budget.json", budget)
@@ -218,12 +221,16 @@ def export(params: dict, paths: Paths, model: str) -> dict:
 
 def _calibration_windows(params: dict, paths: Paths, batches: tuple[str, ...]):
     """A seeded sample of training windows, spread over every batch the model learned from."""
+    return _sample_windows(params, paths, batches, int(params["quantize"]["calibration_windows"]))
+
+
+def _sample_windows(params: dict, paths: Paths, batches: tuple[str, ...], n: int):
+    """A seeded sample of n windows spread over the curated batches."""
     import numpy as np
     import polars as pl
 
     from mining.pool import gather_windows, open_frames
 
-    n = int(params["quantize"]["calibration_windows"])
     context = int(params["ingest"]["context_frames"])
     rng = np.random.default_rng(int(params["training"]["seed"]))
     parts = []
@@ -448,7 +455,7 @@ TEMPLATES: tuple[StageTemplate, ...] = (
     StageTemplate(
         "export",
         export,
-        lambda p, m: [p.model(m) / "checkpoint", Path("training")],
+        lambda p, m: [p.model(m) / "checkpoint", p.curated("eval"), Path("training")],
         lambda p, m: [p.model(m) / "onnx"],
         ("quantize", "package.profile"),
         items=MODELS,

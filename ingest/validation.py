@@ -94,7 +94,8 @@ def validate_tables(
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     # its INFO lines ("Created temporary directory ... for ephemeral docs site") say nothing to users
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the second sets its own level
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = ctx.data_sources.add_pandas("curated")

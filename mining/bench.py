@@ -4,7 +4,7 @@
   by training from synthetic data (or mining.bench.model, a trained ONNX file, when set).
 - selection_1m_seconds / selection_1m_peak_rss_mb: the flywheel quota mix over a synthetic pool of
   mining.bench.pool_windows windows with 32-dim embeddings, run in a fresh child process so its peak
-  RSS (getrusage ru_maxrss) is the selection's own, compared against memory_limit_mb.
+  RSS (VmHWM; ru_maxrss where /proc is missing) is the selection's own, compared against memory_limit_mb.
 - rare_event_enrichment: a flywheel-only run of the experiment (mining/experiment.py) on the quick
   fleet: rare share of uploads with the trained trigger / with the factory policy.
 """
@@ -44,10 +44,26 @@ def synthetic_context(n: int, dim: int, n_labeled: int, n_devices: int, seed: in
     )
 
 
-def selection_child(config_json: str) -> dict:
-    """Runs in the child process: build the pool, select, report time and this process's peak RSS."""
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    Linux's ru_maxrss survives exec: a child started by a big parent (torch loaded, a model trained) reports
+    at least the parent's RSS at fork. VmHWM, the high-water mark of the process's own memory map, does not.
+    """
     import resource
 
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def selection_child(config_json: str) -> dict:
+    """Runs in the child process: build the pool, select, report time and this process's peak RSS."""
     from mining.strategies import select_with_quotas
 
     c = json.loads(config_json)
@@ -57,7 +73,7 @@ def selection_child(config_json: str) -> dict:
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,  # Linux: KiB
+        "peak_rss_mb": peak_rss_mb(),
         "picks": len(picks),
         "unique": len({i for i, _ in picks}),
     }

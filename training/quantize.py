@@ -117,13 +117,17 @@ def _worst_nodes(prep_path: Path, int8_path: Path, windows: np.ndarray, n: int) 
 
 
 def quantize_int8(
-    float_onnx: str | Path, calibration_windows: np.ndarray, int8_onnx: str | Path, params: dict
+    float_onnx: str | Path,
+    calibration_windows: np.ndarray,
+    int8_onnx: str | Path,
+    params: dict,
+    gate_windows: np.ndarray | None = None,
 ) -> dict:
     """Quantize float_onnx to int8_onnx (QDQ); return the gate report (method used, agreement, attempts).
 
-    calibration_windows [N,T,V] float32 calibrate the activation ranges (first quantize.calibration_windows
-    of them) and are also the windows the gate compares on; pass eval windows via params or call
-    `agreement` yourself for a held-out comparison.
+    calibration_windows [N,T,V] float32 calibrate the activation ranges (the first
+    quantize.calibration_windows of them). The gate compares float and int8 argmax on gate_windows
+    (the turn passes eval-batch windows: no labels are used), or on the calibration windows when None.
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -134,6 +138,10 @@ def quantize_int8(
     if windows.ndim != 3 or len(windows) == 0:
         raise ValueError(f"calibration windows must be [N,T,V] with N > 0, got {windows.shape}")
     calib = windows[:n_calib]
+    if gate_windows is not None:
+        windows = np.ascontiguousarray(gate_windows, dtype=np.float32)
+        if windows.ndim != 3 or len(windows) == 0:
+            raise ValueError(f"gate windows must be [N,T,V] with N > 0, got {windows.shape}")
     f_logits, _ = run_onnx(float_onnx, windows)
     attempts: list[dict] = []
     best: tuple[float, bytes, dict] | None = None

@@ -139,7 +139,10 @@ def test_rollout_flow_halts_and_publishes_its_decisions(tmp_path, prefect_harnes
         "rollback",
     ]
     gate = log["decisions"][3]
-    assert gate["decision"] == "halt" and any("false alarms" in r for r in gate["reasons"])
+    # a detector stuck "present" makes few onsets; the gate catches its false presence time
+    assert gate["decision"] == "halt" and any(
+        "false alarms" in r or "false presence" in r for r in gate["reasons"]
+    )
     assert (
         len(log["summary"]["canaries"]) == 2 and log["summary"]["rolled_back"] == log["summary"]["canaries"]
     )
