@@ -4,6 +4,8 @@ A bundle is a folder or an (uncompressed) tar holding payload/model_int8.onnx, p
 payload/detector.json and optionally payload/rare_event.onnx. The rare-event model takes either
 feature windows [N, context, V] (rank-3 input) or the classifier's embeddings [N, D] (rank-2 input);
 its score is 1 − p(class 0) for multi-class outputs, sigmoid(logit) for a single output.
+payload/mbdp.json (optional, runtime.mbdp.bundle_tuning's format) is the playback MBDP the device
+runs: the simulator plays the unit's music through its sensing mode (fleet.events.music).
 """
 
 from __future__ import annotations
@@ -66,11 +68,25 @@ class BundleRunner:
         self.fs, self.block_s = fs, block_s
         calibration = payload / "calibration.json"
         self.calibration = json.loads(calibration.read_text()) if calibration.exists() else None
+        self.mbdp_tuning = self._mbdp_tuning(payload / "mbdp.json", bundle_path)
         self.rare = None
         if (payload / "rare_event.onnx").exists():
             from runtime.onnx_session import make_session
 
             self.rare = make_session(payload / "rare_event.onnx")
+
+    @staticmethod
+    def _mbdp_tuning(path: Path, bundle_path: str | Path) -> dict | None:
+        if not path.exists():
+            return None
+        from runtime.mbdp import tuning_configs
+
+        try:
+            tuning = json.loads(path.read_text())
+            tuning_configs(tuning)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise BundleLoadError(f"{bundle_path}: payload/mbdp.json: {exc}") from exc
+        return tuning
 
     def run(self, iq: np.ndarray, carrier_hz: float) -> BundleResult:
         dec = self.pipeline.run_capture(iq, self.fs, carrier_hz)

@@ -25,6 +25,7 @@ from fleet.scatterers import (
     upsample,
 )
 from runtime.loudspeaker import LoudspeakerParams, bl_ratio, carrier_phase_cycles, quasi_static_excursion
+from runtime.mbdp import MbdpConfig, MultibandProcessor
 
 # event_type → (is_presence, motion_class)
 EVENT_INFO: dict[str, tuple[bool, str]] = {
@@ -469,43 +470,127 @@ def clatter(t0, dur, rng, room):
     return t1, draw
 
 
-def bass_waveform(rng: np.random.Generator, t0: float) -> Callable[[np.ndarray], np.ndarray]:
+@dataclass(frozen=True)
+class BassLine:
+    """Normalised bass drive b(t) in [-1, 1]: a kick drum on every beat plus a bass line, one note per
+    two beats. Both restart on the beat, so b is a sequence of beat-long waveforms, one per note."""
+
+    t0: float  # absolute s of the first beat
+    beat_s: float
+    kick_hz: float
+    kick_tau_s: float
+    notes_hz: np.ndarray  # [512] the note of beats 2i and 2i + 1 (cycled)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, t0: float) -> BassLine:
+        beat = 60.0 / rng.uniform(80.0, 135.0)
+        f_kick, tau = rng.uniform(45.0, 65.0), rng.uniform(0.05, 0.12)
+        notes = rng.choice([41.2, 43.65, 49.0, 55.0, 61.7, 65.4, 73.4, 82.4, 98.0, 110.0], 512)
+        return cls(float(t0), float(beat), float(f_kick), float(tau), notes)
+
+    def beats(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(beat index k [n], seconds since that beat started [n]) at absolute times t."""
+        k = np.floor((t - self.t0) / self.beat_s)
+        return k, t - self.t0 - k * self.beat_s
+
+    def note_index(self, k: np.ndarray) -> np.ndarray:
+        return (np.asarray(k) // 2).astype(np.int64) % self.notes_hz.size
+
+    def wave(self, since: np.ndarray, f_note: np.ndarray | float) -> np.ndarray:
+        kick = np.exp(-since / self.kick_tau_s) * np.sin(2 * np.pi * self.kick_hz * since)
+        return 0.6 * kick + 0.4 * np.sin(2 * np.pi * f_note * since)
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        k, since = self.beats(t)
+        return self.wave(since, self.notes_hz[self.note_index(k)])
+
+
+def bass_waveform(rng: np.random.Generator, t0: float) -> BassLine:
     """Normalised bass drive b(t) in [-1, 1]: kick drum on the beat plus a bass line."""
-    beat = 60.0 / rng.uniform(80.0, 135.0)
-    f_kick, tau = rng.uniform(45.0, 65.0), rng.uniform(0.05, 0.12)
-    notes = rng.choice([41.2, 43.65, 49.0, 55.0, 61.7, 65.4, 73.4, 82.4, 98.0, 110.0], 512)
-
-    def b(t):
-        k = np.floor((t - t0) / beat)
-        since = t - t0 - k * beat
-        kick = np.exp(-since / tau) * np.sin(2 * np.pi * f_kick * since)
-        f_note = notes[(k // 2).astype(np.int64) % notes.size]
-        bass = np.sin(2 * np.pi * f_note * since)
-        return 0.6 * kick + 0.4 * bass
-
-    return b
+    return BassLine.draw(rng, t0)
 
 
-def music(t0, dur, rng, room, volume: float = 5.0, excursion_mm: float = 1.2):
+MBDP_WARMUP_BEATS = 2  # beats of a note the MBDP runs before the beat whose output is kept
+MBDP_TABLE_DECIMATION = 4  # kept beats are stored at the MBDP rate / this (12 kHz at 48 kHz)
+
+
+class MbdpBass:
+    """The MBDP's output y(t) for a bass line played at digital level `level` (peak re full scale).
+
+    Runs the device's streaming runtime.mbdp.MultibandProcessor at its own rate (48 kHz), once per event
+    and distinct note, not per capture sample: the bass is a sequence of beat-long waveforms, one per
+    note, so for every note the MBDP processes MBDP_WARMUP_BEATS beats of it and then the beat that is
+    kept, whose output (latency removed) stands for every beat of that note. What this leaves out: the
+    compressor's state carried over a note change (its release, 0.3 s on the sensing presets, is shorter
+    than the warm-up) and the fade of the event's edges (applied to the output, not the input). The
+    table is built at the first draw (events never rendered cost nothing) and is a pure function of
+    the bass line, the level and the tuning, so renders stay deterministic.
+    """
+
+    def __init__(self, bass: BassLine, level: float, cfg: MbdpConfig, t1: float) -> None:
+        self.bass, self.level, self.cfg, self.t1 = bass, float(level), cfg, float(t1)
+        self._table: np.ndarray | None = None  # [n_notes, n_tab] float64 output per distinct note
+        self._row: np.ndarray | None = None  # [512] table row of every entry of bass.notes_hz
+
+    def _build(self) -> None:
+        bass, fs = self.bass, float(self.cfg.fs_hz)
+        n_beats = int(np.ceil((self.t1 - bass.t0) / bass.beat_s)) + 1
+        used = np.unique(bass.note_index(np.arange(n_beats)))  # entries of notes_hz the event plays
+        freqs, row_of = np.unique(bass.notes_hz[used], return_inverse=True)
+        n_beat = round(bass.beat_s * fs)
+        since = np.arange(n_beat) / fs
+        per = MBDP_WARMUP_BEATS + 1
+        ref = np.concatenate([np.tile(self.level * bass.wave(since, f), per) for f in freqs])
+        y = MultibandProcessor(self.cfg).process_aligned(ref)
+        kept = y.reshape(freqs.size, per, n_beat)[:, -1]  # [n_notes, n_beat]
+        self._table = np.ascontiguousarray(kept[:, ::MBDP_TABLE_DECIMATION])
+        self._row = np.zeros(bass.notes_hz.size, dtype=np.int64)
+        self._row[used] = row_of
+        self._table_hz = fs / MBDP_TABLE_DECIMATION
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        if self._table is None:
+            self._build()
+        k, since = self.bass.beats(t)
+        n_tab = self._table.shape[1]
+        pos = np.clip(since * self._table_hz, 0.0, n_tab - 1.0)
+        i = np.minimum(pos.astype(np.int64), n_tab - 2)
+        frac = pos - i
+        flat = self._table.reshape(-1)
+        base = self._row[self.bass.note_index(k)] * n_tab + i
+        return flat[base] * (1.0 - frac) + flat[base + 1] * frac
+
+
+def music(t0, dur, rng, room, volume: float = 5.0, excursion_mm: float = 1.2, mbdp: MbdpConfig | None = None):
     """Playback bass moves the cone by X(t); the carrier gets phase β(t) = 2π·f0·X(t)/c.
 
     X(t) and the Bl(x) carrier gain come from runtime.loudspeaker (the model the MBDP bench uses).
     The modulated emission reaches the mics through the direct path, so the distortion is
     direct[m]·(Bl(X)/Bl0·exp(jβ) − 1): rank one across mics with exactly the direct path's signature.
+
+    Volume v plays the bass at digital level (v/10)² of full scale, and full scale moves the cone by
+    `excursion_mm` (small signal). Without `mbdp` that drives the loudspeaker as it is (raw playback);
+    with the device's MBDP tuning (the sensing-mode preset: it plays while presence sensing runs) the
+    bass goes through runtime.mbdp first (MbdpBass), so the excursion, and the distortion in the
+    Doppler band, follow the MBDP's output.
     """
     x_peak = excursion_mm * 1e-3 * (volume / 10.0) ** 2
     b = bass_waveform(rng, t0)
     speaker = LoudspeakerParams()
+    t1 = t0 + dur
+    processed = None if mbdp is None else MbdpBass(b, (volume / 10.0) ** 2, mbdp, t1)
+    x_full_scale = excursion_mm * 1e-3
 
     def draw(t, ctx):
         # shared loudspeaker model: Kms(x)/Bl(x) shape the excursion, Bl(x) scales the carrier
-        x = quasi_static_excursion(x_peak * b(t) * fade(t, t0, t1, ramp_s=0.5), speaker)
+        env = fade(t, t0, t1, ramp_s=0.5)
+        x_lin = x_peak * b(t) * env if processed is None else x_full_scale * processed(t) * env
+        x = quasi_static_excursion(x_lin, speaker)
         beta_cycles = carrier_phase_cycles(x, ctx.ac.f0, ctx.ac.c)
         gain = bl_ratio(x, speaker) * expj_cycles(np.mod(beta_cycles, 1.0))
         return ctx.direct[:, None].astype(np.complex64) * (gain - 1).astype(np.complex64)[None]
 
-    t1 = t0 + dur
-    return t1, draw
+    return t1, draw, {"mbdp": mbdp is not None}
 
 
 GENERATORS = {

@@ -79,6 +79,15 @@ def _first_boot_calibration(dev: Device, cal: dict, config: dict | None, key: li
     return calibrate_unit(dev, cfg, unit_hal(dev, cal, key, cfg.fs_hz))
 
 
+def sensing_mbdp(tuning: dict | None):
+    """The MBDP config a unit plays through while it senses presence: the tuning's sensing mode."""
+    if tuning is None:
+        return None
+    from runtime.mbdp import tuning_configs
+
+    return tuning_configs(tuning)["sensing"]
+
+
 def unit_key(preset: str, index: int, sim: dict) -> list[int]:
     """The seed key of a unit: its manufacturing draws, its room and its home's interferer."""
     return [int(sim["fleet_seed"]), PRESET_CODE[preset], index]
@@ -100,6 +109,7 @@ class DeviceJob:
     sim: dict
     bundle_path: str | None
     calibration: dict | None = None  # factory calibration config (a bundle brings its own)
+    mbdp: dict | None = None  # MBDP tuning (a bundle's mbdp.json) when no bundle brings its own
 
 
 @dataclass
@@ -129,7 +139,8 @@ def simulate_device(job: DeviceJob) -> DeviceOutput:
         out.firmware = runner.version
     dev, room = fleet_unit(preset, i, sim, runner.calibration if runner is not None else job.calibration)
     rng = np.random.default_rng([int(job.seed), PRESET_CODE[preset], i])
-    the_plan = plan(preset, job.n_chunks * capture_s, rng, room, sim)
+    tuning = runner.mbdp_tuning if runner is not None else job.mbdp
+    the_plan = plan(preset, job.n_chunks * capture_s, rng, room, sim, sensing_mbdp(tuning))
     for e in the_plan.events:
         out.event_s[e.event_type] = out.event_s.get(e.event_type, 0.0) + e.t1 - e.t0
     scene = DeviceScene(dev, room, the_plan.events, fs, int(rng.integers(2**62)))
@@ -235,11 +246,14 @@ def simulate_batch(
     bundle_path: str | Path | None = None,
     sim_params: dict | None = None,
     calibration: dict | None = None,
+    mbdp: dict | None = None,
 ) -> dict:
     """Write raw_dir/{captures.jsonl, dialogue.jsonl, iq/*.npy} and truth_dir/events.jsonl → summary.
 
     calibration: the factory calibration config units calibrate with at first boot (params
     `calibration.config`; None: runtime.calibration's defaults); units running a bundle use its own.
+    mbdp: an MBDP tuning (runtime.mbdp.bundle_tuning's format) every unit plays music through while
+    it senses; units running a bundle use the bundle's payload/mbdp.json; None: raw playback.
 
     Devices are independent and run in `simulate.workers` processes; the output does not depend
     on the number of workers (each device has its own seeds; rows are merged in device order).
@@ -251,6 +265,7 @@ def simulate_batch(
         raise ValueError("n_devices must be >= 1 and hours > 0")
     if bundle_path is not None and not Path(bundle_path).exists():
         raise FileNotFoundError(f"bundle {bundle_path} not found")
+    sensing_mbdp(mbdp)  # a bad tuning fails here, not in a worker
     batch_id = batch_id or Path(raw_dir).name
     capture_s = float(sim["capture_s"])
     n_chunks = max(1, round(hours * 3600 / capture_s))
@@ -270,6 +285,7 @@ def simulate_batch(
                 sim,
                 bundle_path and str(bundle_path),
                 calibration,
+                mbdp,
             )
             for i in range(n_devices)
         ]

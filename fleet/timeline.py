@@ -4,7 +4,12 @@ seed  — lab collection: one scripted clip per capture, balanced over the commo
 field — household day: occupancy sessions (walk in, minor activities back to back, leave), people
         passing through, and each rare type a small fraction (≈0.1–1 %) of the time; music
         sessions start from a voice request while someone is home and may outlast them.
-eval  — continuous episodes cycling through every type (rare ones included), with combinations.
+eval  — continuous episodes cycling through every type (rare ones included), with combinations; a
+        minor-motion episode starts with the person walking in (eval.minor_after_walk_in);
+        `eval.kinds` (optional) restricts the cycle to those types (e.g. music-only batches).
+
+`mbdp`: the device's MBDP tuning for playback while it senses (runtime.mbdp.MbdpConfig, the bundle's
+sensing mode); music events then play through it (fleet.events.music). None: raw playback.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from fleet.events import MINOR, RARE, Event, make_event
 from fleet.rooms import Room
+from runtime.mbdp import MbdpConfig
 
 COMMON = ["walk_in", "walk_through", "pacing", "sit_stand", *MINOR]
 
@@ -38,12 +44,15 @@ def presence_intervals(events: list[Event]) -> list[tuple[float, float]]:
     return [(a, b) for a, b in merged]
 
 
-def _music(t0, dur, rng, room, sim) -> Event:
+def _music(t0, dur, rng, room, sim, mbdp: MbdpConfig | None = None) -> Event:
     vol = float(rng.integers(2, 11))
-    return make_event("music", t0, dur, rng, room, volume=vol, excursion_mm=sim["music_excursion_mm"])
+    kw = {} if mbdp is None else {"mbdp": mbdp}
+    return make_event("music", t0, dur, rng, room, volume=vol, excursion_mm=sim["music_excursion_mm"], **kw)
 
 
-def plan_seed(total_s: float, rng: np.random.Generator, room: Room, sim: dict) -> Plan:
+def plan_seed(
+    total_s: float, rng: np.random.Generator, room: Room, sim: dict, mbdp: MbdpConfig | None = None
+) -> Plan:
     clip = float(sim["capture_s"])
     n_clips = int(np.ceil(total_s / clip))
     order: list[str] = []
@@ -61,7 +70,9 @@ def plan_seed(total_s: float, rng: np.random.Generator, room: Room, sim: dict) -
     return Plan(events, [], [])
 
 
-def plan_field(total_s: float, rng: np.random.Generator, room: Room, sim: dict) -> Plan:
+def plan_field(
+    total_s: float, rng: np.random.Generator, room: Room, sim: dict, mbdp: MbdpConfig | None = None
+) -> Plan:
     cfg = sim["field"]
     occ = cfg["occupied_fraction"]
     events: list[Event] = []
@@ -82,7 +93,7 @@ def plan_field(total_s: float, rng: np.random.Generator, room: Room, sim: dict) 
         end = t + session
         if rng.random() < 1 - np.exp(-cfg["music_sessions_per_occupied_hour"] * session / 3600):
             m0 = float(rng.uniform(s, max(end, s + 1)))
-            ev_m = _music(m0, float(rng.uniform(120, 900)), rng, room, sim)
+            ev_m = _music(m0, float(rng.uniform(120, 900)), rng, room, sim, mbdp)
             events.append(ev_m)
             playback.append((ev_m.t0, ev_m.t1, ev_m.volume))
             voice.append(True)
@@ -115,9 +126,11 @@ def plan_field(total_s: float, rng: np.random.Generator, room: Room, sim: dict) 
     return Plan(sorted(events, key=lambda e: e.t0), playback, voice)
 
 
-def plan_eval(total_s: float, rng: np.random.Generator, room: Room, sim: dict) -> Plan:
+def plan_eval(
+    total_s: float, rng: np.random.Generator, room: Room, sim: dict, mbdp: MbdpConfig | None = None
+) -> Plan:
     cfg = sim["eval"]
-    kinds = COMMON + RARE
+    kinds = list(cfg.get("kinds") or COMMON + RARE)
     events: list[Event] = []
     playback, voice = [], []
     t = rng.uniform(*cfg["gap_s"])
@@ -126,15 +139,23 @@ def plan_eval(total_s: float, rng: np.random.Generator, room: Room, sim: dict) -
         if not queue:
             queue = list(rng.permutation(kinds))
         etype = queue.pop()
+        if etype in MINOR and cfg.get("minor_after_walk_in", True):
+            # someone typing or reading came in first, as in a household session
+            arrival = make_event("walk_in", t, 0, rng, room)
+            events.append(arrival)
+            t = arrival.t1
         dur = float(rng.uniform(*cfg["episode_s"]))
         if etype == "clatter":
             dur = min(dur, 4.0)
-        ev = _music(t, dur, rng, room, sim) if etype == "music" else make_event(etype, t, dur, rng, room)
+        if etype == "music":
+            ev = _music(t, dur, rng, room, sim, mbdp)
+        else:
+            ev = make_event(etype, t, dur, rng, room)
         episode = [ev]
         if rng.random() < cfg["combo_prob"]:
             other = str(rng.choice(RARE if ev.is_presence else COMMON))
             ev2 = (
-                _music(t, ev.t1 - t, rng, room, sim)
+                _music(t, ev.t1 - t, rng, room, sim, mbdp)
                 if other == "music"
                 else make_event(other, t + rng.uniform(0, 3), ev.t1 - t, rng, room)
             )
@@ -151,7 +172,14 @@ def plan_eval(total_s: float, rng: np.random.Generator, room: Room, sim: dict) -
 PLANNERS = {"seed": plan_seed, "field": plan_field, "eval": plan_eval}
 
 
-def plan(preset: str, total_s: float, rng: np.random.Generator, room: Room, sim: dict) -> Plan:
+def plan(
+    preset: str,
+    total_s: float,
+    rng: np.random.Generator,
+    room: Room,
+    sim: dict,
+    mbdp: MbdpConfig | None = None,
+) -> Plan:
     if preset not in PLANNERS:
         raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PLANNERS)})")
-    return PLANNERS[preset](total_s, rng, room, sim)
+    return PLANNERS[preset](total_s, rng, room, sim, mbdp)

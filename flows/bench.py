@@ -11,11 +11,11 @@ from rich.table import Table
 
 SUITES = {
     "sim": "fleet.bench",
-    "runtime": "runtime.bench",
+    "runtime": "flows.bench_runtime",  # runtime.bench (DSP) + the detector figures on the simulator
     "ingest": "ingest.bench",
     "mining": "mining.bench",
     "model": "training.bench",
-    "mbdp": "runtime.bench_mbdp",
+    "mbdp": "flows.bench_mbdp",  # runtime.bench_mbdp (DSP) + false alarms during music on the simulator
     "calibration": "fleet.bench_calibration",
 }
 

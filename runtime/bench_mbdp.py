@@ -10,6 +10,10 @@ Signals: a synthetic bass-heavy music clip (kick, bass line, chords, hi-hat nois
 an impulse (crossover transfer) and a log sweep at 0.25 FS (fixed point). Peers run as external
 programs where installed: sox `mcompand` and the LSP multiband compressor through lv2apply, both
 with an identity transfer so only their crossovers show (REFERENCE.md recipes).
+
+The detector's false alarms per hour during music with and without the MBDP need the fleet simulator
+and a trained detector, which runtime/ may not import: flows/bench_mbdp.py measures them and merges
+them with these figures (`flywheel bench mbdp` runs that wrapper).
 """
 
 from __future__ import annotations
@@ -270,5 +274,8 @@ def run_bench(params: dict, quick: bool = False) -> dict:
 
     # peers
     out["peers"] = {"sox_mcompand": sox_peer(bench, fs, music), "lsp_mb_compressor": lsp_peer(bench, fs)}
-    out["not_measured"] = ["false alarms per hour during music with/without MBDP (needs a trained bundle)"]
+    out["not_measured"] = [
+        "false alarms per hour during music with/without MBDP (needs the fleet simulator and a detector: "
+        "flows/bench_mbdp.py measures it, `flywheel bench mbdp`)"
+    ]
     return out

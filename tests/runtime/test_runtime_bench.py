@@ -16,12 +16,24 @@ PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").re
 
 
 def test_bench_canceller_meets_targets_on_synthetic_scene() -> None:
-    bench = {**PARAMS["runtime"]["bench"], "capture_s": 4.0, "excursion_mm": [0.3, 1.5]}
+    bench = {
+        **PARAMS["runtime"]["bench"],
+        "capture_s": 4.0,
+        "excursion_mm": [0.3, 1.5],
+        "walker_sweep_deg": [30, 180, 30],
+    }
     figures = _canceller_figures(FrontendConfig.from_dict(PARAMS["frontend"]), bench, quick=False)
     assert figures["canceller_suppression_db"] >= 20.0
     assert len(figures["canceller_suppression_db_per_volume"]) == 2
-    assert 0.0 <= figures["walker_loss_db"] <= 3.0
-    assert figures["walker_loss_worst_db"] >= figures["walker_loss_db"]
+    per_angle = figures["walker_loss_db_per_angle"]
+    assert figures["walker_loss_db"] == pytest.approx(max(per_angle.values()), abs=1e-3)  # worst, >= 30 deg
+    assert figures["walker_loss_db"] == figures["walker_loss_worst_db"] >= figures["walker_loss_db_median"]
+    # the plain projection loses the part of a 90 / 180 deg echo along the direct path (aliased array);
+    # the gate keeps those echoes whole while no music plays
+    for angle in ("90", "180"):
+        assert figures["plain_walker_loss_no_music_db_per_angle"][angle] >= 3.0
+        assert figures["walker_loss_no_music_db_per_angle"][angle] <= 0.5
+        assert figures["walker_loss_db_per_angle"][angle] < figures["plain_walker_loss_db_per_angle"][angle]
 
 
 def test_playback_distortion_is_rank_one_with_sidebands_at_bass() -> None:
@@ -40,11 +52,18 @@ def test_room_reflections_bound_the_suppression() -> None:
     from runtime.bench import _suppression_and_loss
 
     bench = {**PARAMS["runtime"]["bench"], "capture_s": 3.0, "excursion_mm": [1.0], "walker_angles_deg": [60]}
-    cfg = FrontendConfig.from_dict(PARAMS["frontend"])
-    weak_room, _ = _suppression_and_loss(cfg, bench, False, -40.0)
-    strong_room, _ = _suppression_and_loss(cfg, bench, False, -10.0)
+    gated = FrontendConfig.from_dict(PARAMS["frontend"])
+    plain = FrontendConfig.from_dict({**PARAMS["frontend"], "canceller_gate_db": -300.0})
+    weak_room, _, _ = _suppression_and_loss(plain, bench, False, -40.0)
+    strong_room, _, _ = _suppression_and_loss(plain, bench, False, -10.0)
     assert weak_room[0] > strong_room[0] + 15.0  # suppression follows the direct-to-room ratio
     assert 5.0 < strong_room[0] < 25.0
+    # the gate projects bins whose energy is direct-path-like: the same suppression while the room's
+    # copies are well below the gate (speaker4), little once they reach it (a documented trade-off)
+    gated_weak, _, _ = _suppression_and_loss(gated, bench, False, -40.0)
+    gated_strong, _, _ = _suppression_and_loss(gated, bench, False, -10.0)
+    assert gated_weak[0] >= 20.0
+    assert gated_strong[0] < strong_room[0]
 
 
 def test_run_bench_reports_the_contract_keys() -> None:

@@ -1,0 +1,153 @@
+"""Detector figures of `flywheel bench runtime` (flows.bench_runtime): latency counting, day segments,
+fresh-decision frames, and the duty cycling they measure (runtime.detector)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flows.bench_runtime import (
+    active_segments,
+    event_latencies,
+    latency_stats,
+    observed_frames,
+    present_while_empty_s,
+)
+from runtime.detector import DetectorConfig, run_detector
+from runtime.labels import MAJOR
+from training.metrics import TOLERANCE_S, CaptureOutcome, count_outcomes
+
+HOP = 0.032
+
+
+def _outcome(cid: str, present_from: list[tuple[float, float]], duration: float = 20.0) -> CaptureOutcome:
+    times = (np.arange(int(duration / HOP)) + 2) * HOP  # frame end times
+    present = np.zeros(times.size, bool)
+    for a, b in present_from:
+        present |= (times >= a) & (times < b)
+    onsets = times[present & ~np.concatenate([[False], present[:-1]])]
+    return CaptureOutcome(cid, duration, times, present, onsets)
+
+
+def _event(cid: str, t0: float, t1: float, presence: bool = True) -> dict:
+    return {
+        "capture_id": cid,
+        "t0_s": t0,
+        "t1_s": t1,
+        "event_type": "walk_in" if presence else "ceiling_fan",
+        "is_presence": presence,
+        "motion_class": "major" if presence else "none",
+    }
+
+
+def test_event_latencies_follow_the_evaluation_rules() -> None:
+    outcomes = [
+        _outcome("a", [(3.4, 9.0)]),  # 0.4 s after the walk starts
+        _outcome("b", [(8.5, 12.0)]),  # after t1 + tolerance (t1 = 7): missed
+        _outcome("c", [(1.0, 2.5), (6.2, 7.0)]),  # present before t0 (held): latency from t0 = 0
+    ]
+    events = [
+        _event("a", 3.0, 8.0),
+        _event("b", 4.0, 7.0),
+        _event("c", 2.0, 6.0),
+        _event("c", 9.0, 9.5, False),
+    ]
+    latencies = event_latencies(outcomes, events)
+    assert len(latencies) == 3  # presence events only
+    a, b, c = latencies
+    times = outcomes[0].times_s
+    assert a == pytest.approx(times[times >= 3.4][0] - 3.0)
+    assert b is None
+    assert c == pytest.approx(times[times >= 2.0][0] - 2.0)  # first present frame inside [t0, t1 + tol]
+    # the same rule as training.metrics over the whole set (its median over the detected events)
+    assert np.median([x for x in latencies if x is not None]) == pytest.approx(
+        count_outcomes(outcomes, events)["median_latency_s"]
+    )
+    # detection just inside the tolerance counts, just outside does not
+    late = _outcome("d", [(7.0 + TOLERANCE_S - 0.05, 15.0)])
+    later = _outcome("e", [(7.0 + TOLERANCE_S + 0.05, 15.0)])
+    assert event_latencies([late, later], [_event("d", 4.0, 7.0), _event("e", 4.0, 7.0)])[1] is None
+    assert event_latencies([late], [_event("d", 4.0, 7.0)])[0] is not None
+
+
+def test_latency_stats_median_p95_and_misses() -> None:
+    stats = latency_stats([0.1 * k for k in range(1, 21)] + [None, None])
+    assert stats["latency_median_s"] == pytest.approx(1.05)
+    assert stats["latency_p95_s"] == pytest.approx(np.percentile([0.1 * k for k in range(1, 21)], 95))
+    assert (stats["latency_n"], stats["latency_missed"]) == (20, 2)
+    assert latency_stats([None])["latency_median_s"] is None
+
+
+def test_active_segments_pad_merge_and_clip_to_the_day() -> None:
+    spans = [(100.0, 130.0), (150.0, 160.0), (500.0, 505.0), (3595.0, 3700.0)]
+    segments = active_segments(spans, 3600.0, pre_s=3.0, post_s=25.0, chunk_s=10.0)
+    # 97..155 and 147..185 touch -> chunks 9..19; 497..530 -> 49..53; the last is clipped at the day end
+    assert segments == [(9, 19), (49, 53), (359, 360)]
+    assert active_segments([], 3600.0, 3.0, 25.0, 10.0) == []
+
+
+def test_observed_frames_drop_emission_off_and_warm_up_like_the_detector() -> None:
+    cfg = DetectorConfig(duty_cycling=True, confirm_s=1.0, emission_off_s=0.5, hold_s=0.2, frame_hop_s=0.1,
+                         context_frames=3)  # fmt: skip
+    probs = np.zeros((40, 3), np.float32)
+    probs[:, 0] = 1.0
+    probs[:10] = 0.0
+    probs[:10, MAJOR] = 1.0
+    trace = run_detector(probs, cfg)
+    observed = observed_frames(trace.emission_on, cfg.context_frames)
+    # frames 10..14 emission off, 15..16 warm-up: held state, not a fresh decision
+    np.testing.assert_array_equal(np.flatnonzero(~observed), np.arange(10, 17))
+    assert observed_frames(np.ones(5, bool), 3).all()
+
+
+def test_duty_cycled_detector_switches_emission_off_for_emission_off_s_after_confirmation() -> None:
+    cfg = DetectorConfig(duty_cycling=True, emission_off_s=30.0, confirm_s=2.0, frame_hop_s=HOP)
+    probs = np.zeros((2000, 3), np.float32)
+    probs[:, MAJOR] = 1.0  # someone moving all along
+    trace = run_detector(probs, cfg)
+    confirm, off = cfg.frames(2.0), cfg.frames(30.0)
+    first_off = int(np.flatnonzero(~trace.emission_on)[0])
+    assert first_off == confirm  # presence confirmed after confirm_s (the first frame is present)
+    assert not trace.emission_on[first_off : first_off + off].any()
+    assert trace.emission_on[first_off + off]
+    assert trace.present[first_off : first_off + off].all()  # held while emission is off
+    always = run_detector(probs, DetectorConfig(duty_cycling=False, emission_off_s=30.0, frame_hop_s=HOP))
+    assert always.emission_on.all()
+
+
+def test_present_while_empty_counts_frames_outside_presence_events() -> None:
+    out = _outcome("a", [(2.0, 12.0)])
+    events = [_event("a", 3.0, 6.0), _event("a", 6.0, 9.0, presence=False)]
+    covered_until = 6.0 + TOLERANCE_S
+    times = out.times_s
+    expected = np.count_nonzero(out.present & ((times < 3.0) | (times > covered_until))) * HOP
+    assert present_while_empty_s(out, events, HOP) == pytest.approx(expected)
+    assert expected > 0
+
+
+def test_run_bench_merges_the_detector_figures_and_quick_sizes(monkeypatch) -> None:
+    import flows.bench_runtime as bench_runtime
+    import runtime.bench
+
+    dsp = {"walker_loss_db": 1.0, "not_measured": {key: "elsewhere" for key in bench_runtime.MEASURED}}
+    monkeypatch.setattr(runtime.bench, "run_bench", lambda params, quick=False: dict(dsp))
+    detector = {key: 0.5 for key in bench_runtime.MEASURED}
+    monkeypatch.setattr(bench_runtime, "detector_figures", lambda params, quick=False: dict(detector))
+    figures = bench_runtime.run_bench({}, quick=True)
+    assert "not_measured" not in figures  # every key the DSP bench could not measure is measured here
+    assert figures["walker_loss_db"] == 1.0 and figures["latency_p95_s"] == 0.5
+    params = {
+        "runtime": {
+            "bench": {
+                "detector": {
+                    "train": {"hours": 0.1, "epochs": 8},
+                    "day": {"hours": 8.0, "seed": 44},
+                    "quick": {"train": {"epochs": 5}, "day": {"hours": 1.5}},
+                }
+            }
+        }
+    }
+    quick = bench_runtime._section(params, quick=True)
+    assert quick["train"] == {"hours": 0.1, "epochs": 5} and quick["day"] == {"hours": 1.5, "seed": 44}
+    assert bench_runtime._section(params, quick=False)["day"]["hours"] == 8.0
+    assert "quick" not in quick
