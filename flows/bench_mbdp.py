@@ -36,41 +36,19 @@ for --quick).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from flows.bench_models import DeviceModel, bench_section, bundle_model, train_model
+
 MEASURED_NOTE = "false alarms per hour during music"
 EMPTY = "empty"  # training.metrics' name for time covered by no event
-
-
-def _section(params: dict, quick: bool) -> dict[str, Any]:
-    b = copy.deepcopy(params["mbdp"]["bench"]["music"])
-    over = b.pop("quick", None) or {}
-    if quick:
-        for key, value in over.items():
-            nested = isinstance(value, dict) and isinstance(b.get(key), dict)
-            b[key] = {**b[key], **value} if nested else value
-    return b
-
-
-# --- the detector ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Detector:
-    model: bytes  # int8 ONNX
-    frontend: dict[str, Any]
-    detector: dict[str, Any]
-    tuning: dict[str, Any]  # the MBDP tuning units play through in the "with" batch
-    description: dict[str, Any]
 
 
 def _bundle_tuning_json(path: Path) -> dict | None:
@@ -84,74 +62,6 @@ def _bundle_tuning_json(path: Path) -> dict | None:
             return None
         fh = tar.extractfile(members["payload/mbdp.json"])
         return json.loads(fh.read()) if fh else None
-
-
-def _bundle_detector(params: dict, b: dict, default_tuning: dict) -> Detector | None:
-    from runtime.detector import DetectorConfig
-    from training.evaluate import read_bundle_payload
-
-    for template in b.get("bundles") or []:
-        path = Path(str(template).format(turn=params["turn"]["id"]))
-        if not path.exists():
-            continue
-        model, frontend, detector = read_bundle_payload(path)
-        known = {f.name for f in dataclasses.fields(DetectorConfig)}  # as fleet.bundle_runner does
-        tuning = _bundle_tuning_json(path)
-        desc = {"source": "bundle", "bundle": str(path)}
-        if tuning is None:
-            desc["mbdp_tuning"] = "bundle has no payload/mbdp.json: runtime.mbdp.bundle_tuning"
-        return Detector(
-            model, frontend, {k: v for k, v in detector.items() if k in known}, tuning or default_tuning, desc
-        )
-    return None
-
-
-def _train_stand_in(params: dict, t: dict, work: Path, tuning: dict) -> Detector:
-    """int8 detector trained through the real stages on oracle-labeled eval-like episodes, no music."""
-    from common.io import read_json
-    from common.paths import Paths
-    from fleet.events import EVENT_INFO
-    from flows import stages
-
-    p = copy.deepcopy(params)
-    spec = {"preset": "eval", "devices": int(t["devices"]), "hours": float(t["hours"])}
-    spec["seed"] = int(t["seed"])
-    p["simulate"]["batches"]["seed"] = spec
-    p["simulate"]["batches"]["eval"] = {
-        "preset": "eval",
-        "devices": int(t["eval_devices"]),
-        "hours": float(t["eval_hours"]),
-        "seed": int(t["eval_seed"]),
-    }
-    p["simulate"]["eval"]["kinds"] = [k for k in EVENT_INFO if k != "music"]
-    p["training"].update(epochs=int(t["epochs"]), progress_bar=False)
-    p["quantize"]["calibration_windows"] = int(t["calibration_windows"])
-    paths = Paths(root=work / "data", turn=str(params["turn"]["id"]))
-    started = time.perf_counter()
-    stages.simulate(p, paths, "seed")
-    stages.ingest(p, paths, "seed")
-    stages.label_seed(p, paths)  # every window labeled from the truth, without error
-    summary = stages.train(p, paths, "seed")["summary"]
-    stages.simulate(p, paths, "eval")  # held-out windows: export checks int8 against float on them
-    stages.ingest(p, paths, "eval")
-    stages.export(p, paths, "seed")
-    return Detector(
-        (paths.model("seed") / "onnx" / "model_int8.onnx").read_bytes(),
-        dict(p["frontend"]),
-        read_json(paths.model("seed") / "checkpoint" / "detector.json"),
-        tuning,
-        {
-            "source": "trained stand-in: oracle-labeled eval-like episodes of every type but music "
-            "(flows.stages simulate, ingest, label_seed, train, export; int8)",
-            "training_batch": spec,
-            "gate_batch": p["simulate"]["batches"]["eval"],
-            "epochs": int(t["epochs"]),
-            "thresholds": summary.get("thresholds"),
-            "val_recall": summary.get("val_recall"),
-            "mbdp_tuning": "runtime.mbdp.bundle_tuning(mbdp.profile)",
-            "train_seconds": round(time.perf_counter() - started, 1),
-        },
-    )
 
 
 # --- measurement ----------------------------------------------------------------------------------
@@ -193,22 +103,13 @@ def _present_in(outcomes, events: list[dict], event_type: str) -> tuple[int, int
     return hits, total
 
 
-def _evaluate(det: Detector, raw: Path, truth: Path) -> dict[str, Any]:
+def _evaluate(det: DeviceModel, raw: Path, truth: Path) -> dict[str, Any]:
     """Music figures of one batch: overall and per playback volume (training.metrics' rules)."""
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
-    from runtime.pipeline import DevicePipeline
-    from training.evaluate import evaluate_with, read_truth
+    from training.evaluate import evaluate_with, pipeline_decide, read_truth
     from training.metrics import count_outcomes
 
-    fe = FrontendConfig.from_dict(det.frontend)
-    pipeline = DevicePipeline(det.model, fe, DetectorConfig.from_dict(det.detector))
-
-    def decide(iq: np.ndarray, fs_hz: float, carrier_hz: float):  # as training.evaluate.evaluate_detector
-        d = pipeline.run_capture(iq, fs_hz, carrier_hz)
-        return np.asarray(d.times_s), np.asarray(d.present, bool), np.asarray(d.onset_times_s)
-
-    metrics, outcomes = evaluate_with(decide, raw, truth, fe.baseband_fs_hz)
+    decide, baseband_fs_hz = pipeline_decide(det.model, det.frontend, det.detector)
+    metrics, outcomes = evaluate_with(decide, raw, truth, baseband_fs_hz)
     events = read_truth(truth)
     records = [json.loads(line) for line in (raw / "captures.jsonl").read_text().splitlines() if line.strip()]
     volume = {str(r["capture_id"]): float(r["playback_volume"]) for r in records}
@@ -246,10 +147,11 @@ def _evaluate(det: Detector, raw: Path, truth: Path) -> dict[str, Any]:
 
 def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
     """False alarms per hour during music with and without the MBDP (see the module docstring)."""
+    from fleet.events import EVENT_INFO
     from fleet.simulate import simulate_batch
     from runtime.mbdp import bundle_tuning
 
-    b = _section(params, quick)
+    b = bench_section(params["mbdp"]["bench"]["music"], quick)
     started = time.perf_counter()
     mp = params["mbdp"]
     default_tuning = bundle_tuning(mp["profile"], mp["presets_file"])
@@ -258,14 +160,17 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-mbdp-music-") as tmp:
         tmp = Path(tmp)
-        det = _bundle_detector(params, b, default_tuning) or _train_stand_in(
-            params, b["train"], tmp / "train", default_tuning
-        )
-        for name, tuning in (("without_mbdp", None), ("with_mbdp", det.tuning)):
+        det = bundle_model(params, b["bundles"])
+        tuning = (_bundle_tuning_json(det.bundle) if det is not None else None) or default_tuning
+        if det is None:  # stand-in: eval-like episodes of every type but music, labeled from truth
+            no_music = [k for k in EVENT_INFO if k != "music"]
+            det = train_model(params, b["train"], tmp / "train", training_preset="eval", kinds=no_music)
+        det.description["mbdp_tuning"] = tuning["profile"]
+        for name, played in (("without_mbdp", None), ("with_mbdp", tuning)):
             raw, truth = tmp / "raw" / name, tmp / "truth" / name
             summary = simulate_batch(
                 "eval", int(b["devices"]), float(b["hours"]), int(b["seed"]), raw, truth,
-                sim_params=sim, calibration=params["calibration"]["config"], mbdp=tuning,
+                sim_params=sim, calibration=params["calibration"]["config"], mbdp=played,
             )  # fmt: skip
             runs[name] = _evaluate(det, raw, truth)
             runs[name]["sim_device_seconds_per_cpu_second"] = summary["device_seconds_per_cpu_second"]
@@ -295,7 +200,7 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
         f"{int(b['devices'])} held-out eval units x {float(b['hours']):g} h, seed {int(b['seed'])}: music "
         f"episodes {b['episode_s'][0]:g}-{b['episode_s'][1]:g} s (volume 2-10) with {b['gap_s'][0]:g}-"
         f"{b['gap_s'][1]:g} s empty gaps ({without['music_fraction']:.0%} music), every capture rendered on "
-        f"every mic; MBDP: the tuning's sensing mode ({det.tuning.get('profile')}); "
+        f"every mic; MBDP: the tuning's sensing mode ({tuning.get('profile')}); "
         f"{without['n_captures']} captures per batch"
     )
     out["music_bench_seconds"] = round(time.perf_counter() - started, 1)

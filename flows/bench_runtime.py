@@ -40,16 +40,14 @@ Every size and seed is in params.yaml runtime.bench.detector (`quick` overrides 
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from flows.bench_models import DeviceModel, bench_section, bundle_model, train_model
 from training.metrics import TOLERANCE_S, CaptureOutcome, count_outcomes
 
 MEASURED = ("latency_median_s", "latency_p95_s", "emission_duty_cycle", "duty_cycling_recall_cost")
@@ -123,92 +121,6 @@ def observed_frames(emission_on: np.ndarray, context_frames: int) -> np.ndarray:
     for start in returns:
         observed[start : start + context_frames - 1] = False
     return observed
-
-
-def _section(params: dict, quick: bool) -> dict[str, Any]:
-    b = copy.deepcopy(params["runtime"]["bench"]["detector"])
-    if quick:
-        for key, value in (b.pop("quick", None) or {}).items():
-            b[key] = (
-                {**b[key], **value} if isinstance(value, dict) and isinstance(b.get(key), dict) else value
-            )
-    b.pop("quick", None)
-    return b
-
-
-# --- the model ------------------------------------------------------------------------------------
-
-
-@dataclass
-class DeviceModel:
-    model: bytes  # int8 ONNX
-    frontend: dict[str, Any]
-    detector: dict[str, Any]
-    description: dict[str, Any]
-
-
-def _bundle_model(params: dict, b: dict) -> DeviceModel | None:
-    from runtime.detector import DetectorConfig
-    from training.evaluate import read_bundle_payload
-
-    for template in b.get("bundles") or []:
-        path = Path(str(template).format(turn=params["turn"]["id"]))
-        if path.exists():
-            model, frontend, detector = read_bundle_payload(path)
-            known = {f.name for f in dataclasses.fields(DetectorConfig)}  # as fleet.bundle_runner does
-            detector = {k: v for k, v in detector.items() if k in known}
-            return DeviceModel(model, frontend, detector, {"source": "bundle", "bundle": str(path)})
-    return None
-
-
-def _train_seed_model(params: dict, t: dict, work: Path) -> DeviceModel:
-    """A seed model through the real stages on a small simulated seed batch (int8, thresholds chosen)."""
-    from common.io import read_json
-    from common.paths import Paths
-    from flows import stages
-
-    p = copy.deepcopy(params)
-    p["simulate"]["batches"]["seed"] = {
-        "preset": "seed",
-        "devices": int(t["devices"]),
-        "hours": float(t["hours"]),
-        "seed": int(t["seed"]),
-    }
-    p["simulate"]["batches"]["eval"] = {  # export's int8 agreement gate runs on eval-batch windows
-        "preset": "eval",
-        "devices": 1,
-        "hours": float(t["eval_hours"]),
-        "seed": int(t["eval_seed"]),
-    }
-    p["training"].update(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]), progress_bar=False)
-    p["quantize"].update(
-        calibration_windows=int(t["calibration_windows"]), gate_windows=int(t["gate_windows"])
-    )
-    paths = Paths(root=work / "data", turn=str(params["turn"]["id"]))
-    started = time.perf_counter()
-    for batch in ("seed", "eval"):
-        stages.simulate(p, paths, batch)
-        stages.ingest(p, paths, batch)
-    stages.label_seed(p, paths)
-    metrics = stages.train(p, paths, "seed")["summary"]
-    stages.export(p, paths, "seed")
-    model = (paths.model("seed") / "onnx" / "model_int8.onnx").read_bytes()
-    detector = read_json(paths.model("seed") / "checkpoint" / "detector.json")
-    return DeviceModel(
-        model,
-        dict(p["frontend"]),
-        detector,
-        {
-            "source": "trained: seed model (flows.stages simulate, ingest, label_seed, train, export)",
-            "seed_batch": p["simulate"]["batches"]["seed"],
-            "epochs": int(t["epochs"]),
-            "batch_size": int(t["batch_size"]),
-            "val_accuracy": metrics.get("val_accuracy"),
-            "val_recall": metrics.get("val_recall"),
-            "thresholds": metrics.get("thresholds"),
-            "train_seconds": round(time.perf_counter() - started, 1),
-        },
-    )
 
 
 # --- latency --------------------------------------------------------------------------------------
@@ -349,10 +261,10 @@ def _presence_union(events, day_s: float) -> list[tuple[float, float]]:
 
 def detector_figures(params: dict, quick: bool = False) -> dict[str, Any]:
     """Latency, emission duty cycle and duty-cycling recall cost (see the module docstring)."""
-    b = _section(params, quick)
+    b = bench_section(params["runtime"]["bench"]["detector"], quick)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
-        m = _bundle_model(params, b) or _train_seed_model(params, b["train"], Path(tmp))
+        m = bundle_model(params, b["bundles"]) or train_model(params, b["train"], Path(tmp))
     out: dict[str, Any] = {"detector_model": m.description}
     t = time.perf_counter()
     out.update(_latency_figures(m, params, b["latency"]))

@@ -22,6 +22,7 @@ import polars as pl
 
 from common.io import atomic_write_json, atomic_write_parquet
 from common.params import deep_merge
+from common.paths import Paths
 from mining.scoring import score_windows
 
 STRATEGIES = ("flywheel", "random", "uncertainty")
@@ -56,27 +57,12 @@ def run_params(params: dict, ex: dict, seed_index: int) -> dict:
     return p
 
 
-class World:
+def world_paths(work_dir: Path) -> Paths:
     """Folders of the experiment's simulated batches (raw, truth, curated) under work_dir."""
-
-    def __init__(self, work_dir: Path):
-        self.root = Path(work_dir)
-
-    def raw(self, batch: str) -> Path:
-        return self.root / "raw" / batch
-
-    def truth(self, batch: str) -> Path:
-        return self.root / "truth" / batch
-
-    @property
-    def curated_root(self) -> Path:
-        return self.root / "curated"
-
-    def curated(self, batch: str) -> Path:
-        return self.curated_root / batch
+    return Paths(root=Path(work_dir), turn="experiment")
 
 
-def simulate_and_ingest(world: World, params: dict, batch: str, spec: dict) -> dict:
+def simulate_and_ingest(world: Paths, params: dict, batch: str, spec: dict) -> dict:
     """Simulate one batch into the world and ingest it (skipped when already curated)."""
     from fleet.simulate import simulate_batch
     from ingest.pipeline import ingest_batch
@@ -130,7 +116,7 @@ def evaluation_row(metrics: dict) -> dict:
     return row
 
 
-def evaluate_model(params: dict, world: World, onnx_path: Path, detector: dict) -> dict:
+def evaluate_model(params: dict, world: Paths, onnx_path: Path, detector: dict) -> dict:
     from runtime.frontend import FrontendConfig
     from training.evaluate import evaluate_detector
 
@@ -163,7 +149,7 @@ def labeled_embeddings(
 def run_strategy(
     params: dict,
     ex: dict,
-    world: World,
+    world: Paths,
     strategy: str,
     turns: int,
     seed_model: tuple[Path, dict],
@@ -262,7 +248,7 @@ def run_experiment(
         raise ValueError(f"experiment.strategies: unknown {sorted(unknown)} (known: {list(STRATEGIES)})")
     progress = progress or (lambda _: None)
     out_dir = Path(out_dir)
-    world = World(out_dir / "work")
+    world = world_paths(out_dir / "work")
     base = run_params(params, ex, 0)
     data_info = [simulate_and_ingest(world, base, b, ex["batches"][b]) for b in ("seed", "eval")]
     progress("seed and eval batches")
@@ -302,7 +288,7 @@ def run_experiment(
     return results
 
 
-def label_seed_batch(params: dict, world: World) -> Path:
+def label_seed_batch(params: dict, world: Paths) -> Path:
     """Lab labels for every seed window (the collection protocol's labels, no annotator error)."""
     from mining.labels import label_windows
 
@@ -319,7 +305,7 @@ def label_seed_batch(params: dict, world: World) -> Path:
 def measure_rare_trigger(
     params: dict,
     ex: dict,
-    world: World,
+    world: Paths,
     label_sets: list[tuple[Path, Path]],
     seed_onnx: Path,
     ship: tuple[Path, dict],

@@ -235,7 +235,7 @@ def _configs(frontend_cfg, detector_cfg):
     return fe, det
 
 
-def _pipeline_decide(model: str | Path | bytes, frontend_cfg, detector_cfg) -> tuple[DecideFn, float]:
+def pipeline_decide(model: str | Path | bytes, frontend_cfg, detector_cfg) -> tuple[DecideFn, float]:
     """(decide function running runtime.pipeline.DevicePipeline, its baseband rate)."""
     from runtime.pipeline import DevicePipeline
 
@@ -251,7 +251,7 @@ def _pipeline_decide(model: str | Path | bytes, frontend_cfg, detector_cfg) -> t
 
 def evaluate_detector(model_path, frontend_cfg, detector_cfg, raw_dir, truth_dir) -> dict:
     """Metrics of the device pipeline (model path or bytes, front-end and detector configs) on a batch."""
-    decide, baseband_fs_hz = _pipeline_decide(model_path, frontend_cfg, detector_cfg)
+    decide, baseband_fs_hz = pipeline_decide(model_path, frontend_cfg, detector_cfg)
     metrics, _ = evaluate_with(decide, raw_dir, truth_dir, baseband_fs_hz)
     return metrics
 
@@ -291,7 +291,7 @@ def compare_models(float_model, int8_model, frontend_cfg, detector_cfg, raw_dir,
     """Float vs int8 side by side on a batch: both metric sets and frame-level decision agreement."""
     runs = {}
     for name, model in (("float", float_model), ("int8", int8_model)):
-        decide, baseband_fs_hz = _pipeline_decide(model, frontend_cfg, detector_cfg)
+        decide, baseband_fs_hz = pipeline_decide(model, frontend_cfg, detector_cfg)
         runs[name] = evaluate_with(decide, raw_dir, truth_dir, baseband_fs_hz)
     (float_metrics, float_out), (int8_metrics, int8_out) = runs["float"], runs["int8"]
     same = total = 0

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from common.params import load_params
-from flows.bench_mbdp import _present_in, _section, doppler_band_db, music_false_alarms, run_bench
+from flows.bench_mbdp import _present_in, doppler_band_db, music_false_alarms, run_bench
+from flows.bench_models import bench_section
 from runtime.mbdp import bundle_tuning
 from training.metrics import CaptureOutcome
 
@@ -68,7 +69,8 @@ def small_params(tmp_path, logit_bias) -> dict:
 def test_quick_overrides_merge_into_the_section():
     p = copy.deepcopy(load_params())
     p["mbdp"]["bench"]["music"]["quick"] = {"devices": 1, "train": {"epochs": 1}}
-    full, quick = _section(p, False), _section(p, True)
+    section = p["mbdp"]["bench"]["music"]
+    full, quick = bench_section(section, False), bench_section(section, True)
     assert "quick" not in full and "quick" not in quick
     assert quick["devices"] == 1 and quick["train"]["epochs"] == 1
     assert quick["train"]["hours"] == full["train"]["hours"]  # nested keys not overridden are kept

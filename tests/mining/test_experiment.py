@@ -271,7 +271,7 @@ TINY = {
 @pytest.mark.slow
 def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_path):
     from common.io import read_json
-    from mining.experiment import World, run_strategy
+    from mining.experiment import run_strategy, world_paths
 
     p = copy.deepcopy(params)
     p["experiment"]["quick"] = {**p["experiment"]["quick"], **TINY}
@@ -324,7 +324,7 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
     assert json.loads((tmp_path / "run" / "results.json").read_text())["rows"] == json.loads(json.dumps(rows))
 
     # determinism: the same seed on the same world picks the same windows and trains the same model
-    world = World(tmp_path / "run" / "work")
+    world = world_paths(tmp_path / "run" / "work")
     seed_dir = world.root / "seed-0" / "seed-model"
     seed_model = (seed_dir / "model_float.onnx", read_json(seed_dir / "checkpoint" / "detector.json"))
     again, _, _ = run_strategy(

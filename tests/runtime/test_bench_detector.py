@@ -147,7 +147,11 @@ def test_run_bench_merges_the_detector_figures_and_quick_sizes(monkeypatch) -> N
             }
         }
     }
-    quick = bench_runtime._section(params, quick=True)
+    from flows.bench_models import bench_section
+
+    section = params["runtime"]["bench"]["detector"]
+    quick = bench_section(section, quick=True)
     assert quick["train"] == {"hours": 0.1, "epochs": 5} and quick["day"] == {"hours": 1.5, "seed": 44}
-    assert bench_runtime._section(params, quick=False)["day"]["hours"] == 8.0
-    assert "quick" not in quick
+    full = bench_section(section, quick=False)
+    assert full["day"]["hours"] == 8.0 and "quick" not in full
+    assert "quick" not in quick and "quick" in section  # the params themselves are left alone
