@@ -186,7 +186,15 @@ def plot_false_alarms(report: dict, out_png: Path) -> None:
     import numpy as np
 
     detectors = [d for d in report["by_event_type"] if report["by_event_type"][d]]
-    types = sorted({t for d in detectors for t in report["by_event_type"][d]})
+    # false alarms are attributed to non-presence event types (or "empty"): show those that have any
+    types = sorted(
+        {
+            t
+            for d in detectors
+            for t, st in report["by_event_type"][d].items()
+            if st.get("false_alarms", 0) > 0
+        }
+    )
     fig, ax = plt.subplots(figsize=(max(6, len(types) * 0.9), 4))
     width = 0.8 / max(1, len(detectors))
     for i, det in enumerate(detectors):
