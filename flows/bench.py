@@ -16,7 +16,7 @@ SUITES = {
     "mining": "mining.bench",
     "model": "training.bench",
     "mbdp": "flows.bench_mbdp",  # runtime.bench_mbdp (DSP) + false alarms during music on the simulator
-    "calibration": "fleet.bench_calibration",
+    "calibration": "flows.bench_calibration",  # units (fleet.bench_calibration) + the detector on the fleet
 }
 
 

@@ -150,8 +150,25 @@ def analyse_model(onnx_path: str | Path | bytes) -> dict:
         "weight_storage_bytes": int(weight_elems + 4 * float_weight_elems + bias_bytes + scale_bytes),
         "macs_per_inference": int(macs),
         "peak_activation_elements": _peak_activation_elements(graph, inits, shapes),
+        "activation_element_bytes": _activation_element_bytes(graph, inits, quantized),
         "ops": sorted({node.op_type for node in graph.node if node.op_type != "Constant"}),
     }
+
+
+def _activation_element_bytes(graph, inits: dict, quantized: bool) -> int | None:
+    """Bytes of one activation element: the widest activation QuantizeLinear type (int8 1, int16 2);
+    None for a float model (budgeted as it will run once quantized: the profile's element size)."""
+    if not quantized:
+        return None
+    widths = [
+        int(inits[node.input[2]].dtype.itemsize)
+        for node in graph.node
+        if node.op_type == "QuantizeLinear"
+        and node.input[0] not in inits
+        and len(node.input) > 2
+        and node.input[2] in inits
+    ]
+    return max(widths, default=1)
 
 
 def _peak_activation_elements(graph, inits: dict, shapes: dict) -> int:
@@ -206,7 +223,10 @@ def check_budget(onnx_path: str | Path | bytes, profile: str | dict) -> dict:
     """Figures of the model against the profile; raises BudgetError listing every limit exceeded."""
     prof = load_profile(profile)
     figures = analyse_model(onnx_path)
-    bytes_per_elem = int(prof.get("activation_bytes_per_element", 1))
+    # the int16_activations fallback doubles the arena: the model's own type counts, not just the profile's
+    bytes_per_elem = max(
+        int(prof.get("activation_bytes_per_element", 1)), figures["activation_element_bytes"] or 0
+    )
     inferences_per_s = float(prof["frame_rate_hz"]) / int(prof.get("inference_stride_frames", 1))
     report = {
         **figures,

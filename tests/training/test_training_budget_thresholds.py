@@ -106,6 +106,25 @@ def test_budget_on_quantized_model_matches_float(tmp_path):
     )
     assert q["peak_activation_elements"] == f["peak_activation_elements"]
     assert q["weight_storage_bytes"] > f["weight_storage_bytes"]  # scales are stored too
+    assert (q["activation_element_bytes"], f["activation_element_bytes"]) == (1, None)
+
+
+def test_int16_activations_double_the_arena(tmp_path):
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from training.quantize import _quantize
+
+    float_path, prep = tmp_path / "f.onnx", tmp_path / "prep.onnx"
+    float_path.write_bytes(_known_model())
+    quant_pre_process(str(float_path), str(prep), skip_symbolic_shape=True)
+    windows = np.random.default_rng(1).normal(size=(32, 8, 8)).astype(np.float32)
+    _quantize(prep, tmp_path / "q8.onnx", windows, "per_channel_int8", [])
+    _quantize(prep, tmp_path / "q16.onnx", windows, "int16_activations", [])
+    profile = {"detector_macs_per_s": 1e9, "weight_bytes": 1 << 20, "activation_bytes": 1 << 20}
+    profile["frame_rate_hz"] = 31.25
+    q8, q16 = check_budget(tmp_path / "q8.onnx", profile), check_budget(tmp_path / "q16.onnx", profile)
+    assert q16["activation_element_bytes"] == 2
+    assert q16["peak_activation_bytes"] == 2 * q8["peak_activation_bytes"] > 0
 
 
 def test_presence_net_meets_the_issue_aims(tmp_path):
