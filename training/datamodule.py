@@ -39,6 +39,7 @@ class WindowIndex:
     capture_id: np.ndarray  # [N] str
     window_id: np.ndarray  # [N] str
     end_frame: np.ndarray  # [N] int
+    source: np.ndarray  # [N] str: where the label came from (lab | oracle | label_studio | weak:<kind>)
 
     def __len__(self) -> int:
         return int(self.end_row.shape[0])
@@ -53,6 +54,7 @@ class WindowIndex:
             self.capture_id[mask],
             self.window_id[mask],
             self.end_frame[mask],
+            self.source[mask],
         )
 
 
@@ -71,9 +73,11 @@ def load_window_index(batches: list[TrainingBatch], context_frames: int) -> Wind
         stores.append(store)
         windows = pl.scan_parquet(windows_path).select("window_id", "capture_id", "end_row", "end_frame")
         # one label per window: a window labelled twice (paid + weak) keeps its most confident label
+        table_columns = pl.scan_parquet(batch.labels_path).collect_schema().names()
+        source = pl.col("source") if "source" in table_columns else pl.lit("unknown").alias("source")
         labels = (
             pl.scan_parquet(batch.labels_path)
-            .select("window_id", "label", pl.col("confidence").fill_null(1.0))
+            .select("window_id", "label", pl.col("confidence").fill_null(1.0), source)
             .sort(["window_id", "confidence", "label"], descending=[False, True, False])
             .unique(subset="window_id", keep="first", maintain_order=True)
         )
@@ -103,6 +107,7 @@ def load_window_index(batches: list[TrainingBatch], context_frames: int) -> Wind
         capture_id=table["capture_id"].to_numpy().astype(str),
         window_id=table["window_id"].to_numpy().astype(str),
         end_frame=table["end_frame"].to_numpy().astype(np.int64),
+        source=table["source"].fill_null("unknown").to_numpy().astype(str),
     )
 
 

@@ -220,6 +220,12 @@ def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
     context_s = int(params["ingest"]["context_frames"]) * frame_hop_s
     end_times = preds["end_frame"].to_numpy() * frame_hop_s
     ignore = near_presence(labels, ids, end_times, TOLERANCE_S + context_s)
+    sources = tr.get("threshold_sources")
+    if sources and "source" in preds.columns:
+        # false alarms per hour need empty-room windows that sample time uniformly: mined picks are the
+        # hardest windows by construction, and counting them as hours of empty room overstates the rate
+        uniform = np.isin(preds["source"].to_numpy().astype(str), [str(s) for s in sources])
+        ignore = ignore | ((labels == NONE) & ~uniform)
     detector = choose_thresholds(
         probs,
         labels,

@@ -154,6 +154,7 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
                 "end_frame": dm.val_index.end_frame,
                 "label": labels,
                 "confidence": dm.val_index.confidence,
+                "source": dm.val_index.source,
                 "p_none": probs[:, 0],
                 "p_minor": probs[:, 1],
                 "p_major": probs[:, 2],

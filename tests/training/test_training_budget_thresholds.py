@@ -221,3 +221,37 @@ def test_lenient_threshold_keeps_the_minor_recall_asked_for():
     assert strict_only["lenient_threshold"] > cfg["lenient_threshold"]  # the FA target alone is stricter
     with pytest.raises(ValueError, match="lenient_minor_recall"):
         choose_thresholds(probs, labels, 1.0, 0.0, lenient_minor_recall=1.5)
+
+
+def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
+    import polars as pl
+
+    from training.thresholds import thresholds_from_run
+
+    n = 200  # one capture per window: lab windows of empty rooms score low, mined hard negatives high
+    p_major = np.concatenate([np.full(n, 0.2), np.full(n, 0.9), np.full(n, 0.95)])
+    labels = np.concatenate([np.zeros(2 * n, int), np.full(n, 2)])
+    pl.DataFrame(
+        {
+            "window_id": [f"w{i}" for i in range(3 * n)],
+            "capture_id": [f"c{i}" for i in range(3 * n)],
+            "end_frame": np.full(3 * n, 40),
+            "label": labels,
+            "confidence": np.ones(3 * n),
+            "source": ["lab"] * n + ["oracle"] * n + ["lab"] * n,
+            "p_none": 1 - p_major,
+            "p_minor": np.zeros(3 * n),
+            "p_major": p_major,
+        }
+    ).write_parquet(tmp_path / "val_predictions.parquet")
+    params = {
+        "frontend": {"hop": 64, "baseband_fs_hz": 2000.0},
+        "ingest": {"window_stride": 8, "context_frames": 32},
+        "training": {"target_false_alarms_per_hour": 0.5, "min_strict_threshold": 0.5},
+        "detector": {},
+    }
+    everything, _ = thresholds_from_run(tmp_path, params)
+    params["training"]["threshold_sources"] = ["lab"]
+    uniform, point = thresholds_from_run(tmp_path, params)
+    assert everything["strict_threshold"] > 0.9  # the mined windows look like hours of alarms
+    assert uniform["strict_threshold"] < 0.9 and point["recall_major_strict"] == 1.0
