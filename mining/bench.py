@@ -169,4 +169,6 @@ def run_bench(params: dict, quick: bool = False) -> dict:
         "rare_event_enrichment": rare.get("enrichment"),
         "rare_share_factory": (rare.get("factory") or {}).get("rare_share"),
         "rare_share_with_trigger": (rare.get("rare_trigger") or {}).get("rare_share"),
+        "rare_event_enrichment_vs_sample": rare.get("enrichment_vs_sample"),
+        "rare_captures_ratio": rare.get("rare_captures_ratio"),
     }

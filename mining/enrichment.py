@@ -94,5 +94,26 @@ def measure_enrichment(
         sim_params=sim,
     )
     before, after = rare_upload_share(*factory_batch), rare_upload_share(*with_bundle)
-    enrichment = after["rare_share"] / before["rare_share"] if before["rare_share"] > 0 else None
-    return {"factory": before, "rare_trigger": after, "enrichment": enrichment}
+    return {"factory": before, "rare_trigger": after, **enrichment_figures(before, after)}
+
+
+def enrichment_figures(before: dict, after: dict) -> dict:
+    """enrichment: rare share of all uploads, with the trigger over without (the issue's definition);
+    enrichment_vs_sample: rare share of the trigger's own uploads over that of the random sample, the
+    other channel a fleet can collect rare events with (detection uploads are there for detections);
+    rare_captures_ratio: rare captures uploaded, with over without."""
+
+    def share(doc: dict, trigger: str) -> float | None:
+        t = doc["by_trigger"].get(trigger)
+        return t["rare"] / t["captures"] if t and t["captures"] else None
+
+    trigger_share, sample_share = share(after, "rare_event"), share(before, "sample")
+    return {
+        "enrichment": after["rare_share"] / before["rare_share"] if before["rare_share"] > 0 else None,
+        "trigger_rare_share": trigger_share,
+        "sample_rare_share": sample_share,
+        "enrichment_vs_sample": trigger_share / sample_share if trigger_share and sample_share else None,
+        "rare_captures_ratio": (
+            after["rare_captures"] / before["rare_captures"] if before["rare_captures"] else None
+        ),
+    }

@@ -172,7 +172,11 @@ def markdown_table(results: dict) -> str:
             f"({r['factory']['rare_captures']}/{r['factory']['captures']})",
             f"- rare share of uploads, with trigger: {_fmt(r['rare_trigger']['rare_share'], True)} % "
             f"({r['rare_trigger']['rare_captures']}/{r['rare_trigger']['captures']})",
-            f"- enrichment: {_fmt(r['enrichment'])}×",
+            f"- enrichment: {_fmt(r['enrichment'])}× (all uploads); the trigger's own uploads are "
+            f"{_fmt(r.get('trigger_rare_share'), True)} % rare against "
+            f"{_fmt(r.get('sample_rare_share'), True)} % for the random sample: "
+            f"{_fmt(r.get('enrichment_vs_sample'))}×; rare captures uploaded: "
+            f"{_fmt(r.get('rare_captures_ratio'))}× as many",
         ]
     return "\n".join(lines) + "\n"
 

@@ -126,3 +126,25 @@ def test_measure_enrichment_compares_factory_and_trigger_batches(tmp_path, monke
     calls.clear()
     out = enrichment.measure_enrichment(params, tmp_path / "w2", tmp_path / "bundle", 3, 0.5, 42, factory)
     assert [c[4] for c in calls] == ["rare-trigger"] and out["enrichment"] is None
+
+
+def test_enrichment_figures_compare_the_trigger_with_the_random_sample():
+    from mining.enrichment import enrichment_figures
+
+    before = {
+        "rare_share": 0.4,
+        "rare_captures": 40,
+        "by_trigger": {"detection": {"captures": 80, "rare": 38}, "sample": {"captures": 20, "rare": 2}},
+    }
+    after = {
+        "rare_share": 0.5,
+        "rare_captures": 60,
+        "by_trigger": {**before["by_trigger"], "rare_event": {"captures": 25, "rare": 20}},
+    }
+    out = enrichment_figures(before, after)
+    assert out["enrichment"] == pytest.approx(1.25)  # diluted by the detection uploads
+    assert out["trigger_rare_share"] == pytest.approx(0.8) and out["sample_rare_share"] == pytest.approx(0.1)
+    assert out["enrichment_vs_sample"] == pytest.approx(8.0) and out["rare_captures_ratio"] == pytest.approx(
+        1.5
+    )
+    assert enrichment_figures(before, before)["enrichment_vs_sample"] is None  # no trigger uploads
