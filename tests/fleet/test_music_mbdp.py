@@ -158,37 +158,10 @@ def test_bad_tuning_fails_before_simulating(tmp_path):
 
 
 def never_fires() -> bytes:
-    """ONNX classifier: mean over frames → MatMul → Add, logits always say "none"."""
-    pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    """ONNX classifier whose logits always say "none"."""
+    from test_music_bench import classifier
 
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
-
-    d, context = FrontendConfig().n_velocity_bins, DetectorConfig().context_frames
-    nodes = [
-        helper.make_node("ReduceMean", ["features", "axes"], ["embedding"], keepdims=0),
-        helper.make_node("MatMul", ["embedding", "W"], ["p"]),
-        helper.make_node("Add", ["p", "B"], ["logits"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array([1], np.int64), "axes"),
-        numpy_helper.from_array(np.zeros((d, 3), np.float32), "W"),
-        numpy_helper.from_array(np.array([6.0, 0.0, 0.0], np.float32), "B"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "m",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", context, d])],
-        [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", d]),
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return classifier([6.0, 0.0, 0.0])
 
 
 def make_bundle(root, mbdp_json: str | None):
