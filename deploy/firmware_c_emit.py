@@ -91,6 +91,17 @@ def _numel(t: QTensor) -> int:
     return int(np.prod(t.shape))
 
 
+def _weight_arrays(name: str, step, y) -> str:
+    """C arrays of a conv or gemm step: int8 weights, their zero points, int32 biases, requantization."""
+    a = step.attrs
+    return (
+        _array("int8_t", f"{name}_weight", a["weight"])
+        + _array("int32_t", f"{name}_weight_zp", a["weight_zp"])
+        + _array("int32_t", f"{name}_bias", a["bias"])
+        + _array("presence_requant_t", f"{name}_requant", _requant_rows(step, y), str)
+    )
+
+
 def _requant_rows(step: Step, y: QTensor) -> list[str]:
     from deploy.firmware_c import _requant_table
 
@@ -124,10 +135,7 @@ def _emit_step(i: int, step: Step, nxt: Step | None) -> tuple[str, str, bool]:
         )
         return defs, f"presence_input(features, {{OUT}}, &{name});", merged
     if step.kind == "conv":
-        defs = _array("int8_t", f"{name}_weight", a["weight"])
-        defs += _array("int32_t", f"{name}_weight_zp", a["weight_zp"])
-        defs += _array("int32_t", f"{name}_bias", a["bias"])
-        defs += _array("presence_requant_t", f"{name}_requant", _requant_rows(step, y), str)
+        defs = _weight_arrays(name, step, y)
         fields = ", ".join(
             str(a[k])
             for k in ("c_in", "in_h", "in_w", "c_out", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w")
@@ -140,10 +148,7 @@ def _emit_step(i: int, step: Step, nxt: Step | None) -> tuple[str, str, bool]:
         )
         return defs, f"presence_conv2d({{IN}}, {{OUT}}, &{name});", False
     if step.kind == "gemm":
-        defs = _array("int8_t", f"{name}_weight", a["weight"])
-        defs += _array("int32_t", f"{name}_weight_zp", a["weight_zp"])
-        defs += _array("int32_t", f"{name}_bias", a["bias"])
-        defs += _array("presence_requant_t", f"{name}_requant", _requant_rows(step, y), str)
+        defs = _weight_arrays(name, step, y)
         defs += (
             f"static const presence_gemm_t {name} = {{{a['n_in']}, {a['n_out']}, {name}_weight, "
             f"{name}_weight_zp, {name}_bias, {name}_requant, {step.src.zero_point}, {y.zero_point}}};\n"

@@ -1,12 +1,12 @@
 """Simulated playback through the device's MBDP: the music event's bass goes through runtime.mbdp (the
 tuning's sensing mode) before it drives the loudspeaker model; without a tuning playback stays raw."""
 
-import hashlib
 import json
 import tarfile
 
 import numpy as np
 import pytest
+from test_batch import digest
 
 from fleet.config import sim_section
 from fleet.devices import make_device
@@ -105,14 +105,6 @@ def test_plan_threads_the_tuning_to_music_events_only(unit):
     assert raw.events and {e.event_type for e in raw.events} == {"music"}
     assert [(e.t0, e.t1, e.volume) for e in raw.events] == [(e.t0, e.t1, e.volume) for e in with_mbdp.events]
     assert not any(e.meta["mbdp"] for e in raw.events) and all(e.meta["mbdp"] for e in with_mbdp.events)
-
-
-def digest(folder) -> dict:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
