@@ -5,8 +5,11 @@ One simulated world per run: a lab seed batch, a held-out eval batch and one new
 Per experiment seed (training, mining and annotator seeds; the simulated data stay the same):
 seed model → for each strategy, T turns of mine → label (oracle, budget per turn) → retrain on all
 labels so far → evaluate the float model with the thresholds training picked on the same eval batch.
-The classical CFAR detector is evaluated once on that eval batch. Results: rows per (seed, strategy,
-turn), their mean and spread over seeds, target checks, a markdown table and plots (report.py).
+The classical CFAR detector is evaluated once on that eval batch. With experiment.ceiling, each seed
+also trains on every window of every turn's field batch, labelled by the annotator: what labels alone
+can buy with this model and features, the bound no selection strategy can beat (it costs one large
+training per seed). Results: rows per (seed, strategy, turn), their mean and spread over seeds, target
+checks, a markdown table and plots (report.py).
 After the flywheel strategy's last turn of the first seed, the rare-event trigger is trained on the
 labels it bought and its enrichment is measured (mining/enrichment.py).
 """
@@ -40,7 +43,7 @@ def experiment_config(params: dict, quick: bool = False) -> dict:
 def count_steps(ex: dict, turns: int, seeds: int) -> int:
     """Units of work reported to `progress` (for a progress bar's total)."""
     batches = 1 + turns  # seed and eval batches (reported together) + one field batch per turn
-    per_seed = 1 + len(ex["strategies"]) * turns  # seed model + every strategy's turns
+    per_seed = 1 + len(ex["strategies"]) * turns + (1 if ex.get("ceiling") else 0)
     rare = ex["rare_event"]["enabled"] and "flywheel" in ex["strategies"]  # measured on the flywheel's labels
     return batches + 1 + seeds * per_seed + (1 if rare else 0)  # + 1: the CFAR baseline
 
@@ -268,6 +271,7 @@ def run_experiment(
 
     seed_rows: list[dict] = []
     rows: list[dict] = []
+    ceiling_rows: list[dict] = []
     rare: dict | None = None
     for s in range(seeds):
         p = run_params(params, ex, s)
@@ -283,9 +287,46 @@ def run_experiment(
             if s == 0 and strategy == "flywheel" and ex["rare_event"]["enabled"]:
                 rare = measure_rare_trigger(p, ex, world, label_sets, seed_model[0], last, run_dir)
                 progress(f"rare-event enrichment {rare.get('enrichment')}")
-    results = summarise(ex, turns, seeds, seed_rows, rows, cfar, rare, data_info)
+        if ex.get("ceiling"):
+            ceiling_rows.append({"seed": s, **run_ceiling(p, world, turns, seed_labels, run_dir)})
+            progress(f"every window labelled: FA/h {ceiling_rows[-1]['false_alarms_per_hour']}")
+    results = summarise(ex, turns, seeds, seed_rows, rows, cfar, rare, data_info, ceiling_rows)
     write_report(results, out_dir)
     return results
+
+
+def run_ceiling(params: dict, world: Paths, turns: int, seed_labels: Path, run_dir: Path) -> dict:
+    """Train on the seed labels plus every window of every turn's field batch (annotator labels)."""
+    from mining.labels import label_windows
+
+    lp = params["labeling"]
+    label_sets = [(world.curated("seed"), seed_labels)]
+    spent = 0
+    for turn in range(1, turns + 1):
+        batch = f"field-{turn}"
+        windows = pl.read_parquet(
+            world.curated(batch) / "windows.parquet", columns=["window_id", "capture_id", "t_end_s"]
+        )
+        table = label_windows(
+            windows,
+            world.truth(batch),
+            source="oracle",
+            error_rate=float(lp["error_rate"]),
+            seed=int(lp["seed"]) + turn,
+            batch_id=batch,
+        )
+        path = run_dir / "every-window" / f"labels-{batch}.parquet"
+        atomic_write_parquet(path, table)
+        label_sets.append((world.curated(batch), path))
+        spent += table.height
+    model, detector = train_and_export(params, label_sets, run_dir / "every-window")
+    return {
+        "strategy": "every_window",
+        "turn": turns,
+        "labels_spent": spent,
+        "thresholds": {k: detector.get(k) for k in ("strict_threshold", "lenient_threshold")},
+        **evaluate_model(params, world, model, detector),
+    }
 
 
 def label_seed_batch(params: dict, world: Paths) -> Path:

@@ -91,6 +91,7 @@ def summarise(
     cfar: dict,
     rare: dict | None,
     data: list[dict],
+    ceiling_rows: list[dict] | None = None,
 ) -> dict:
     seed = _aggregate(seed_rows)
     summary: dict = {}
@@ -107,6 +108,8 @@ def summarise(
         "seed_model": seed,
         "cfar": cfar,
         "strategies": summary,
+        "every_window": _aggregate(ceiling_rows) if ceiling_rows else None,
+        "every_window_rows": ceiling_rows or [],
         "rows": rows,
         "seed_rows": seed_rows,
         "targets": check_targets(ex, seed, summary, turns),
@@ -150,6 +153,13 @@ def markdown_table(results: dict) -> str:
                 f"| {strategy} | {turn} | {_fmt(a['labels_spent'])} | {_fmt(a['false_alarms_per_hour'])} "
                 f"| {_fmt(a['recall_major'], True)} | {_fmt(a['recall_minor'], True)} |"
             )
+    ceiling = results.get("every_window")
+    if ceiling:
+        lines.append(
+            f"| every field window labelled | {results['turns']} | {_fmt(ceiling['labels_spent'])} "
+            f"| {_fmt(ceiling['false_alarms_per_hour'])} | {_fmt(ceiling['recall_major'], True)} "
+            f"| {_fmt(ceiling['recall_minor'], True)} |"
+        )
     t = results["targets"]
     if t.get("evaluated"):
         lines += [
@@ -198,6 +208,8 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     models = {"seed": results["seed_model"]["by_event_type"], "cfar": results["cfar"]["by_event_type"]}
     for strategy, by_turn in results["strategies"].items():
         models[f"{strategy} (turn {last})"] = by_turn[last]["by_event_type"]
+    if results.get("every_window"):
+        models["every window labelled"] = results["every_window"]["by_event_type"]
     types = sorted({t for v in models.values() for t in v})
     written = []
 
@@ -239,6 +251,10 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         ax.plot(xs, [y if y is not None else np.nan for y in ys], marker="o", label=strategy)
     if results["cfar"]["false_alarms_per_hour"] is not None:
         ax.axhline(results["cfar"]["false_alarms_per_hour"], color="grey", ls="--", label="CFAR")
+    ceiling = results.get("every_window")
+    if ceiling and ceiling["false_alarms_per_hour"]["mean"] is not None:
+        fa = ceiling["false_alarms_per_hour"]["mean"]
+        ax.axhline(fa, color="black", ls=":", label="every window labelled")
     ax.set_xlabel("paid labels spent")
     ax.set_ylabel("false alarms per hour")
     ax.legend(fontsize=8)

@@ -4,8 +4,13 @@ Chain: resample to baseband_fs_hz (streaming polyphase, only when fs differs) ->
 -> Hann STFT per mic -> direct-path canceller (per frame, signature = static estimate at the
 frame's last sample; per bin, gated: runtime.canceller) -> power summed over mics -> linear
 interpolation from frequency onto v = f * c / (2 * f0) on np.linspace(-v_max, v_max, n_velocity_bins)
--> 10 * log10(power + floor). The velocity axis makes the features carrier independent. Positive
-velocity = approaching. Batch (extract_features) is the streaming front-end fed one block, so both agree.
+-> 10 * log10(power + floor), in dB re the static (direct-path) carrier power at the frame's end,
+summed over mics (level_reference "carrier", as params.yaml sets; "absolute": dB re a unit tone).
+The velocity axis makes the features carrier independent; the carrier reference makes them
+independent of the emission level calibration picks (a 20 dB spread across units), the speaker and
+mic gains and the number of mics, so an echo's strength means the same on every unit (a pet's small
+echo stays small). Positive velocity = approaching. Batch (extract_features) is the streaming
+front-end fed one block, so both agree.
 
 Speed (batch path, 4 mics): the clutter filter runs block-parallel (runtime.clutter), and the
 canceller works after the FFT on the bins the velocity axis touches only (96 of 256 at 40 kHz;
@@ -33,6 +38,7 @@ FRAME_CHUNK = 256  # frames computed at once: bounds memory and keeps work array
 # about 5-8 dB more power along the direct-path signature than orthogonal to it; music distortion
 # about the direct-to-room ratio (20 dB and more on speaker4). 10 dB sits between them.
 DEFAULT_GATE_DB = 10.0
+LEVEL_REFERENCES = ("carrier", "absolute")
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,15 @@ class FrontendConfig:
     # per-bin gate of the canceller (runtime.canceller): project a bin when its power along the
     # direct-path signature is this many dB above the orthogonal power; <= -100: project every bin
     canceller_gate_db: float = DEFAULT_GATE_DB
+    # "carrier": dB re the direct-path power; "absolute" (the default, so a frontend.json written before
+    # the option existed keeps computing the features its model was trained on): dB re a unit tone
+    level_reference: str = "absolute"
 
     def __post_init__(self) -> None:
+        if self.level_reference not in LEVEL_REFERENCES:
+            raise ValueError(
+                f"level_reference must be one of {LEVEL_REFERENCES}, got {self.level_reference!r}"
+            )
         if not 0 < self.hop <= self.frame_len <= self.n_fft:
             raise ValueError(
                 f"need 0 < hop <= frame_len <= n_fft, got {self.hop}, {self.frame_len}, {self.n_fft}"
@@ -73,7 +86,7 @@ class FrontendConfig:
         unknown = set(d) - set(known)
         if unknown:
             raise ValueError(f"unknown frontend keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int, "bool": bool}
+        casts = {"float": float, "int": int, "bool": bool, "str": str}
         return cls(**{k: casts[known[k]](v) for k, v in d.items()})
 
 
@@ -197,7 +210,20 @@ class StreamingFrontend:
 
     def _features(self, residual: np.ndarray, static: np.ndarray, n_frames: int) -> np.ndarray:
         p_perp, p_along = self._bin_powers(residual, static, n_frames)
-        return self._to_features(self.canceller.combine(p_perp, p_along))
+        features = self._to_features(self.canceller.combine(p_perp, p_along))  # [F, V] dB
+        if self.cfg.level_reference == "carrier":
+            frame_ends = np.arange(n_frames) * self.cfg.hop + self.cfg.frame_len - 1
+            features -= carrier_level_db(static[:, frame_ends])[:, None]
+        return features
+
+
+def carrier_level_db(static: np.ndarray) -> np.ndarray:
+    """Static estimate [n_mics, F] complex -> direct-path power summed over mics [F] in dB (float32).
+
+    The window is normalised so a unit tone is 0 dB, so a Doppler component as strong as the carrier
+    sits at 0 dB re carrier."""
+    power = (static.real.astype(np.float32) ** 2 + static.imag.astype(np.float32) ** 2).sum(0)
+    return (10.0 * np.log10(power + POWER_FLOOR)).astype(np.float32)
 
 
 def extract_features(iq: np.ndarray, fs_hz: float, carrier_hz: float, cfg: FrontendConfig) -> np.ndarray:

@@ -17,8 +17,7 @@ from deploy.packaging import expected_logits
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
 
 
-@pytest.fixture(scope="module")
-def int8_model(tmp_path_factory) -> tuple[Path, np.ndarray]:
+def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
     """A tiny PresenceNet (random weights, non-trivial BatchNorm), exported and quantized by training/."""
     import torch
 
@@ -32,7 +31,7 @@ def int8_model(tmp_path_factory) -> tuple[Path, np.ndarray]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = build_model(ModelConfig(channels=8, embedding_dim=8))
+    model = build_model(ModelConfig(channels=8, embedding_dim=8, head=head))
     model.set_normalisation(rng.normal(-50, 3, 48), rng.uniform(4, 8, 48))
     with torch.no_grad():
         for mod in model.modules():
@@ -41,7 +40,6 @@ def int8_model(tmp_path_factory) -> tuple[Path, np.ndarray]:
                 mod.running_var.uniform_(0.5, 2.0)
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.3, 0.3)
-    tmp = tmp_path_factory.mktemp("fwc")
     save_checkpoint(model.eval(), tmp / "model.ckpt")
     params = copy.deepcopy(TINY_PARAMS)
     params["quantize"] = {"calibration_windows": 64, "agreement_target": 0.0}  # keep per-channel int8
@@ -50,6 +48,11 @@ def int8_model(tmp_path_factory) -> tuple[Path, np.ndarray]:
     report = quantize_int8(tmp / "model.onnx", windows, tmp / "model_int8.onnx", params)
     assert report["method"] == "per_channel_int8"
     return tmp / "model_int8.onnx", windows
+
+
+@pytest.fixture(scope="module")
+def int8_model(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    return _random_int8_model(tmp_path_factory.mktemp("fwc"), "global")
 
 
 def _build(model: Path, windows: np.ndarray, out: Path, defines: tuple[str, ...] = ()) -> Path:
@@ -91,6 +94,17 @@ def test_c_reproduces_onnxruntime_reference_exactly(int8_model, tmp_path):
     header = (tmp_path / "c" / "presence_model.h").read_text()
     assert "#define PRESENCE_FRONTEND_N_VELOCITY_BINS 48" in header
     assert "#define PRESENCE_DETECTOR_STRICT_THRESHOLD 0.800000012f" in header
+
+
+@needs_gcc
+def test_velocity_head_runs_exactly(tmp_path):
+    """The velocity head pools time with a depthwise (T/8 x 1) conv and flattens [c, 1, V/8] into Gemm."""
+    model, windows = _random_int8_model(tmp_path, "velocity")
+    kinds = [s.kind for s in extract_program(model).steps]
+    assert kinds.count("conv") == 8 and kinds.count("pool") == 0 and kinds.count("gemm") == 2
+    exe = _build(model, windows, tmp_path / "c")
+    figures = run_selftest(exe, tmp_path / "c" / "test_vectors.bin", max_lsb=0)
+    assert figures["max_lsb"] == 0 and figures["returncode"] == 0, figures
 
 
 @needs_gcc

@@ -23,11 +23,17 @@ def iso(t: dt.datetime) -> str:
 
 
 def random_iq(
-    rng: np.random.Generator, n_mics: int = N_MICS, n: int = int(DURATION_S * FS_HZ), tone_hz: float = 40.0
+    rng: np.random.Generator,
+    n_mics: int = N_MICS,
+    n: int = int(DURATION_S * FS_HZ),
+    tone_hz: float = 40.0,
+    noise: float = 0.1,
 ) -> np.ndarray:
+    """A static direct path, a 40 Hz Doppler tone at -20 dB under it, and noise."""
     t = np.arange(n) / FS_HZ
-    noise = rng.standard_normal((n_mics, n)) + 1j * rng.standard_normal((n_mics, n))
-    return (0.1 * noise + np.exp(2j * np.pi * tone_hz * t)).astype(np.complex64)  # [n_mics, n]
+    white = rng.standard_normal((n_mics, n)) + 1j * rng.standard_normal((n_mics, n))
+    direct = np.ones((n_mics, 1))
+    return (direct + noise * white + 0.1 * np.exp(2j * np.pi * tone_hz * t)).astype(np.complex64)
 
 
 def capture_record(capture_id: str, device_id: str, t_start: dt.datetime, **overrides) -> dict:
@@ -133,6 +139,7 @@ def write_raw_batch(
     captures_per_device: int = 3,
     gap_s: float = 10.0,
     scale: float = 1.0,
+    noise: float = 0.1,
 ) -> list[dict]:
     """A valid raw batch: captures every gap_s per device (2 s, 2 mics, 2 kHz). Returns the records."""
     rng = np.random.default_rng(seed)
@@ -143,7 +150,7 @@ def write_raw_batch(
         for d in devices:
             cid = f"{raw_dir.name}-{d}-{i:03d}"
             record = capture_record(cid, d, T0 + dt.timedelta(seconds=i * gap_s))
-            np.save(raw_dir / record["file"], scale * random_iq(rng), allow_pickle=False)
+            np.save(raw_dir / record["file"], scale * random_iq(rng, noise=noise), allow_pickle=False)
             records.append(record)
     write_jsonl(raw_dir / "captures.jsonl", records)
     write_jsonl(raw_dir / "dialogue.jsonl", dialogue_events(devices))

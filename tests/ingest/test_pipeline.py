@@ -194,10 +194,15 @@ def test_drift_against_a_reference_batch(clean_run, params, tmp_path):
     _, batch, _, _ = clean_run
     curated = tmp_path / "curated"
     shutil.copytree(batch, curated / "a-reference")
-    raw = tmp_path / "raw" / "z-loud"
-    write_raw_batch(raw, seed=7, captures_per_device=12, gap_s=2.0, scale=30.0)  # +30 dB, 4x the capture rate
     run_params = copy.deepcopy(params)
     run_params["ingest"]["drift"]["min_events"] = 3
+    # a unit 30 dB louder: features are re the carrier, so its levels do not move
+    louder = tmp_path / "raw" / "y-louder"
+    write_raw_batch(louder, seed=7, scale=30.0)
+    assert not ingest_batch(louder, curated, run_params)["drift_warnings"]
+    shutil.rmtree(curated / "y-louder")
+    raw = tmp_path / "raw" / "z-loud"
+    write_raw_batch(raw, seed=7, captures_per_device=12, gap_s=2.0, noise=3.0)  # +30 dB noise, 4x the rate
     summary = ingest_batch(raw, curated, run_params)
     assert summary["drift_reference"] == "a-reference"
     text = "\n".join(summary["drift_warnings"])

@@ -50,6 +50,9 @@ def test_count_steps_counts_every_progress_report():
     assert count_steps(ex, turns=1, seeds=1) == 1 + 1 + 1 + (1 + 3)
     # the trigger is trained on the flywheel's labels: without that strategy it is never measured
     assert count_steps({"strategies": ["random"], "rare_event": {"enabled": True}}, 2, 1) == 1 + 2 + 1 + 3
+    # every-window ceiling: one more training per seed
+    ex = {"strategies": ["random"], "rare_event": {"enabled": False}, "ceiling": True}
+    assert count_steps(ex, 2, 3) == 1 + 2 + 1 + 3 * (1 + 2 + 1)
 
 
 def test_run_params_gives_each_experiment_seed_its_own_seeds(params):
@@ -189,7 +192,11 @@ def fabricated(flywheel_last_fa=(0.4, 0.6), random_last_fa=(2.0, 2.0), minor=0.9
         rows.append(_row(6.0, 1.0, 0.9, seed=s, strategy="random", turn=1, labels_spent=10))
         rows.append(_row(random_last_fa[s], 0.98, 0.9, seed=s, strategy="random", turn=2, labels_spent=20))
     cfar = _row(30.0, 0.8, None, {"ceiling_fan": 25.0})
-    return summarise(ex, 2, 2, seed_rows, rows, cfar, None, [{"batch": "seed"}])
+    ceiling = [
+        _row(3.0 + s, 0.97, 0.93, {"pet": 2.0 * s}, seed=s, strategy="every_window", turn=2, labels_spent=900)
+        for s in (0, 1)
+    ]
+    return summarise(ex, 2, 2, seed_rows, rows, cfar, None, [{"batch": "seed"}], ceiling)
 
 
 def test_summary_aggregates_over_seeds_per_strategy_and_turn():
@@ -244,6 +251,11 @@ def test_report_table_and_files(tmp_path):
     assert "| flywheel | 2 | 20.00 ± 0.00 | 0.50 ± 0.14 | 100.00 ± 0.00 | 95.00 ± 0.00 |" in lines
     assert sum(line.startswith("| random |") for line in lines) == 2
     assert "- FA/h reduction vs seed: 22.00× (met: True)" in lines
+    ceiling_line = (
+        "| every field window labelled | 2 | 900.00 ± 0.00 | 3.50 ± 0.71 | 97.00 ± 0.00 | 93.00 ± 0.00 |"
+    )
+    assert ceiling_line in lines
+    assert results["every_window"]["by_event_type"] == {"pet": pytest.approx(1.0)}
 
     write_report(results, tmp_path)
     assert json.loads((tmp_path / "results.json").read_text())["targets"]["all_met"] is True
@@ -265,6 +277,7 @@ TINY = {
         "eval": {"preset": "eval", "devices": 1, "hours": 0.05, "seed": 133},
     },
     "rare_event": {"enabled": False, "hours": 0.1, "lab_windows": 200},
+    "ceiling": True,
 }
 
 
@@ -321,6 +334,17 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
     assert results["cfar"]["false_alarms_per_hour"] is not None and "by_event_type" in results["cfar"]
     table = (tmp_path / "run" / "results.md").read_text()
     assert "| seed model | 0 | 0 |" in table and "| CFAR |" in table and "| random | 2 | 24.00 |" in table
+    # the ceiling trained on every window of both turns' field batches
+    n_field = sum(
+        pl.scan_parquet(tmp_path / "run" / "work" / "curated" / f"field-{t}" / "windows.parquet")
+        .select(pl.len())
+        .collect()
+        .item()
+        for t in (1, 2)
+    )
+    (ceiling,) = results["every_window_rows"]
+    assert ceiling["labels_spent"] == n_field > 2 * TINY["budget"]
+    assert ceiling["false_alarms_per_hour"] is not None and "| every field window labelled | 2 |" in table
     assert json.loads((tmp_path / "run" / "results.json").read_text())["rows"] == json.loads(json.dumps(rows))
 
     # determinism: the same seed on the same world picks the same windows and trains the same model

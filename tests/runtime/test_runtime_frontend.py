@@ -146,3 +146,57 @@ def test_frame_chunking_does_not_change_features(monkeypatch) -> None:
     whole = extract_features(iq, 2000.0, 40000.0, CFG)
     monkeypatch.setattr(frontend_module, "FRAME_CHUNK", 7)
     np.testing.assert_allclose(extract_features(iq, 2000.0, 40000.0, CFG), whole, atol=1e-4)
+
+
+def _walker_scene(gain: float, n_mics: int = 2, seed: int = 3) -> np.ndarray:
+    """Strong static direct path plus a weak 1 m/s echo and noise, all scaled by `gain`."""
+    n = 6000
+    direct = _tone(n_mics, n, 0.0, CFG.baseband_fs_hz, amp=1.0, seed=seed)
+    f_d = 2 * 1.0 * 40000.0 / CFG.speed_of_sound_mps
+    echo = _tone(n_mics, n, f_d, CFG.baseband_fs_hz, amp=1e-3, seed=seed + 1)
+    return (gain * (direct + echo + _noise(n_mics, n, seed + 2, 1e-4))).astype(np.complex64)
+
+
+def test_carrier_reference_removes_the_emission_level() -> None:
+    # calibration moves the emission level by tens of dB between units: re the carrier the features
+    # stay put, re a unit tone they move by the same dB (the noise is kept far above POWER_FLOOR)
+    carrier = FrontendConfig(level_reference="carrier")
+    absolute = FrontendConfig(level_reference="absolute")
+    quiet, loud = _walker_scene(0.1), _walker_scene(1.0)
+    rel = [extract_features(x, 2000.0, 40000.0, carrier)[20:] for x in (quiet, loud)]
+    ab = [extract_features(x, 2000.0, 40000.0, absolute)[20:] for x in (quiet, loud)]
+    # time-averaged spectra: single noise-only cells come close enough to POWER_FLOOR to move a little
+    np.testing.assert_allclose(rel[0].mean(0), rel[1].mean(0), atol=0.05)
+    np.testing.assert_allclose(ab[1].mean(0) - ab[0].mean(0), 20.0, atol=0.05)
+    # the echo sits 60 dB below the carrier (amplitude 1e-3 against 1)
+    peak_v = int(np.argmax(rel[0].mean(0)))
+    assert velocity_axis(carrier)[peak_v] == pytest.approx(1.0, abs=0.06)
+    assert rel[0][:, peak_v].mean() == pytest.approx(-60.0, abs=1.5)
+
+
+def test_carrier_reference_does_not_depend_on_the_number_of_mics() -> None:
+    carrier = FrontendConfig(level_reference="carrier")
+    two = extract_features(_walker_scene(0.2, n_mics=2), 2000.0, 40000.0, carrier)[20:]
+    four = extract_features(_walker_scene(0.2, n_mics=4), 2000.0, 40000.0, carrier)[20:]
+    peak = int(np.argmax(two.mean(0)))
+    assert four[:, peak].mean() == pytest.approx(two[:, peak].mean(), abs=1.0)
+
+
+def test_carrier_reference_streams_like_batch_and_validates() -> None:
+    # the static path is 60 dB above the echo here, so the clutter filter's float32 block-parallel
+    # rounding (runtime.clutter) moves noise-only cells by hundredths of a dB whatever the reference;
+    # the carrier reference itself must add no stream/batch difference of its own
+    iq = _walker_scene(0.3)
+    diffs = {}
+    for ref in ("carrier", "absolute"):
+        cfg = FrontendConfig(level_reference=ref)
+        batch = extract_features(iq, 2000.0, 40000.0, cfg)
+        stream = StreamingFrontend(cfg, 2000.0, 40000.0, iq.shape[0])
+        parts = [stream.process(iq[:, a:b]) for a, b in ((0, 777), (777, 3001), (3001, iq.shape[1]))]
+        diffs[ref] = np.concatenate(parts) - batch
+    np.testing.assert_allclose(diffs["carrier"], diffs["absolute"], atol=1e-3)
+    cfg = FrontendConfig(level_reference="carrier")
+    assert FrontendConfig.from_dict(cfg.to_dict()) == cfg
+    assert FrontendConfig.from_dict({}).level_reference == "absolute"  # what older frontend.json meant
+    with pytest.raises(ValueError, match="level_reference"):
+        FrontendConfig(level_reference="dbfs")

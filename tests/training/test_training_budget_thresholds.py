@@ -127,14 +127,15 @@ def test_int16_activations_double_the_arena(tmp_path):
     assert q16["peak_activation_bytes"] == 2 * q8["peak_activation_bytes"] > 0
 
 
-def test_presence_net_meets_the_issue_aims(tmp_path):
+@pytest.mark.parametrize("head", ["global", "velocity"])
+def test_presence_net_meets_the_issue_aims(tmp_path, head):
     """The params.yaml-sized model: <= 1 M MAC per inference and <= 32 KB int8 weights."""
     import torch
 
     from training.model import ModelConfig, build_model, fold_batchnorm
 
     torch.manual_seed(0)
-    model = fold_batchnorm(build_model(ModelConfig(channels=32, embedding_dim=32)))
+    model = fold_batchnorm(build_model(ModelConfig(channels=32, embedding_dim=32, head=head)))
     path = tmp_path / "m.onnx"
     torch.onnx.export(
         model,
