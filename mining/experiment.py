@@ -114,19 +114,24 @@ def evaluation_row(metrics: dict) -> dict:
     }
     row = {k: metrics.get(k) for k in METRIC_KEYS}
     row["false_alarms"] = metrics.get("false_alarms")
+    row["false_present_fraction"] = metrics.get("false_present_fraction")
     row["hours_without_presence"] = metrics.get("hours_without_presence")
     row["by_event_type"] = by_type
     return row
 
 
 def evaluate_model(params: dict, world: Paths, onnx_path: Path, detector: dict) -> dict:
+    """The experiment's row for one model on the eval batch; with experiment.curve_thresholds also its
+    false-alarm/recall curve over strict thresholds (row["curve"]), to compare models at equal recall."""
     from runtime.frontend import FrontendConfig
-    from training.evaluate import evaluate_detector
+    from training.evaluate import evaluate_operating_curve
 
     frontend = FrontendConfig.from_dict(params["frontend"])
-    return evaluation_row(
-        evaluate_detector(onnx_path, frontend, detector, world.raw("eval"), world.truth("eval"))
+    thresholds = [float(t) for t in params.get("experiment", {}).get("curve_thresholds") or []]
+    out = evaluate_operating_curve(
+        onnx_path, frontend, detector, world.raw("eval"), world.truth("eval"), thresholds
     )
+    return {**evaluation_row(out["metrics"]), "curve": out["curve"]}
 
 
 def embed_windows(onnx_path: Path, curated_dir: Path, window_ids: pl.Series, context: int) -> np.ndarray:

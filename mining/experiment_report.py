@@ -1,7 +1,12 @@
 """Summarise the flywheel experiment (mean and spread over seeds, target checks) and write its report.
 
 Writes, atomically, under the output folder: results.json, results.md (the comparison table) and
-plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels}.png.
+plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels,fa_vs_recall}.png.
+
+Each model is run at the thresholds its training chose, so two models differ in recall as well as in
+false alarms. Rows that carry an operating curve (mining.experiment.evaluate_model) are also compared
+at equal recall: "FA/h at seed recall" is the fewest false alarms per hour on the model's curve among
+the strict thresholds that keep at least the seed model's mean major and minor recall.
 """
 
 from __future__ import annotations
@@ -29,8 +34,28 @@ def _stats(values: list) -> dict:
     }
 
 
+def fa_at_recall(curve: list[dict] | None, major: float | None, minor: float | None) -> float | None:
+    """Fewest FA/h on a curve among points with recall_major >= major and recall_minor >= minor."""
+    if not curve or major is None:
+        return None
+    ok = [
+        p["false_alarms_per_hour"]
+        for p in curve
+        if p["false_alarms_per_hour"] is not None
+        and p["recall_major"] is not None
+        and p["recall_major"] >= major - 1e-12
+        and (minor is None or (p["recall_minor"] is not None and p["recall_minor"] >= minor - 1e-12))
+    ]
+    return min(ok) if ok else None
+
+
+def _with_matched_fa(rows: list[dict], major: float | None, minor: float | None) -> list[dict]:
+    return [{**r, "fa_at_seed_recall": fa_at_recall(r.get("curve"), major, minor)} for r in rows]
+
+
 def _aggregate(rows: list[dict]) -> dict:
     out = {k: _stats([r[k] for r in rows]) for k in METRIC_KEYS}
+    out["fa_at_seed_recall"] = _stats([r.get("fa_at_seed_recall") for r in rows])
     out["labels_spent"] = _stats([r["labels_spent"] for r in rows]) if "labels_spent" in rows[0] else None
     types = sorted({t for r in rows for t in r["by_event_type"]})
     out["by_event_type"] = {t: _stats([r["by_event_type"].get(t) for r in rows])["mean"] for t in types}
@@ -79,6 +104,9 @@ def check_targets(ex: dict, seed: dict, summary: dict, turns: int) -> dict:
     }
     checks["evaluated"] = True
     checks["all_met"] = all(v for k, v in checks.items() if k.startswith("met_"))
+    # not a target of its own: the same reduction read at the seed model's recall (None without curves)
+    matched = last.get("fa_at_seed_recall", {}).get("mean")
+    checks["fa_reduction_vs_seed_at_seed_recall"] = _ratio(seed["false_alarms_per_hour"]["mean"], matched)
     return checks
 
 
@@ -93,6 +121,11 @@ def summarise(
     data: list[dict],
     ceiling_rows: list[dict] | None = None,
 ) -> dict:
+    major = _stats([r["recall_major"] for r in seed_rows])["mean"]
+    minor = _stats([r["recall_minor"] for r in seed_rows])["mean"]
+    seed_rows = _with_matched_fa(seed_rows, major, minor)
+    rows = _with_matched_fa(rows, major, minor)
+    ceiling_rows = _with_matched_fa(ceiling_rows or [], major, minor)
     seed = _aggregate(seed_rows)
     summary: dict = {}
     for strategy in ex["strategies"]:
@@ -109,7 +142,8 @@ def summarise(
         "cfar": cfar,
         "strategies": summary,
         "every_window": _aggregate(ceiling_rows) if ceiling_rows else None,
-        "every_window_rows": ceiling_rows or [],
+        "every_window_rows": ceiling_rows,
+        "seed_recall": {"recall_major": major, "recall_minor": minor},
         "rows": rows,
         "seed_rows": seed_rows,
         "targets": check_targets(ex, seed, summary, turns),
@@ -134,31 +168,35 @@ def markdown_table(results: dict) -> str:
     lines = [
         f"# Flywheel experiment: {results['turns']} turns, {results['seeds']} seed(s)",
         "",
-        "| model | turn | paid labels | FA/h | recall major % | recall minor % |",
-        "|---|---|---|---|---|---|",
+        "| model | turn | paid labels | FA/h | recall major % | recall minor % | FA/h at seed recall |",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def matched(a: dict) -> str:
+        return _fmt(a.get("fa_at_seed_recall")) if a.get("fa_at_seed_recall") else "–"
+
     s = results["seed_model"]
     lines.append(
         f"| seed model | 0 | 0 | {_fmt(s['false_alarms_per_hour'])} | {_fmt(s['recall_major'], True)} "
-        f"| {_fmt(s['recall_minor'], True)} |"
+        f"| {_fmt(s['recall_minor'], True)} | {matched(s)} |"
     )
     c = results["cfar"]
     lines.append(
         f"| CFAR | – | – | {_fmt(c['false_alarms_per_hour'])} | {_fmt(c['recall_major'], True)} "
-        f"| {_fmt(c['recall_minor'], True)} |"
+        f"| {_fmt(c['recall_minor'], True)} | – |"
     )
     for strategy, by_turn in results["strategies"].items():
         for turn, a in by_turn.items():
             lines.append(
                 f"| {strategy} | {turn} | {_fmt(a['labels_spent'])} | {_fmt(a['false_alarms_per_hour'])} "
-                f"| {_fmt(a['recall_major'], True)} | {_fmt(a['recall_minor'], True)} |"
+                f"| {_fmt(a['recall_major'], True)} | {_fmt(a['recall_minor'], True)} | {matched(a)} |"
             )
     ceiling = results.get("every_window")
     if ceiling:
         lines.append(
             f"| every field window labelled | {results['turns']} | {_fmt(ceiling['labels_spent'])} "
             f"| {_fmt(ceiling['false_alarms_per_hour'])} | {_fmt(ceiling['recall_major'], True)} "
-            f"| {_fmt(ceiling['recall_minor'], True)} |"
+            f"| {_fmt(ceiling['recall_minor'], True)} | {matched(ceiling)} |"
         )
     t = results["targets"]
     if t.get("evaluated"):
@@ -172,6 +210,11 @@ def markdown_table(results: dict) -> str:
             f"- recall major: {_fmt(t['recall_major'], True)} % (met: {t['met_recall_major']})",
             f"- recall minor: {_fmt(t['recall_minor'], True)} % (met: {t['met_recall_minor']})",
         ]
+        if t.get("fa_reduction_vs_seed_at_seed_recall") is not None:
+            lines.append(
+                f"- at the seed model's recall: FA/h {_fmt(t['fa_reduction_vs_seed_at_seed_recall'])}× "
+                "lower than the seed model at its own thresholds"
+            )
     if results.get("rare_event") and "factory" in results["rare_event"]:
         r = results["rare_event"]
         lines += [
@@ -261,7 +304,45 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     written.append(plots_dir / "fa_vs_labels.png")
     atomic_write_bytes(written[-1], _png(fig))
     plt.close(fig)
+
+    curves = _first_seed_curves(results)
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, curve in curves.items():
+            pts = [
+                (p["recall_major"], p["false_alarms_per_hour"])
+                for p in curve
+                if p["recall_major"] is not None
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker=".", label=name)
+        c = results["cfar"]
+        if c["recall_major"] is not None and c["false_alarms_per_hour"] is not None:
+            ax.plot([c["recall_major"]], [c["false_alarms_per_hour"]], "k*", label="CFAR")
+        ax.set_xlabel("recall major (eval batch)")
+        ax.set_ylabel("false alarms per hour")
+        ax.set_title("False alarms against recall over strict thresholds (first seed)")
+        ax.legend(fontsize=8)
+        written.append(plots_dir / "fa_vs_recall.png")
+        atomic_write_bytes(written[-1], _png(fig))
+        plt.close(fig)
     return written
+
+
+def _first_seed_curves(results: dict) -> dict[str, list[dict]]:
+    """Operating curves of the first seed: seed model, each strategy's last turn, the ceiling."""
+    last = results["turns"]
+    curves: dict[str, list[dict]] = {}
+    for r in results.get("seed_rows", [])[:1]:
+        if r.get("curve"):
+            curves["seed"] = r["curve"]
+    for r in results.get("rows", []):
+        if r.get("seed") == 0 and r.get("turn") == last and r.get("curve"):
+            curves[f"{r['strategy']} (turn {last})"] = r["curve"]
+    for r in results.get("every_window_rows", [])[:1]:
+        if r.get("curve"):
+            curves["every window labelled"] = r["curve"]
+    return curves
 
 
 def write_report(results: dict, out_dir: Path) -> None:

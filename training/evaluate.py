@@ -9,6 +9,7 @@ as the device runs (iter_runs); results are still counted per capture, following
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -186,6 +187,48 @@ def iter_captures(
         yield from run
 
 
+def _split_run(
+    captures: list[tuple[dict, int]], times_s: np.ndarray, present: np.ndarray, onsets: np.ndarray
+) -> list[tuple[int, CaptureOutcome]]:
+    """A stream's decisions cut back into its captures [(record, n_samples)]: [(line, outcome)].
+
+    A frame belongs to the capture its end time falls in, (start, end]; the first and the last capture
+    keep whatever the stream reported before or after them."""
+    times_s, present, onsets = np.asarray(times_s), np.asarray(present, bool), np.asarray(onsets)
+    fs_hz = captures[0][0]["fs_hz"]
+    out, offset = [], 0.0
+    for k, (record, n_samples) in enumerate(captures):
+        duration = n_samples / fs_hz
+        lower = -np.inf if k == 0 else offset
+        upper = np.inf if k == len(captures) - 1 else offset + duration
+        sel = (times_s > lower) & (times_s <= upper)
+        on = onsets[(onsets > lower) & (onsets <= upper)]
+        outcome = CaptureOutcome(
+            str(record["capture_id"]), duration, times_s[sel] - offset, present[sel], on - offset
+        )
+        out.append((int(record["_line"]), outcome))
+        offset += duration
+    return out
+
+
+def _count(
+    outcomes: list[tuple[int, CaptureOutcome]], events: list[dict], skipped: list[dict], raw_dir
+) -> dict:
+    ordered = [o for _, o in sorted(outcomes, key=lambda x: x[0])]
+    metrics = count_outcomes(ordered, events)
+    metrics["n_captures_skipped"] = len(skipped)
+    metrics["skipped"] = skipped
+    if skipped:
+        log.warning("skipped %d unreadable captures in %s", len(skipped), raw_dir)
+    return metrics
+
+
+def _stream(run: list[tuple[dict, np.ndarray]]) -> tuple[np.ndarray, float, float]:
+    """(iq of the whole run [n_mics, n], its rate, its carrier)."""
+    iq = run[0][1] if len(run) == 1 else np.concatenate([part for _, part in run], axis=1)
+    return iq, run[0][0]["fs_hz"], run[0][0]["carrier_hz"]
+
+
 def evaluate_with(
     decide: DecideFn,
     raw_dir: str | Path,
@@ -199,31 +242,59 @@ def evaluate_with(
     skipped: list[dict] = []
     outcomes: list[tuple[int, CaptureOutcome]] = []
     for run in iter_runs(raw_dir, skipped, baseband_fs_hz, max_run_s):
-        fs_hz, carrier_hz = run[0][0]["fs_hz"], run[0][0]["carrier_hz"]
-        iq = run[0][1] if len(run) == 1 else np.concatenate([part for _, part in run], axis=1)
-        times_s, present, onsets = decide(iq, fs_hz, carrier_hz)
-        times_s, present, onsets = np.asarray(times_s), np.asarray(present, bool), np.asarray(onsets)
-        offset = 0.0
-        for k, (record, part) in enumerate(run):
-            duration = part.shape[1] / fs_hz
-            # a frame belongs to the capture its end time falls in, (start, end]; the first and the last
-            # capture keep whatever the stream reported before or after them
-            lower = -np.inf if k == 0 else offset
-            upper = np.inf if k == len(run) - 1 else offset + duration
-            sel = (times_s > lower) & (times_s <= upper)
-            on = onsets[(onsets > lower) & (onsets <= upper)]
-            outcome = CaptureOutcome(
-                str(record["capture_id"]), duration, times_s[sel] - offset, present[sel], on - offset
-            )
-            outcomes.append((int(record["_line"]), outcome))
-            offset += duration
-    ordered = [o for _, o in sorted(outcomes, key=lambda x: x[0])]
-    metrics = count_outcomes(ordered, events)
-    metrics["n_captures_skipped"] = len(skipped)
-    metrics["skipped"] = skipped
-    if skipped:
-        log.warning("skipped %d unreadable captures in %s", len(skipped), raw_dir)
-    return metrics, ordered
+        outcomes += _split_run([(r, p.shape[1]) for r, p in run], *decide(*_stream(run)))
+    metrics = _count(outcomes, events, skipped, raw_dir)
+    return metrics, [o for _, o in sorted(outcomes, key=lambda x: x[0])]
+
+
+def evaluate_operating_curve(
+    model_path, frontend_cfg, detector_cfg, raw_dir, truth_dir, strict_thresholds: list[float]
+) -> dict:
+    """Metrics at the detector's own thresholds plus a false-alarm/recall curve over strict thresholds.
+
+    The classifier runs once per stream; only the state machine is re-run per threshold (the lenient
+    threshold stays min(its own, strict)). Returns {"metrics": ..., "curve": [{strict_threshold,
+    lenient_threshold, false_alarms_per_hour, recall_major, recall_minor, false_present_fraction}]}.
+    Points on the curve are read off the eval batch's truth: they compare models at equal recall, they
+    are not operating points to ship (those come from training.thresholds on validation windows)."""
+    from runtime.detector import DetectorConfig, run_detector
+    from runtime.frontend import extract_features
+    from runtime.pipeline import DevicePipeline
+
+    fe, det = _configs(frontend_cfg, detector_cfg)
+    pipeline = DevicePipeline(model_path if isinstance(model_path, bytes) else str(model_path), fe, det)
+    events = read_truth(truth_dir)
+    skipped: list[dict] = []
+    streams = []  # (captures [(record, n_samples)], frame times [T], probs [T, 3]); the samples are dropped
+    for run in iter_runs(raw_dir, skipped, fe.baseband_fs_hz):
+        decisions = pipeline.run_frames(extract_features(*_stream(run), fe))
+        streams.append(([(r, p.shape[1]) for r, p in run], decisions.times_s, decisions.probs))
+
+    def metrics_at(cfg: DetectorConfig) -> dict:
+        outcomes = []
+        for captures, times, probs in streams:
+            trace = run_detector(probs, cfg)
+            trace.present[: cfg.context_frames - 1] = False  # as DevicePipeline.run_frames
+            outcomes += _split_run(captures, times, trace.present, times[trace.onsets])
+        return _count(outcomes, events, skipped, raw_dir)
+
+    curve = []
+    for strict in strict_thresholds:
+        cfg = dataclasses.replace(
+            det, strict_threshold=float(strict), lenient_threshold=min(det.lenient_threshold, float(strict))
+        )
+        m = metrics_at(cfg)
+        curve.append(
+            {
+                "strict_threshold": cfg.strict_threshold,
+                "lenient_threshold": cfg.lenient_threshold,
+                **{k: m[k] for k in CURVE_KEYS},
+            }
+        )
+    return {"metrics": metrics_at(det), "curve": curve}
+
+
+CURVE_KEYS = ("false_alarms_per_hour", "recall_major", "recall_minor", "false_present_fraction")
 
 
 def _configs(frontend_cfg, detector_cfg):

@@ -85,6 +85,7 @@ def test_evaluation_row_turns_event_counts_into_rates():
         "recall_major": 1.0,
         "recall_minor": 0.5,
         "false_alarms": 5,
+        "false_present_fraction": 0.25,
         "hours_without_presence": 2.0,
         "by_event_type": {
             "ceiling_fan": {"hours": 0.5, "false_alarms": 3},
@@ -98,6 +99,7 @@ def test_evaluation_row_turns_event_counts_into_rates():
         "recall_major": 1.0,
         "recall_minor": 0.5,
         "false_alarms": 5,
+        "false_present_fraction": 0.25,
         "hours_without_presence": 2.0,
         "by_event_type": {"ceiling_fan": 6.0, "music": None},
     }
@@ -246,13 +248,13 @@ def test_report_table_and_files(tmp_path):
     results = fabricated()
     table = markdown_table(results)
     lines = table.splitlines()
-    assert "| seed model | 0 | 0 | 11.00 ± 1.41 | 99.50 ± 0.71 | 91.00 ± 1.41 |" in lines
-    assert "| CFAR | – | – | 30.00 | 80.00 | – |" in lines
-    assert "| flywheel | 2 | 20.00 ± 0.00 | 0.50 ± 0.14 | 100.00 ± 0.00 | 95.00 ± 0.00 |" in lines
+    assert "| seed model | 0 | 0 | 11.00 ± 1.41 | 99.50 ± 0.71 | 91.00 ± 1.41 | – |" in lines
+    assert "| CFAR | – | – | 30.00 | 80.00 | – | – |" in lines
+    assert "| flywheel | 2 | 20.00 ± 0.00 | 0.50 ± 0.14 | 100.00 ± 0.00 | 95.00 ± 0.00 | – |" in lines
     assert sum(line.startswith("| random |") for line in lines) == 2
     assert "- FA/h reduction vs seed: 22.00× (met: True)" in lines
     ceiling_line = (
-        "| every field window labelled | 2 | 900.00 ± 0.00 | 3.50 ± 0.71 | 97.00 ± 0.00 | 93.00 ± 0.00 |"
+        "| every field window labelled | 2 | 900.00 ± 0.00 | 3.50 ± 0.71 | 97.00 ± 0.00 | 93.00 ± 0.00 | – |"
     )
     assert ceiling_line in lines
     assert results["every_window"]["by_event_type"] == {"pet": pytest.approx(1.0)}
@@ -262,6 +264,36 @@ def test_report_table_and_files(tmp_path):
     assert (tmp_path / "results.md").read_text() == table
     for name in ("fa_by_event_type", "recall_vs_turn", "fa_vs_labels"):
         assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_false_alarms_are_compared_at_the_seed_models_recall(tmp_path):
+    from mining.experiment_report import fa_at_recall
+
+    curve = [
+        {"false_alarms_per_hour": 9.0, "recall_major": 1.0, "recall_minor": 0.95},
+        {"false_alarms_per_hour": 4.0, "recall_major": 0.99, "recall_minor": 0.91},
+        {"false_alarms_per_hour": 1.0, "recall_major": 0.90, "recall_minor": 0.80},
+    ]
+    assert fa_at_recall(curve, 0.99, 0.90) == 4.0
+    assert fa_at_recall(curve, 0.99, 0.92) == 9.0  # minor recall must hold too
+    assert fa_at_recall(curve, 1.01, None) is None and fa_at_recall(None, 0.5, 0.5) is None
+
+    ex = {
+        "strategies": ["flywheel"],
+        "targets": {
+            k: 1.0 for k in ("fa_reduction_vs_seed", "fa_reduction_vs_random", "recall_major", "recall_minor")
+        },
+    }
+    seed_curve = [{"false_alarms_per_hour": 20.0, "recall_major": 0.95, "recall_minor": 0.9}]
+    seed_rows = [_row(20.0, 0.95, 0.9, seed=0, curve=seed_curve)]
+    rows = [_row(30.0, 0.99, 0.95, seed=0, strategy="flywheel", turn=1, labels_spent=5, curve=curve)]
+    results = summarise(ex, 1, 1, seed_rows, rows, _row(30.0, 0.8, None), None, [])
+    # the flywheel model at its own thresholds: 30 FA/h; at the seed's 95 % / 90 % recall: 4 FA/h
+    assert results["strategies"]["flywheel"]["1"]["fa_at_seed_recall"]["mean"] == 4.0
+    assert results["targets"]["fa_reduction_vs_seed_at_seed_recall"] == pytest.approx(5.0)
+    assert "| flywheel | 1 | 5.00 | 30.00 | 99.00 | 95.00 | 4.00 |" in markdown_table(results).splitlines()
+    write_report(results, tmp_path)
+    assert (tmp_path / "plots" / "fa_vs_recall.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # --- one tiny end-to-end run ---------------------------------------------------------------------
@@ -328,6 +360,8 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
     assert set(rows[2]["picks_by_strategy"]) == {"random"}
     assert set(rows[0]["picks_by_strategy"]) - {"random_fill"} <= set(p["mining"]["quotas"])
 
+    n_points = len(p["experiment"]["curve_thresholds"])
+    assert n_points > 0 and all(len(r["curve"]) == n_points for r in rows)
     (seed_row,) = results["seed_rows"]
     assert seed_row["seed"] == 0 and all(k in seed_row for k in METRICS)
     assert seed_row["false_alarms_per_hour"] is not None
@@ -362,6 +396,7 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
         tmp_path / "again",
         lambda _: None,
     )
-    assert again == [{k: v for k, v in rows[0].items() if k != "seed"}]
+    added_by_summary = {"seed", "fa_at_seed_recall"}
+    assert again == [{k: v for k, v in rows[0].items() if k not in added_by_summary}]
     first = pl.read_parquet(world.root / "seed-0" / "flywheel" / "labels-field-1.parquet")
     assert pl.read_parquet(tmp_path / "again" / "flywheel" / "labels-field-1.parquet").equals(first)

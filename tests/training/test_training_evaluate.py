@@ -16,6 +16,7 @@ from training.evaluate import (
     evaluate_bundle,
     evaluate_cfar,
     evaluate_detector,
+    evaluate_operating_curve,
     evaluate_with,
 )
 
@@ -105,6 +106,27 @@ def test_detector_finds_the_walker_and_not_the_empty_room(raw_batch, model_bytes
     assert m["by_event_type"]["ceiling_fan"]["detections"] == 0
     for key in ("false_alarms_per_hour", "hours_without_presence", "recall_minor", "n_presence_events"):
         assert key in m
+
+
+def test_operating_curve_reruns_only_the_state_machine(raw_batch, model_bytes):
+    raw, truth = raw_batch
+    thresholds = [0.3, 0.8, 0.99, 1.0]
+    out = evaluate_operating_curve(model_bytes, FRONTEND, DETECTOR, raw, truth, thresholds)
+    direct = evaluate_detector(model_bytes, FRONTEND, DETECTOR, raw, truth)
+    assert out["metrics"]["false_alarms"] == direct["false_alarms"]
+    assert out["metrics"]["recall_major"] == direct["recall_major"]
+    assert out["metrics"]["false_present_hours"] == pytest.approx(direct["false_present_hours"])
+    curve = out["curve"]
+    assert [p["strict_threshold"] for p in curve] == thresholds
+    assert [p["lenient_threshold"] for p in curve] == [0.3, 0.5, 0.5, 0.5]  # never above strict
+    at_own = curve[1]  # the detector's own thresholds
+    assert at_own["recall_major"] == direct["recall_major"]
+    assert at_own["false_alarms_per_hour"] == direct["false_alarms_per_hour"]
+    # a higher strict threshold gives a subset of the positives: recall and time present never grow
+    majors = [p["recall_major"] for p in curve]
+    present = [p["false_present_fraction"] for p in curve]
+    assert majors == sorted(majors, reverse=True) and present == sorted(present, reverse=True)
+    assert curve[-1]["recall_major"] == 0.0  # nothing reaches p_major >= 1
 
 
 def _bundle_tar(path, model: bytes) -> None:
