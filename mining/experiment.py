@@ -166,7 +166,7 @@ def run_strategy(
     progress: Progress,
 ) -> tuple[list[dict], list[tuple[Path, Path]], tuple[Path, dict]]:
     """T turns of one strategy → (rows per turn, label sets used, last model (onnx, detector))."""
-    from mining.labels import label_windows, weak_label_table
+    from mining.labels import weak_label_table
     from mining.select import mine_batch
 
     context = int(params["ingest"]["context_frames"])
@@ -181,15 +181,7 @@ def run_strategy(
         picks = mine_batch(
             model, world.curated(batch), known, params, policy=strategy, budget=int(ex["budget"])
         )
-        lp = params["labeling"]
-        paid = label_windows(
-            picks,
-            world.truth(batch),
-            source="oracle",
-            error_rate=float(lp["error_rate"]),
-            seed=int(lp["seed"]) + turn,
-            batch_id=batch,
-        )
+        paid = annotator_labels(params, world, picks, turn)
         weak = pl.DataFrame(schema=paid.schema)
         if ex["weak_labels"]:
             weak = weak_label_table(
@@ -300,11 +292,24 @@ def run_experiment(
     return results
 
 
-def run_ceiling(params: dict, world: Paths, turns: int, seed_labels: Path, run_dir: Path) -> dict:
-    """Train on the seed labels plus every window of every turn's field batch (annotator labels)."""
+def annotator_labels(params: dict, world: Paths, windows: pl.DataFrame, turn: int) -> pl.DataFrame:
+    """Paid labels for windows of turn `turn`'s field batch from the simulated annotator (labeling.*)."""
     from mining.labels import label_windows
 
     lp = params["labeling"]
+    batch = f"field-{turn}"
+    return label_windows(
+        windows,
+        world.truth(batch),
+        source="oracle",
+        error_rate=float(lp["error_rate"]),
+        seed=int(lp["seed"]) + turn,
+        batch_id=batch,
+    )
+
+
+def run_ceiling(params: dict, world: Paths, turns: int, seed_labels: Path, run_dir: Path) -> dict:
+    """Train on the seed labels plus every window of every turn's field batch (annotator labels)."""
     label_sets = [(world.curated("seed"), seed_labels)]
     spent = 0
     for turn in range(1, turns + 1):
@@ -312,14 +317,7 @@ def run_ceiling(params: dict, world: Paths, turns: int, seed_labels: Path, run_d
         windows = pl.read_parquet(
             world.curated(batch) / "windows.parquet", columns=["window_id", "capture_id", "t_end_s"]
         )
-        table = label_windows(
-            windows,
-            world.truth(batch),
-            source="oracle",
-            error_rate=float(lp["error_rate"]),
-            seed=int(lp["seed"]) + turn,
-            batch_id=batch,
-        )
+        table = annotator_labels(params, world, windows, turn)
         path = run_dir / "every-window" / f"labels-{batch}.parquet"
         atomic_write_parquet(path, table)
         label_sets.append((world.curated(batch), path))

@@ -234,10 +234,15 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _png(fig) -> bytes:
+def _save(fig, path: Path) -> Path:
+    """Write the figure as a PNG atomically, close it, return the path."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
+    atomic_write_bytes(path, buf.getvalue())
+    plt.close(fig)
+    return path
 
 
 def write_plots(results: dict, plots_dir: Path) -> list[Path]:
@@ -266,9 +271,7 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     ax.set_yscale("symlog", linthresh=0.1)
     ax.legend(fontsize=8)
     ax.set_title("False alarms per hour by event type")
-    written.append(plots_dir / "fa_by_event_type.png")
-    atomic_write_bytes(written[-1], _png(fig))
-    plt.close(fig)
+    written.append(_save(fig, plots_dir / "fa_by_event_type.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("recall_major", "recall_minor"), strict=True):
@@ -281,9 +284,7 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         ax.set_xlabel("turn")
         ax.set_title(key)
         ax.legend(fontsize=8)
-    written.append(plots_dir / "recall_vs_turn.png")
-    atomic_write_bytes(written[-1], _png(fig))
-    plt.close(fig)
+    written.append(_save(fig, plots_dir / "recall_vs_turn.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_turn in results["strategies"].items():
@@ -301,9 +302,7 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     ax.set_xlabel("paid labels spent")
     ax.set_ylabel("false alarms per hour")
     ax.legend(fontsize=8)
-    written.append(plots_dir / "fa_vs_labels.png")
-    atomic_write_bytes(written[-1], _png(fig))
-    plt.close(fig)
+    written.append(_save(fig, plots_dir / "fa_vs_labels.png"))
 
     curves = _first_seed_curves(results)
     if curves:
@@ -323,9 +322,7 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         ax.set_ylabel("false alarms per hour")
         ax.set_title("False alarms against recall over strict thresholds (first seed)")
         ax.legend(fontsize=8)
-        written.append(plots_dir / "fa_vs_recall.png")
-        atomic_write_bytes(written[-1], _png(fig))
-        plt.close(fig)
+        written.append(_save(fig, plots_dir / "fa_vs_recall.png"))
     return written
 
 

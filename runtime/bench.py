@@ -86,10 +86,9 @@ class _ComponentMeter:
         self.cfg, self.carrier_hz = cfg, carrier_hz
         self.n_mics, n = scene.shape
         self.frontend = StreamingFrontend(cfg, cfg.baseband_fs_hz, carrier_hz, self.n_mics)
-        residual, self.scene_static = ClutterFilter(
-            self.n_mics, cfg.clutter_tau_s, cfg.baseband_fs_hz
-        ).process(scene)
+        residual, static = ClutterFilter(self.n_mics, cfg.clutter_tau_s, cfg.baseband_fs_hz).process(scene)
         self.n_frames = n_frames_for(n, cfg)
+        self.scene_static = self.frontend._static_at_frame_ends(static, self.n_frames)  # [M, F]
         p_perp, p_along = self.frontend._bin_powers(residual, self.scene_static, self.n_frames)
         self.keep_along = self.frontend.canceller.keep_along(p_perp, p_along)  # the scene's gate [F, B]
         self.band = np.abs(velocity_axis(cfg)) >= band_mps

@@ -186,10 +186,10 @@ class StreamingFrontend:
         return features
 
     def _bin_powers(
-        self, residual: np.ndarray, static: np.ndarray, n_frames: int
+        self, residual: np.ndarray, static_at_ends: np.ndarray, n_frames: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Powers [F, B] on the FFT bins in use: (orthogonal to the direct-path signature, along it)
-        summed over mics; with the canceller inactive (total power, zeros)."""
+        summed over mics; with the canceller inactive (total power, zeros). static_at_ends [M, F]."""
         cfg = self.cfg
         view = np.lib.stride_tricks.sliding_window_view(residual, cfg.frame_len, axis=1)  # [M, T', L]
         frames = np.empty((n_frames, self.n_mics, cfg.frame_len), np.complex64)  # [F, M, L]
@@ -198,8 +198,7 @@ class StreamingFrontend:
         if not self.canceller.active:
             total = power_sum(spectra)
             return total, np.zeros_like(total)
-        frame_ends = np.arange(n_frames) * cfg.hop + cfg.frame_len - 1
-        return bin_powers(spectra, signature(static[:, frame_ends].T))  # [F, B] each
+        return bin_powers(spectra, signature(static_at_ends.T))  # [F, B] each
 
     def _to_features(self, power: np.ndarray) -> np.ndarray:
         """Bin power [F, B] -> dB on the velocity axis [F, V] float32."""
@@ -208,12 +207,16 @@ class StreamingFrontend:
         on_axis += POWER_FLOOR
         return np.multiply(np.log10(on_axis, out=on_axis), 10.0, out=on_axis)
 
+    def _static_at_frame_ends(self, static: np.ndarray, n_frames: int) -> np.ndarray:
+        """Static estimate [M, n] -> [M, F]: its value at each frame's last sample."""
+        return static[:, np.arange(n_frames) * self.cfg.hop + self.cfg.frame_len - 1]
+
     def _features(self, residual: np.ndarray, static: np.ndarray, n_frames: int) -> np.ndarray:
-        p_perp, p_along = self._bin_powers(residual, static, n_frames)
+        static_at_ends = self._static_at_frame_ends(static, n_frames)  # [M, F]
+        p_perp, p_along = self._bin_powers(residual, static_at_ends, n_frames)
         features = self._to_features(self.canceller.combine(p_perp, p_along))  # [F, V] dB
         if self.cfg.level_reference == "carrier":
-            frame_ends = np.arange(n_frames) * self.cfg.hop + self.cfg.frame_len - 1
-            features -= carrier_level_db(static[:, frame_ends])[:, None]
+            features -= carrier_level_db(static_at_ends)[:, None]
         return features
 
 
@@ -222,8 +225,8 @@ def carrier_level_db(static: np.ndarray) -> np.ndarray:
 
     The window is normalised so a unit tone is 0 dB, so a Doppler component as strong as the carrier
     sits at 0 dB re carrier."""
-    power = (static.real.astype(np.float32) ** 2 + static.imag.astype(np.float32) ** 2).sum(0)
-    return (10.0 * np.log10(power + POWER_FLOOR)).astype(np.float32)
+    power = (np.abs(static.astype(np.complex64, copy=False)) ** 2).sum(0)  # [F] float32
+    return 10.0 * np.log10(power + np.float32(POWER_FLOOR))
 
 
 def extract_features(iq: np.ndarray, fs_hz: float, carrier_hz: float, cfg: FrontendConfig) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 import copy
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,35 +18,14 @@ from training.metrics import CaptureOutcome
 def classifier(logit_bias: list[float]) -> bytes:
     """ONNX classifier whose logits are logit_bias whatever the features (none, minor, major)."""
     pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
+    from runtime_tiny_onnx import build_linear_model
 
     from runtime.detector import DetectorConfig
     from runtime.frontend import FrontendConfig
 
     d, context = FrontendConfig().n_velocity_bins, DetectorConfig().context_frames
-    nodes = [
-        helper.make_node("ReduceMean", ["features", "axes"], ["embedding"], keepdims=0),
-        helper.make_node("MatMul", ["embedding", "W"], ["p"]),
-        helper.make_node("Add", ["p", "B"], ["logits"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array([1], np.int64), "axes"),
-        numpy_helper.from_array(np.zeros((d, 3), np.float32), "W"),
-        numpy_helper.from_array(np.array(logit_bias, np.float32), "B"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "m",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", context, d])],
-        [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", d]),
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return build_linear_model(context, d, np.zeros((d, 3), np.float32), np.asarray(logit_bias, np.float32))
 
 
 def small_params(tmp_path, logit_bias) -> dict:

@@ -114,8 +114,13 @@ def band_energy_model(
 ) -> bytes:
     """Tiny contract-following ONNX: logit_major = mean dB over moving bins minus the midpoint of
     quiet/loud levels (scaled), other logits 0. Embedding = per-bin mean over frames [N, V]."""
+    import sys
+    from pathlib import Path
+
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
+    from runtime_tiny_onnx import build_linear_model
 
     v = np.abs(np.linspace(-v_max, v_max, n_bins))
     moving = (v >= 0.3).astype(np.float32)
@@ -124,23 +129,7 @@ def band_energy_model(
     b = np.array(
         [0.0, -10.0, -4.0 * (quiet_db + loud_db) / 2 / max(loud_db - quiet_db, 1e-3) * 2], np.float32
     )
-    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", context_frames, n_bins])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
-    embedding = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", n_bins])
-    nodes = [
-        helper.make_node("ReduceMean", ["features", "axes"], ["embedding"], keepdims=0),
-        helper.make_node("MatMul", ["embedding", "W"], ["projected"]),
-        helper.make_node("Add", ["projected", "B"], ["logits"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array([1], np.int64), "axes"),
-        numpy_helper.from_array(w, "W"),
-        numpy_helper.from_array(b, "B"),
-    ]
-    graph = helper.make_graph(nodes, "band_energy", [features], [logits, embedding], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return build_linear_model(context_frames, n_bins, w, b)
 
 
 def write_walker_batch(raw_dir, truth_dir, n_walk: int, n_empty: int, seed: int, duration_s: float = 12.0):
