@@ -43,6 +43,9 @@ def format_manifest(manifest: dict) -> str:
     ]
     if "self_test" in manifest:
         lines.append(f"self-test   {manifest['self_test']}")
+    if "release" in manifest:
+        rel = manifest["release"]
+        lines.append(f"release     model {rel['model']} (candidate {rel['candidate']}): {rel['reason']}")
     total = sum(entry["size"] for entry in manifest["files"].values())
     lines.append(f"files ({len(manifest['files'])}, {_size(total)}):")
     for name, entry in sorted(manifest["files"].items()):

@@ -37,6 +37,7 @@ from deploy.errors import ManifestError
 
 FORMAT_VERSION = 1
 REQUIRED_CONFIGS = ("frontend", "detector", "mbdp", "calibration")
+RELEASE_KEYS = ("model", "candidate", "reason")  # optional manifest block: which model shipped and why
 # int8 weights always; activations int8, or int16 when the quantization gate had to fall back to it
 ACTIVATION_DTYPES = {"int8": (-128, 127), "int16": (-32768, 32767)}
 DEFAULT_SELF_TEST = {"vectors": "test_vectors.npz", "atol": 1e-4, "mbdp_atol": 1e-6}
@@ -209,6 +210,10 @@ def validate_manifest(manifest: dict) -> None:
             raise ManifestError(f"configs.{key}.file {entry['file']!r} is not listed in files")
         if not isinstance(entry["runtime_version"], str) or not entry["runtime_version"]:
             raise ManifestError(f"configs.{key}.runtime_version must be a non-empty string")
+    if "release" in manifest:
+        rel = manifest["release"]
+        if not isinstance(rel, dict) or not all(isinstance(rel.get(k), str) for k in RELEASE_KEYS):
+            raise ManifestError(f"release must be {{{', '.join(RELEASE_KEYS)}}} (strings)")
     if "self_test" in manifest:
         st = manifest["self_test"]
         if not isinstance(st, dict) or not set(st) <= {"vectors", "atol", "mbdp_vectors", "mbdp_atol"}:

@@ -92,6 +92,7 @@ def package_bundle(
     keystore: Keystore | None = None,
     extra_files: dict[str, Path | bytes] | None = None,
     firmware_c: bool = True,
+    release: dict | None = None,
 ) -> dict:
     """Build and sign the bundle at out_path; returns its manifest.
 
@@ -101,6 +102,8 @@ def package_bundle(
     firmware_c adds the C reference inference under c/ (deploy.firmware_c_emit.firmware_payload); it
     raises deploy.firmware_c.UnsupportedModelError for a model the C cannot run (e.g. float nodes left
     by the exclude_worst_nodes fallback).
+    release: which of the turn's models this is and why it was chosen (deploy.release_gate), recorded in
+    the manifest as {model, candidate, reason}.
     """
     inputs, outputs = _tensor_specs(model_int8)
     vectors = {
@@ -154,4 +157,6 @@ def package_bundle(
             "mbdp_atol": float(mbdp_test["atol"]),
         },
     }
+    if release is not None:
+        fields["release"] = {k: str(release[k]) for k in ("model", "candidate", "reason")}
     return build_bundle(payload, fields, keystore or Keystore(), out_path)

@@ -183,7 +183,7 @@ def evaluate(
 
 @app.command()
 def package(params: ParamsOpt = Path("params.yaml"), data_dir: DataDirOpt = Path("data")) -> None:
-    """Build and sign the firmware bundle from this turn's retrained model."""
+    """Build and sign the firmware bundle from the model the release gate picks (retrained or seed)."""
     stage("package", params, data_dir, None)
 
 

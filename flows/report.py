@@ -25,6 +25,8 @@ def collect(params: dict, paths: Paths, records: list[dict]) -> dict:
     if cfar is not None:
         evaluations["cfar"] = cfar
     by_stage = {r["stage"]: r for r in records}
+    release = _load(paths.bundle_dir / "release_gate.json")
+    shipped = release["shipped"] if release else "retrained"
     labels = {
         "seed_lab": by_stage.get("label_seed", {}).get("summary", {}).get("labels"),
         "field_paid": by_stage.get("label_field", {}).get("summary", {}).get("paid_labels"),
@@ -57,9 +59,10 @@ def collect(params: dict, paths: Paths, records: list[dict]) -> dict:
         "rare_event_trigger": _load(paths.model("rare_event") / "summary.json"),
         "evaluation": {name: {k: r.get(k) for k in HEADLINE} for name, r in evaluations.items()},
         "by_event_type": {name: r.get("by_event_type", {}) for name, r in evaluations.items()},
-        "quantization": _load(paths.model("retrained") / "onnx" / "quantization.json"),
+        "release": release,
+        "quantization": _load(paths.model(shipped) / "onnx" / "quantization.json"),
         "int8_gate": {m: _load(paths.evaluation(m) / "int8_gate.json") for m in ("seed", "retrained")},
-        "budget": _load(paths.model("retrained") / "onnx" / "budget.json"),
+        "budget": _load(paths.model(shipped) / "onnx" / "budget.json"),
         "deployment": _load(paths.deployment / "deploy.json"),
     }
 
@@ -94,6 +97,7 @@ def render_markdown(report: dict) -> str:
                 f"(target {gate['target']}) over {gate['n_frames']} frames: {verdict}"
             )
     lines.append("")
+    lines += _release_lines(report.get("release"))
     lab = report["labels"]
     lines += [
         "## Labels",
@@ -158,6 +162,25 @@ def render_markdown(report: dict) -> str:
                 f"{cal['interferers']} interferer(s) heard"
             )
     return "\n".join(lines) + "\n"
+
+
+def _release_lines(release: dict | None) -> list[str]:
+    """Which model the bundle ships and the release gate's checks (deploy.release_gate)."""
+    if not release:
+        return []
+    lines = [
+        "## Release gate",
+        "",
+        f"- bundle ships **{release['shipped']}** ({release['reason']})",
+        "",
+        f"| check | {release['candidate']} | {release['incumbent']} | limit | passed |",
+        "|---|---|---|---|---|",
+    ]
+    for c in release["checks"]:
+        verdict = "not measured" if c["passed"] is None else ("yes" if c["passed"] else "NO")
+        figures = " | ".join(_fmt(c[k]) for k in ("candidate", "incumbent", "limit"))
+        lines.append(f"| {c['check']} | {figures} | {verdict} |")
+    return [*lines, ""]
 
 
 def _data_quality_lines(report: dict) -> list[str]:

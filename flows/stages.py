@@ -302,9 +302,24 @@ def _headline(results: dict) -> dict:
 # --- package and deploy ---------------------------------------------------------------------------
 
 
+def _release_evidence(paths: Paths, model: str):
+    from deploy.release_gate import ModelEvidence
+
+    gate = read_json(paths.evaluation(model) / "int8_gate.json")
+    return ModelEvidence(model, read_json(paths.evaluation(model) / "int8.json"), bool(gate["passed"]))
+
+
+def release_decision(params: dict, paths: Paths) -> dict:
+    """The release gate over the turn's models: retrained candidate or seed model (deploy.release_gate)."""
+    from deploy.release_gate import ReleaseRules, decide_release
+
+    rules = ReleaseRules.from_dict(params["package"].get("release"))
+    return decide_release(_release_evidence(paths, "retrained"), _release_evidence(paths, "seed"), rules)
+
+
 def package(params: dict, paths: Paths) -> dict:
-    """Sign a bundle: int8 model, rare-event trigger, front-end/detector/MBDP/calibration configs,
-    test vectors, lineage."""
+    """Sign a bundle: the model the release gate picks (int8), rare-event trigger, front-end/detector/MBDP/
+    calibration configs, test vectors, lineage; release_gate.json beside it says which model and why."""
     import numpy as np
     import polars as pl
 
@@ -318,7 +333,9 @@ def package(params: dict, paths: Paths) -> dict:
 
     started = time.perf_counter()
     pk = params["package"]
-    model_dir = paths.model("retrained")
+    release = release_decision(params, paths)
+    shipped = release["shipped"]
+    model_dir = paths.model(shipped)
     rows = pl.read_parquet(paths.curated("eval") / "windows.parquet", columns=["end_row"])[
         "end_row"
     ].to_numpy()
@@ -326,8 +343,8 @@ def package(params: dict, paths: Paths) -> dict:
     test_inputs = gather_windows(
         open_frames(paths.curated("eval")), rows[pick], int(params["ingest"]["context_frames"])
     )
-    evaluation = read_json(paths.evaluation("retrained") / "int8.json")
-    trained_on = [p for b in TRAINING_DATA["retrained"] for p in (paths.curated(b), paths.labels(b))]
+    evaluation = read_json(paths.evaluation(shipped) / "int8.json")
+    trained_on = [p for b in TRAINING_DATA[shipped] for p in (paths.curated(b), paths.labels(b))]
     detector = read_json(model_dir / "checkpoint" / "detector.json")
     extra: dict = {}
     trigger = read_json(paths.model("rare_event") / "summary.json")
@@ -351,11 +368,15 @@ def package(params: dict, paths: Paths) -> dict:
         package_params={**pk, "self_test_atol": params["deploy"]["self_test_atol"]},
         out_path=paths.bundle,
         extra_files=extra,
+        release={"model": shipped, "candidate": release["candidate"], "reason": release["reason"]},
     )
+    atomic_write_json(paths.bundle_dir / "release_gate.json", release)
     summary = {
         "version": manifest["version"],
         "release_counter": manifest["release_counter"],
         "files": len(manifest["files"]),
+        "model": shipped,
+        "release_gate": release["reason"],
         "rare_event_trigger": "threshold" in trigger,
     }
     return _record(paths.bundle_dir, "package", started, summary)
@@ -508,10 +529,9 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         "package",
         package,
         lambda p: [
-            p.model("retrained") / "checkpoint",
-            p.model("retrained") / "onnx",
+            *(p.model(m) / part for m in MODELS for part in ("checkpoint", "onnx")),
             p.model("rare_event"),
-            p.evaluation("retrained"),
+            *(p.evaluation(m) for m in MODELS),
             p.curated("eval"),
             Path("deploy"),
             Path("runtime/mbdp_presets.json"),

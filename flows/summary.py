@@ -43,6 +43,9 @@ def print_turn_summary(records: dict, params_file: Path, preset: str | None, dat
             ),
         )
     console.print(det)
+    release = report.get("release")
+    if release:
+        console.print(f"bundle ships [bold]{release['shipped']}[/bold]: {release['reason']}")
     console.print(f"report: {paths.report_dir / 'report.md'}")
 
 

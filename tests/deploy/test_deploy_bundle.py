@@ -83,6 +83,8 @@ def test_verify_limits_declared_sizes(tmp_path, keystore):
         (lambda m: m["configs"]["detector"].pop("runtime_version"), "configs.detector"),
         (lambda m: m["model"]["inputs"][0].update(shape=[]), "shape"),
         (lambda m: m["self_test"].update(atol=-1.0), "atol"),
+        (lambda m: m.update(release="seed"), "release must be"),
+        (lambda m: m.update(release={"model": "seed", "candidate": "retrained"}), "release must be"),
     ],
 )
 def test_manifest_schema_rejects_bad_fields(tmp_path, keystore, mutate, message):
@@ -124,3 +126,12 @@ def test_revoked_active_key_cannot_sign(tmp_path):
     store.revoke(store.active_key_id)
     with pytest.raises(Exception, match="revoked"):
         build_bundle(payload_files(), manifest_fields(), store, tmp_path / "b.tar")
+
+
+def test_manifest_release_block_round_trips(tmp_path, keystore):
+    release = {"model": "seed", "candidate": "retrained", "reason": "retrained held back: recall"}
+    manifest = build_bundle(
+        payload_files(), {**manifest_fields(), "release": release}, keystore, tmp_path / "b.tar"
+    )
+    assert manifest["release"] == release
+    assert verify_bundle(tmp_path / "b.tar", keystore.trusted_public_keys())["release"] == release

@@ -46,3 +46,20 @@ def test_bundle_verifies_and_is_active_on_the_device(turn, project_root):
     assert subprocess.run([*cli, "bundle", "verify", str(bundle)], cwd=project_root).returncode == 0
     deployment = json.loads((data / "deployments" / "turn-001" / "deploy.json").read_text())
     assert deployment["installed"] is True
+
+
+def test_bundle_ships_the_model_the_release_gate_picked(turn):
+    import hashlib
+    import tarfile
+
+    data, _ = turn
+    release = json.loads((data / "bundles" / "turn-001" / "release_gate.json").read_text())
+    assert release["shipped"] in ("seed", "retrained") and release["reason"]
+    with tarfile.open(data / "bundles" / "turn-001" / "bundle.tar") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        shipped_bytes = tar.extractfile("payload/model_int8.onnx").read()
+    assert manifest["release"]["model"] == release["shipped"]
+    expected = (data / "models" / release["shipped"] / "onnx" / "model_int8.onnx").read_bytes()
+    assert hashlib.sha256(shipped_bytes).digest() == hashlib.sha256(expected).digest()
+    report = (data / "reports" / "turn-001" / "report.md").read_text()
+    assert f"bundle ships **{release['shipped']}**" in report

@@ -1,0 +1,90 @@
+"""Release gate (deploy.release_gate): which model ships, and why, from the turn's eval figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.release_gate import ModelEvidence, ReleaseGateError, ReleaseRules, decide_release
+
+RULES = ReleaseRules(max_recall_drop=0.02, max_fa_ratio=1.0)
+
+
+def evidence(name, fa=30.0, major=0.97, minor=0.94, int8_passed=True) -> ModelEvidence:
+    return ModelEvidence(
+        name,
+        {"false_alarms_per_hour": fa, "recall_major": major, "recall_minor": minor},
+        int8_passed,
+    )
+
+
+def check(decision: dict, name: str) -> dict:
+    return next(c for c in decision["checks"] if c["check"] == name)
+
+
+def test_candidate_that_is_no_worse_ships():
+    d = decide_release(
+        evidence("retrained", fa=20.0, major=0.96), evidence("seed", fa=30.0, major=0.97), RULES
+    )
+    assert d["shipped"] == "retrained"
+    assert all(c["passed"] for c in d["checks"])
+    assert check(d, "recall_major")["limit"] == pytest.approx(0.95)
+
+
+def test_recall_drop_beyond_the_tolerance_keeps_the_incumbent():
+    d = decide_release(
+        evidence("retrained", fa=10.0, major=0.939), evidence("seed", fa=34.0, major=0.971), RULES
+    )
+    assert d["shipped"] == "seed"
+    assert check(d, "recall_major")["passed"] is False
+    assert check(d, "false_alarms_per_hour")["passed"] is True
+    assert "recall_major 0.939" in d["reason"] and "floor 0.951" in d["reason"]
+
+
+def test_recall_exactly_at_the_floor_passes():
+    d = decide_release(evidence("retrained", major=0.95), evidence("seed", major=0.97), RULES)
+    assert d["shipped"] == "retrained"
+
+
+def test_more_false_alarms_keep_the_incumbent_and_the_ratio_relaxes_it():
+    cand, inc = evidence("retrained", fa=33.0), evidence("seed", fa=30.0)
+    assert decide_release(cand, inc, RULES)["shipped"] == "seed"
+    assert decide_release(cand, inc, ReleaseRules(max_fa_ratio=1.2))["shipped"] == "retrained"
+
+
+def test_failed_int8_gate_never_ships():
+    d = decide_release(evidence("retrained", fa=1.0, int8_passed=False), evidence("seed"), RULES)
+    assert d["shipped"] == "seed" and "int8 gate failed" in d["reason"]
+    with pytest.raises(ReleaseGateError, match="neither model may ship"):
+        decide_release(evidence("retrained", int8_passed=False), evidence("seed", int8_passed=False), RULES)
+
+
+def test_a_figure_the_batch_cannot_measure_does_not_decide():
+    d = decide_release(evidence("retrained", minor=None), evidence("seed", minor=None), RULES)
+    assert d["shipped"] == "retrained"
+    assert check(d, "recall_minor")["passed"] is None
+    assert "not measured on the eval batch: recall_minor" in d["reason"]
+
+
+def test_disabled_gate_ships_the_candidate_unless_its_int8_failed():
+    off = ReleaseRules(enabled=False)
+    assert decide_release(evidence("retrained", major=0.5), evidence("seed"), off)["shipped"] == "retrained"
+    with pytest.raises(ReleaseGateError, match="int8 gate failed"):
+        decide_release(evidence("retrained", int8_passed=False), evidence("seed"), off)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"max_recal_drop": 0.1}, "unknown release gate keys"),
+        ({"max_recall_drop": 1.5}, "max_recall_drop"),
+        ({"max_fa_ratio": 0.0}, "max_fa_ratio"),
+    ],
+)
+def test_bad_rules_are_refused(raw, message):
+    with pytest.raises(ValueError, match=message):
+        ReleaseRules.from_dict(raw)
+
+
+def test_rules_from_params_defaults():
+    assert ReleaseRules.from_dict(None) == ReleaseRules()
+    assert ReleaseRules.from_dict({"enabled": False}).enabled is False
