@@ -8,7 +8,14 @@ from common.io import atomic_path, atomic_write_json, atomic_write_text, read_js
 from common.paths import Paths
 
 MODEL_ROWS = (("seed", "float"), ("seed", "int8"), ("retrained", "float"), ("retrained", "int8"))
-HEADLINE = ("false_alarms_per_hour", "recall_major", "recall_minor", "median_latency_s")
+HEADLINE = (
+    "false_alarms_per_hour",
+    "false_alarms_per_hour_strict",  # entries on major motion (strict threshold)
+    "false_alarms_per_hour_lenient",  # re-entries on minor motion in the occupied window
+    "recall_major",
+    "recall_minor",
+    "median_latency_s",
+)
 
 
 def _load(path: Path) -> dict | None:

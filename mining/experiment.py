@@ -29,7 +29,15 @@ from common.paths import Paths
 from mining.scoring import score_windows
 
 STRATEGIES = ("flywheel", "random", "uncertainty")
-METRIC_KEYS = ("false_alarms_per_hour", "recall_major", "recall_minor")
+METRIC_KEYS = (
+    "false_alarms_per_hour",
+    "recall_major",
+    "recall_minor",
+    # the false alarms split by how the detector entered "present" (training.metrics)
+    "false_alarms_per_hour_strict",
+    "false_alarms_per_hour_lenient",
+    "false_present_fraction",
+)
 Progress = Callable[[str], None]  # called with a description after each unit of work
 
 
@@ -114,7 +122,6 @@ def evaluation_row(metrics: dict) -> dict:
     }
     row = {k: metrics.get(k) for k in METRIC_KEYS}
     row["false_alarms"] = metrics.get("false_alarms")
-    row["false_present_fraction"] = metrics.get("false_present_fraction")
     row["hours_without_presence"] = metrics.get("hours_without_presence")
     row["by_event_type"] = by_type
     return row

@@ -4,7 +4,9 @@ Per emission-on frame with probs p = (p_none, p_minor, p_major):
 - strict positive: p_major >= strict_threshold (major motion; it also marks the room occupied);
 - lenient positive: while the last strict positive is at most occupied_window_s old,
   p_minor + p_major >= lenient_threshold (minor motion of someone known to be there);
-- present while the last positive is at most hold_s old; an onset is an absent -> present step;
+- present while the last positive is at most hold_s old; an onset is an absent -> present step. Every
+  onset happens on a positive frame, so it is either an entry (strict positive: major motion from an
+  empty room) or a re-entry (lenient positive in the occupied window after presence lapsed);
 - duty cycling (duty_cycling and emission_off_s > 0): once presence has lasted confirm_s, emission
   switches off for emission_off_s; those frames are ignored and the state is held (clocks frozen).
   After emission returns, the classifier needs context_frames fresh frames, so the next
@@ -75,6 +77,7 @@ class DetectorTrace:
     present: np.ndarray  # [T] bool
     onsets: np.ndarray  # [k] int frame indices where presence starts
     emission_on: np.ndarray  # [T] bool
+    onset_strict: np.ndarray | None = None  # [k] bool: entry on a strict positive (else lenient re-entry)
 
 
 class Detector:
@@ -96,6 +99,7 @@ class Detector:
         self.present_run = 0  # emission-on frames of uninterrupted presence (since onset or re-enable)
         self.off_left = 0  # frames of emission off still to come
         self.warmup_left = 0  # frames after re-enable still ignored
+        self.strict_positive = False  # the last decided frame was a strict positive
 
     def step(self, probs: np.ndarray) -> tuple[bool, bool, bool]:
         """One frame's probs [3] -> (present, onset, emission_on)."""
@@ -111,7 +115,8 @@ class Detector:
         p_minor, p_major = float(probs[MINOR]), float(probs[MAJOR])
         self.since_positive = min(self.since_positive + 1, _NEVER)
         self.since_major = min(self.since_major + 1, _NEVER)
-        if p_major >= cfg.strict_threshold:
+        self.strict_positive = p_major >= cfg.strict_threshold
+        if self.strict_positive:
             self.since_major = 0
             self.since_positive = 0
         elif self.since_major <= self._occupied and p_minor + p_major >= cfg.lenient_threshold:
@@ -135,9 +140,15 @@ def run_detector(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
     n = len(probs)
     present = np.zeros(n, bool)
     emission_on = np.zeros(n, bool)
-    onsets = []
+    onsets, strict = [], []
     for t in range(n):
         present[t], onset, emission_on[t] = detector.step(probs[t])
         if onset:
             onsets.append(t)
-    return DetectorTrace(present=present, onsets=np.asarray(onsets, dtype=np.int64), emission_on=emission_on)
+            strict.append(detector.strict_positive)
+    return DetectorTrace(
+        present=present,
+        onsets=np.asarray(onsets, dtype=np.int64),
+        emission_on=emission_on,
+        onset_strict=np.asarray(strict, dtype=bool),
+    )

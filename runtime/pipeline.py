@@ -24,6 +24,7 @@ class CaptureDecisions:
     onset_times_s: np.ndarray  # [k] float64
     embedding: np.ndarray  # [T, D] float32; zeros before the first full context
     emission_on: np.ndarray  # [T] bool (all True unless duty cycling is on)
+    onset_strict: np.ndarray | None = None  # [k] bool: onset on a strict positive, else a lenient one
 
 
 class DevicePipeline:
@@ -92,4 +93,5 @@ class DevicePipeline:
             onset_times_s=times[trace.onsets],
             embedding=embedding,
             emission_on=trace.emission_on,
+            onset_strict=trace.onset_strict,
         )

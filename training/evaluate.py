@@ -23,8 +23,9 @@ from training.metrics import CaptureOutcome, count_outcomes, onsets_from_present
 
 log = logging.getLogger(__name__)
 
-# (iq [n_mics, n], fs_hz, carrier_hz) -> (times_s [T], present [T], onset_times_s [k])
-DecideFn = Callable[[np.ndarray, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# (iq [n_mics, n], fs_hz, carrier_hz) -> (times_s [T], present [T], onset_times_s [k]) or, from the
+# runtime state machine, the same plus onset_strict [k] (entry on a strict positive, else a re-entry)
+DecideFn = Callable[[np.ndarray, float, float], tuple[np.ndarray, ...]]
 
 
 class EvaluationError(ValueError):
@@ -188,13 +189,18 @@ def iter_captures(
 
 
 def _split_run(
-    captures: list[tuple[dict, int]], times_s: np.ndarray, present: np.ndarray, onsets: np.ndarray
+    captures: list[tuple[dict, int]],
+    times_s: np.ndarray,
+    present: np.ndarray,
+    onsets: np.ndarray,
+    onset_strict: np.ndarray | None = None,
 ) -> list[tuple[int, CaptureOutcome]]:
     """A stream's decisions cut back into its captures [(record, n_samples)]: [(line, outcome)].
 
     A frame belongs to the capture its end time falls in, (start, end]; the first and the last capture
-    keep whatever the stream reported before or after them."""
+    keep whatever the stream reported before or after them. onset_strict [k] travels with its onsets."""
     times_s, present, onsets = np.asarray(times_s), np.asarray(present, bool), np.asarray(onsets)
+    kinds = None if onset_strict is None else np.asarray(onset_strict, bool)
     fs_hz = captures[0][0]["fs_hz"]
     out, offset = [], 0.0
     for k, (record, n_samples) in enumerate(captures):
@@ -202,9 +208,14 @@ def _split_run(
         lower = -np.inf if k == 0 else offset
         upper = np.inf if k == len(captures) - 1 else offset + duration
         sel = (times_s > lower) & (times_s <= upper)
-        on = onsets[(onsets > lower) & (onsets <= upper)]
+        in_capture = (onsets > lower) & (onsets <= upper)
         outcome = CaptureOutcome(
-            str(record["capture_id"]), duration, times_s[sel] - offset, present[sel], on - offset
+            str(record["capture_id"]),
+            duration,
+            times_s[sel] - offset,
+            present[sel],
+            onsets[in_capture] - offset,
+            None if kinds is None else kinds[in_capture],
         )
         out.append((int(record["_line"]), outcome))
         offset += duration
@@ -275,7 +286,7 @@ def evaluate_operating_curve(
         for captures, times, probs in streams:
             trace = run_detector(probs, cfg)
             trace.present[: cfg.context_frames - 1] = False  # as DevicePipeline.run_frames
-            outcomes += _split_run(captures, times, trace.present, times[trace.onsets])
+            outcomes += _split_run(captures, times, trace.present, times[trace.onsets], trace.onset_strict)
         return _count(outcomes, events, skipped, raw_dir)
 
     curve = []
@@ -294,7 +305,14 @@ def evaluate_operating_curve(
     return {"metrics": metrics_at(det), "curve": curve}
 
 
-CURVE_KEYS = ("false_alarms_per_hour", "recall_major", "recall_minor", "false_present_fraction")
+CURVE_KEYS = (
+    "false_alarms_per_hour",
+    "false_alarms_per_hour_strict",
+    "false_alarms_per_hour_lenient",
+    "recall_major",
+    "recall_minor",
+    "false_present_fraction",
+)
 
 
 def _configs(frontend_cfg, detector_cfg):
@@ -315,7 +333,7 @@ def pipeline_decide(model: str | Path | bytes, frontend_cfg, detector_cfg) -> tu
 
     def decide(iq: np.ndarray, fs_hz: float, carrier_hz: float):
         d = pipeline.run_capture(iq, fs_hz, carrier_hz)
-        return np.asarray(d.times_s), np.asarray(d.present, bool), np.asarray(d.onset_times_s)
+        return np.asarray(d.times_s), np.asarray(d.present, bool), np.asarray(d.onset_times_s), d.onset_strict
 
     return decide, fe.baseband_fs_hz
 

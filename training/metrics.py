@@ -12,6 +12,10 @@
 - false_present_hours: time the detector reports present at frames more than `tolerance_s` away
   from every presence event (frames weighted by the frame spacing); false_present_fraction is its
   share of hours_without_presence. Onsets alone miss a detector that is stuck "present".
+- false alarms by how the detector entered "present" (when the outcomes carry onset kinds, as the
+  runtime.detector state machine's do): *entries* on a strict positive (major motion from an empty
+  room) and *re-entries* on a lenient positive (the occupied window after presence lapsed); the
+  counts and rates are None for detectors without kinds (CFAR).
 - by_event_type[type]: hours (event time, clipped to the capture), count, false_alarms, detections
   (presence types: detected per the rule above; other types: present at some frame during the event).
   "empty" is the time covered by no event; its count is the number of such gaps.
@@ -36,6 +40,7 @@ class CaptureOutcome:
     times_s: np.ndarray  # [T] frame times (s from capture start)
     present: np.ndarray  # [T] bool
     onset_times_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [k]
+    onset_strict: np.ndarray | None = None  # [k] bool: entry on a strict positive, else a lenient re-entry
 
 
 def _union_length(intervals: list[tuple[float, float]]) -> float:
@@ -80,6 +85,8 @@ def count_outcomes(
 
     hours_total = hours_without = false_present_s = 0.0
     false_alarms, latencies = 0, []
+    fa_by_kind = {"strict": 0, "lenient": 0}
+    kinds_known = all(out.onset_strict is not None for out in outcomes)
     n_presence = {"major": 0, "minor": 0, "other": 0}
     n_detected = {"major": 0, "minor": 0, "other": 0}
     for out in outcomes:
@@ -106,12 +113,14 @@ def count_outcomes(
         empty["hours"] += (dur - _union_length(clipped)) / 3600.0
         empty["count"] += _gaps(clipped, dur)
 
-        for onset in np.asarray(out.onset_times_s, dtype=np.float64):
+        for i, onset in enumerate(np.asarray(out.onset_times_s, dtype=np.float64)):
             if any(
                 float(e["t0_s"]) - tolerance_s <= onset <= float(e["t1_s"]) + tolerance_s for e in presence
             ):
                 continue
             false_alarms += 1
+            if out.onset_strict is not None:
+                fa_by_kind["strict" if bool(out.onset_strict[i]) else "lenient"] += 1
             active = [e for e in others if float(e["t0_s"]) <= onset <= float(e["t1_s"])]
             name = max(active, key=lambda e: float(e["t0_s"]))["event_type"] if active else EMPTY
             bucket(str(name))["false_alarms"] += 1
@@ -141,6 +150,13 @@ def count_outcomes(
         "hours_without_presence": hours_without,
         "false_alarms": false_alarms,
         "false_alarms_per_hour": false_alarms / hours_without if hours_without > 0 else None,
+        **{f"false_alarms_{kind}": (n if kinds_known else None) for kind, n in fa_by_kind.items()},
+        **{
+            f"false_alarms_per_hour_{kind}": (
+                n / hours_without if kinds_known and hours_without > 0 else None
+            )
+            for kind, n in fa_by_kind.items()
+        },
         "false_present_hours": false_present_s / 3600.0,
         "false_present_fraction": false_present_s / 3600.0 / hours_without if hours_without > 0 else None,
         "n_presence_events": n_events,

@@ -70,6 +70,14 @@ def test_lenient_threshold_reenters_within_window_but_not_after() -> None:
     assert not after.present[30:].any()
 
 
+def test_each_onset_says_whether_it_was_an_entry_or_a_lenient_re_entry() -> None:
+    cfg = _cfg(occupied_window_s=2.0, hold_s=0.0)
+    probs = _probs((MAJOR_P, 1), (NONE_P, 9), (MINOR_P, 1), (NONE_P, 30), (MAJOR_P, 2), (NONE_P, 2))
+    trace = run_detector(probs, cfg)
+    np.testing.assert_array_equal(trace.onsets, [0, 10, 41])
+    np.testing.assert_array_equal(trace.onset_strict, [True, False, True])
+
+
 def test_duty_cycling_switches_emission_off_and_holds_state() -> None:
     cfg = _cfg(duty_cycling=True, confirm_s=1.0, emission_off_s=0.5, hold_s=0.2, context_frames=3)
     trace = run_detector(_probs((MAJOR_P, 10), (NONE_P, 30)), cfg)

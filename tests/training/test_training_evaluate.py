@@ -116,6 +116,9 @@ def test_operating_curve_reruns_only_the_state_machine(raw_batch, model_bytes):
     assert out["metrics"]["false_alarms"] == direct["false_alarms"]
     assert out["metrics"]["recall_major"] == direct["recall_major"]
     assert out["metrics"]["false_present_hours"] == pytest.approx(direct["false_present_hours"])
+    for m in (out["metrics"], direct):  # both paths carry the runtime state machine's onset kinds
+        assert m["false_alarms_strict"] + m["false_alarms_lenient"] == m["false_alarms"]
+    assert out["metrics"]["false_alarms_strict"] == direct["false_alarms_strict"]
     curve = out["curve"]
     assert [p["strict_threshold"] for p in curve] == thresholds
     assert [p["lenient_threshold"] for p in curve] == [0.3, 0.5, 0.5, 0.5]  # never above strict

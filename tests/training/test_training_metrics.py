@@ -119,3 +119,19 @@ def test_latency_only_counts_decisions_made_from_idle():
     assert held["recall_minor"] == 1.0 and held["median_latency_s"] == pytest.approx(0.5)  # the walk-in only
     late = count_outcomes([outcome("c", 40.0, [(5.5, 6.5), (12.0, 31.0)])], events)
     assert late["median_latency_s"] == pytest.approx((0.5 + 4.0) / 2)  # idle from 8 s - 1 s on: typing counts
+
+
+def test_false_alarms_split_by_entry_kind_when_the_detector_reports_it():
+    events = [ev("c1", 10.0, 20.0, "walk", True, "major"), ev("c1", 30.0, 40.0, "hvac", False)]
+    base = outcome("c1", 100.0, [(10.0, 12.0), (31.0, 32.0), (35.0, 36.0), (80.0, 81.0)])
+    kinds = np.array([True, True, False, False])  # the walk's entry (not a false alarm), then three FAs
+    with_kinds = CaptureOutcome(
+        base.capture_id, base.duration_s, base.times_s, base.present, base.onset_times_s, kinds
+    )
+    m = count_outcomes([with_kinds], events)
+    assert (m["false_alarms"], m["false_alarms_strict"], m["false_alarms_lenient"]) == (3, 1, 2)
+    hours = 90.0 / 3600
+    assert m["false_alarms_per_hour_strict"] == pytest.approx(1 / hours)
+    assert m["false_alarms_per_hour_lenient"] == pytest.approx(2 / hours)
+    without = count_outcomes([base], events)  # e.g. CFAR: no kinds, no split
+    assert without["false_alarms_strict"] is None and without["false_alarms_per_hour_lenient"] is None
