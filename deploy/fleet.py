@@ -1,8 +1,8 @@
-"""A fleet of simulated devices: one device folder per unit of the simulator's field population.
+"""A fleet folder: one device folder per unit, each a device (deploy.agent) plus `identity.json`.
 
-Each folder is a device (deploy.agent) plus `identity.json`: the unit's fleet index and device id in
-fleet.simulate's field population (so its logs can be simulated as that same physical unit and room)
-and its profile (speaker4 | display2, from the population's profile mix).
+An identity is {device_id, fleet_index, profile}: who the unit is, where it sits in the fleet, and which
+bundles it takes (speaker4 | display2). Where identities come from is the caller's business (a device
+registry; here flows.simulated_fleet, from the simulator's field population).
 """
 
 from __future__ import annotations
@@ -16,32 +16,28 @@ from deploy.keystore import PublicKeyLike
 from deploy.verify import DEFAULT_MAX_ENTRY_BYTES
 
 IDENTITY_NAME = "identity.json"
-FLEET_PRESET = "field"
+IDENTITY_KEYS = ("device_id", "fleet_index", "profile")
 
 
 def provision_fleet(
     fleet_dir: str | os.PathLike,
-    n_devices: int,
+    identities: list[dict],
     trusted_keys: dict[str, PublicKeyLike] | list[PublicKeyLike],
-    sim: dict | None = None,
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
 ) -> list[dict]:
-    """Provision field units 0..n_devices-1 that are missing (factory state); return every identity."""
-    from fleet.config import sim_section
-    from fleet.simulate import fleet_unit
-
-    if n_devices < 1:
+    """Provision the identities that are missing (factory state); return every identity in the folder."""
+    if not identities:
         raise ValueError("a fleet needs at least one device")
-    sim = sim_section(sim)
     fleet_dir = Path(fleet_dir)
-    for index in range(n_devices):
-        device, _ = fleet_unit(FLEET_PRESET, index, sim)
-        device_dir = fleet_dir / device.device_id
+    for identity in identities:
+        missing = [k for k in IDENTITY_KEYS if k not in identity]
+        if missing:
+            raise ValueError(f"device identity {identity!r} lacks {missing}")
+        device_dir = fleet_dir / str(identity["device_id"])
         if (device_dir / IDENTITY_NAME).exists():
             continue
-        provision_device(device_dir, device.profile, trusted_keys, max_entry_bytes=max_entry_bytes)
-        identity = {"device_id": device.device_id, "fleet_index": index, "profile": device.profile}
-        atomic_write_json(device_dir / IDENTITY_NAME, identity)
+        provision_device(device_dir, str(identity["profile"]), trusted_keys, max_entry_bytes=max_entry_bytes)
+        atomic_write_json(device_dir / IDENTITY_NAME, {k: identity[k] for k in IDENTITY_KEYS})
     return list_fleet(fleet_dir)
 
 

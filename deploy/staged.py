@@ -3,6 +3,7 @@
     plan_rollout      targets (right profile, not already at this release), seeded canary cohort
     install_canaries  install on the canaries, remembering what each ran before
     observe_canaries  the canaries' next logs with the new bundle vs the same period with the previous one
+                      (from a CanaryLogSource: flows.simulated_fleet's simulator stands in for uploads)
     gate              deploy.rollout.canary_gate + "every canary installed"
     finish_rollout    proceed: install on the rest of the fleet; halt: roll the canaries back
 Every step records its decision and numbers in a DecisionLog (JSON, rewritten atomically per entry).
@@ -16,10 +17,10 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from common.io import atomic_write_json
 from deploy.agent import read_state
-from deploy.canary import canary_sim_params, log_stats, simulate_units, sum_stats
 from deploy.fleet import list_fleet
 from deploy.layout import MANIFEST_NAME
 from deploy.rollout import (
@@ -163,37 +164,55 @@ def install_canaries(plan: dict) -> list[dict]:
     ]
 
 
-def observe_canaries(plan: dict, installs: list[dict], rollout: dict, sim: dict, work_dir: str | os.PathLike):
-    """Simulate the canaries' next period with the new bundle and with what they ran before; count both.
+class CanaryLogSource(Protocol):
+    """Where a cohort's next logs come from, counted: {hours, false_alarms, false_present_hours,
+    detections, presence_events, n_captures, n_captures_skipped, ...} over the units' period."""
+
+    def collect(
+        self,
+        fleet_indices: list[int],
+        bundle_path: str | os.PathLike | None,  # None: the factory detector
+        out_dir: str | os.PathLike,
+        batch_id: str,
+    ) -> dict: ...
+
+
+STAT_TOTALS = (
+    "hours",
+    "false_alarms",
+    "false_present_hours",
+    "detections",
+    "presence_events",
+    "n_captures",
+    "n_captures_skipped",
+)
+
+
+def sum_stats(parts: list[dict]) -> dict:
+    """Totals of log statistics over groups of devices (hours, counts); rates are recomputed by the gate."""
+    return {k: sum(p[k] for p in parts) for k in STAT_TOTALS}
+
+
+def observe_canaries(plan: dict, installs: list[dict], logs: CanaryLogSource, work_dir: str | os.PathLike):
+    """The canaries' next period with the new bundle and with what they ran before, both counted.
 
     Returns {"canary": stats, "baseline": stats, "groups": [...]} (stats: hours, false_alarms, detections).
     """
     work_dir = Path(work_dir)
-    sim = canary_sim_params(sim, float(rollout["canary_sample_prob"]))
-    hours, seed = (
-        float(rollout["canary_hours"]),
-        int(rollout["observe_seed"]),
-    )
     installed = [r for r in installs if r["installed"]]
     if not installed:
         empty = {"hours": 0.0, "false_alarms": 0, "false_present_hours": 0.0, "detections": 0}
         return {"canary": empty, "baseline": empty, "groups": []}
     index_of = {r["device_id"]: plan["devices"][r["device_id"]]["fleet_index"] for r in installed}
-    new_raw, new_truth = work_dir / "new" / "raw", work_dir / "new" / "truth"
-    simulate_units(
-        list(index_of.values()), hours, seed, new_raw, new_truth, plan["bundle"], sim, "canary-new"
-    )
-    canary = log_stats(new_raw, new_truth, plan["bundle"], sim)
+    canary = logs.collect(list(index_of.values()), plan["bundle"], work_dir / "new", "canary-new")
     groups: dict[tuple, list[dict]] = {}
     for r in installed:  # canaries that ran different bundles before are compared group by group
         groups.setdefault((r["previous"]["version"], r["previous"]["release_counter"]), []).append(r)
     parts, group_rows = [], []
     for n, ((version, counter), members) in enumerate(sorted(groups.items(), key=lambda kv: kv[0][1])):
-        prev_path = members[0]["previous"]["path"]
-        raw, truth = work_dir / f"baseline-{n}" / "raw", work_dir / f"baseline-{n}" / "truth"
         indices = [index_of[m["device_id"]] for m in members]
-        simulate_units(indices, hours, seed, raw, truth, prev_path, sim, f"canary-baseline-{n}")
-        stats = log_stats(raw, truth, prev_path, sim)
+        prev_path = members[0]["previous"]["path"]
+        stats = logs.collect(indices, prev_path, work_dir / f"baseline-{n}", f"canary-baseline-{n}")
         parts.append(stats)
         group_rows.append({"version": version, "release_counter": counter, "devices": len(members), **stats})
     return {"canary": canary, "baseline": sum_stats(parts), "groups": group_rows}
@@ -308,7 +327,7 @@ def run_staged_rollout(
     bundle_path: str | os.PathLike,
     fleet_dir: str | os.PathLike,
     rollout: dict,
-    sim: dict,
+    logs: CanaryLogSource,
     notify: Callable[[str], None] | None = None,
 ) -> dict:
     """The whole rollout in one call (what the Prefect flow does, task by task). Returns the decision log."""
@@ -318,7 +337,7 @@ def run_staged_rollout(
     record_plan(log, plan)
     installs = install_canaries(plan)
     record_installs(log, "install_canaries", installs)
-    observed = observe_canaries(plan, installs, rollout, sim, log_path.parent / "canary_logs")
+    observed = observe_canaries(plan, installs, logs, log_path.parent / "canary_logs")
     record_observation(log, observed)
     decision = gate(installs, observed, rollout)
     finished = finish_rollout(plan, installs, decision)

@@ -19,10 +19,10 @@ from deploy import staged
 
 @task(name="provision-fleet", cache_policy=NO_CACHE)
 def provision_task(fleet_dir: str, n_devices: int, sim: dict) -> list[dict]:
-    from deploy.fleet import provision_fleet
     from deploy.keystore import Keystore
+    from flows.simulated_fleet import provision_field_fleet
 
-    return provision_fleet(fleet_dir, n_devices, Keystore().trusted_public_keys(), sim)
+    return provision_field_fleet(fleet_dir, n_devices, Keystore().trusted_public_keys(), sim)
 
 
 @task(name="plan", cache_policy=NO_CACHE)
@@ -37,7 +37,9 @@ def install_canaries_task(plan: dict) -> list[dict]:
 
 @task(name="observe-canaries", cache_policy=NO_CACHE)
 def observe_task(plan: dict, installs: list[dict], rollout: dict, sim: dict, work_dir: str) -> dict:
-    return staged.observe_canaries(plan, installs, rollout, sim, work_dir)
+    from flows.simulated_fleet import SimulatedCanaryLogs
+
+    return staged.observe_canaries(plan, installs, SimulatedCanaryLogs.from_params(sim, rollout), work_dir)
 
 
 @task(name="gate-and-finish", cache_policy=NO_CACHE)

@@ -2,7 +2,8 @@
 
 Bundles here carry a constant model that always says "no motion"; the bad one pairs it with absurdly
 low detector thresholds, so it reports presence everywhere. The canaries' next logs are simulated by
-fleet.simulate for the same units and period with the new and with the previous bundle.
+fleet.simulate (through flows.simulated_fleet) for the same units and period with the new and with the
+previous bundle.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from deploy.agent import device_boot, device_status
 from deploy.fleet import list_fleet, provision_fleet
 from deploy.rollout import install_cohort
 from deploy.staged import HALTED, ROLLED_OUT, decisions_markdown, gate, run_staged_rollout
+from flows.simulated_fleet import SimulatedCanaryLogs, field_identities, provision_field_fleet
 
 pytest.importorskip("onnxruntime")
 N_DEVICES = 5  # field units 0..4: four speaker4, one display2 (fleet_seed 1729)
@@ -27,6 +29,10 @@ def sim():
     from fleet.config import sim_section
 
     return sim_section(None)
+
+
+def logs(sim: dict, rollout: dict) -> SimulatedCanaryLogs:
+    return SimulatedCanaryLogs.from_params(sim, rollout)
 
 
 @pytest.fixture
@@ -59,7 +65,7 @@ def signed(tmp_path, keystore):
 
 @pytest.fixture
 def fleet(tmp_path, keystore, sim):
-    devices = provision_fleet(tmp_path / "fleet", N_DEVICES, keystore.trusted_public_keys(), sim)
+    devices = provision_field_fleet(tmp_path / "fleet", N_DEVICES, keystore.trusted_public_keys(), sim)
     assert [d["device_id"] for d in devices] == [f"dev-{i:04d}" for i in range(N_DEVICES)]
     return tmp_path / "fleet"
 
@@ -71,15 +77,23 @@ def _speakers(fleet_dir):
 def test_provisioning_is_idempotent_and_carries_fleet_identities(fleet, keystore, sim):
     before = list_fleet(fleet)
     assert {d["profile"] for d in before} == {"speaker4", "display2"}
-    again = provision_fleet(fleet, N_DEVICES + 1, keystore.trusted_public_keys(), sim)
+    again = provision_fleet(fleet, field_identities(N_DEVICES + 1, sim), keystore.trusted_public_keys())
     assert again[:N_DEVICES] == before and again[-1]["fleet_index"] == N_DEVICES
     assert all(device_status(d["dir"])["release_counter"] == 0 for d in again)
+
+
+def test_provisioning_refuses_incomplete_identities(tmp_path, keystore):
+    with pytest.raises(ValueError, match=r"lacks \['fleet_index', 'profile'\]"):
+        provision_fleet(tmp_path / "fleet", [{"device_id": "dev-x"}], keystore.trusted_public_keys())
+    with pytest.raises(ValueError, match="at least one device"):
+        provision_fleet(tmp_path / "fleet", [], keystore.trusted_public_keys())
+    assert not (tmp_path / "fleet" / "dev-x").exists()
 
 
 def test_good_bundle_proceeds_to_the_whole_fleet(fleet, signed, rollout, sim):
     speakers = _speakers(fleet)
     assert all(r["installed"] for r in install_cohort(signed("v1.tar", 1), [d["dir"] for d in speakers]))
-    doc = run_staged_rollout(signed("v2.tar", 2), fleet, rollout, sim)
+    doc = run_staged_rollout(signed("v2.tar", 2), fleet, rollout, logs(sim, rollout))
     assert doc["outcome"] == ROLLED_OUT
     assert [e["step"] for e in doc["decisions"]] == [
         "plan",
@@ -109,7 +123,7 @@ def test_false_alarming_bundle_halts_and_canaries_boot_their_previous_slot(fleet
     install_cohort(signed("v1.tar", 1), [d["dir"] for d in speakers])
     messages: list[str] = []
     doc = run_staged_rollout(
-        signed("v2-bad.tar", 2, BAD_DETECTOR), fleet, rollout, sim, notify=messages.append
+        signed("v2-bad.tar", 2, BAD_DETECTOR), fleet, rollout, logs(sim, rollout), notify=messages.append
     )
     assert doc["outcome"] == HALTED
     gate_entry = next(e for e in doc["decisions"] if e["step"] == "gate")
@@ -133,7 +147,7 @@ def test_false_alarming_bundle_halts_and_canaries_boot_their_previous_slot(fleet
 def test_first_bundle_halted_against_factory_detector_returns_canaries_to_factory(
     fleet, signed, rollout, sim
 ):
-    doc = run_staged_rollout(signed("v1-bad.tar", 1, BAD_DETECTOR), fleet, rollout, sim)
+    doc = run_staged_rollout(signed("v1-bad.tar", 1, BAD_DETECTOR), fleet, rollout, logs(sim, rollout))
     assert doc["outcome"] == HALTED
     assert any("factory" in r for r in next(e for e in doc["decisions"] if e["step"] == "observe")["reasons"])
     for d in _speakers(fleet):

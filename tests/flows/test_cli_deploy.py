@@ -88,15 +88,16 @@ def test_rollout_command_exit_codes_and_decisions(tmp_path, project_root, monkey
     """The command's wiring, with the flow's steps run without Prefect (the flow itself is tested below)."""
     import flows.rollout
     from common.params import load_params
-    from deploy.fleet import provision_fleet
     from deploy.keystore import Keystore
     from deploy.staged import run_staged_rollout
+    from flows.simulated_fleet import SimulatedCanaryLogs, provision_field_fleet
 
     def steps_without_prefect(bundle, fleet_dir, params_file, n_devices=None, canary_fraction=None):
         p = load_params(params_file)
         rollout = {**p["deploy"]["rollout"], "canary_fraction": canary_fraction}
-        provision_fleet(fleet_dir, n_devices, Keystore().trusted_public_keys(), p["simulate"])
-        doc = run_staged_rollout(bundle, fleet_dir, rollout, p["simulate"])
+        provision_field_fleet(fleet_dir, n_devices, Keystore().trusted_public_keys(), p["simulate"])
+        logs = SimulatedCanaryLogs.from_params(p["simulate"], rollout)
+        doc = run_staged_rollout(bundle, fleet_dir, rollout, logs)
         return {**doc, "decision_log": "decisions.json"}
 
     monkeypatch.setattr(flows.rollout, "staged_rollout", steps_without_prefect)

@@ -1,20 +1,88 @@
-"""The canaries' next logs: simulate a short field period for chosen fleet units, then count from it.
+"""The simulator standing in for a real fleet in rollouts: device identities and the canaries' next logs.
 
-The simulator stands in for the field here. A canary cohort is simulated twice over the same period
-with the same seed (same rooms, people and noise): once running the new bundle, once running what it
-ran before (a previous bundle, or the factory energy detector when none). During the canary period the
-devices upload every capture (`canary_sample_prob`), so false alarms and detections are counted over
-all of their hours, not over a detection-biased sample. Counting is training.evaluate's.
+deploy/ knows devices only as folders and logs only as numbers (deploy.staged takes a CanaryLogSource);
+this module joins it to fleet/ (simulation) and training/ (counting), as flows/ may.
+
+- field_identities / provision_field_fleet: fleet folders for units of the simulator's field population,
+  so a device's logs can be simulated as that same physical unit and room.
+- SimulatedCanaryLogs: simulate a short field period for chosen units, then count from it. A canary
+  cohort is simulated twice over the same period with the same seed (same rooms, people and noise):
+  once running the new bundle, once running what it ran before (a previous bundle, or the factory
+  energy detector when none). During the canary period the devices upload every capture
+  (`canary_sample_prob`), so false alarms and detections are counted over all of their hours, not over
+  a detection-biased sample. Counting is training.evaluate's.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from deploy.fleet import FLEET_PRESET
+from deploy.fleet import provision_fleet
+from deploy.keystore import PublicKeyLike
+from deploy.verify import DEFAULT_MAX_ENTRY_BYTES
+
+FLEET_PRESET = "field"  # rollouts run on units of the simulator's field population
+
+
+def field_identities(n_devices: int, sim: dict | None = None) -> list[dict]:
+    """{device_id, fleet_index, profile} of field units 0..n_devices-1 (profile from the population mix)."""
+    from fleet.config import sim_section
+    from fleet.simulate import fleet_unit
+
+    if n_devices < 1:
+        raise ValueError("a fleet needs at least one device")
+    sim = sim_section(sim)
+    identities = []
+    for index in range(n_devices):
+        device, _ = fleet_unit(FLEET_PRESET, index, sim)
+        identities.append({"device_id": device.device_id, "fleet_index": index, "profile": device.profile})
+    return identities
+
+
+def provision_field_fleet(
+    fleet_dir: str | os.PathLike,
+    n_devices: int,
+    trusted_keys: dict[str, PublicKeyLike] | list[PublicKeyLike],
+    sim: dict | None = None,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+) -> list[dict]:
+    """Provision field units 0..n_devices-1 that are missing (factory state); return every identity."""
+    return provision_fleet(fleet_dir, field_identities(n_devices, sim), trusted_keys, max_entry_bytes)
+
+
+@dataclass(frozen=True)
+class SimulatedCanaryLogs:
+    """deploy.staged.CanaryLogSource backed by the simulator: the same (units, hours, seed) world for
+    whichever bundle runs, so a new and a previous bundle differ only by their decisions."""
+
+    sim: dict  # simulate section with the canaries' upload rate
+    hours: float  # simulated field hours per unit
+    seed: int  # the period's simulation seed
+
+    @classmethod
+    def from_params(cls, sim: dict, rollout: dict) -> SimulatedCanaryLogs:
+        """From the simulate section and deploy.rollout (canary_sample_prob, canary_hours, observe_seed)."""
+        return cls(
+            canary_sim_params(sim, float(rollout["canary_sample_prob"])),
+            float(rollout["canary_hours"]),
+            int(rollout["observe_seed"]),
+        )
+
+    def collect(
+        self,
+        fleet_indices: list[int],
+        bundle_path: str | os.PathLike | None,
+        out_dir: str | os.PathLike,
+        batch_id: str,
+    ) -> dict:
+        """Simulate the units' period running the bundle (factory detector if None) and count: log_stats."""
+        raw, truth = Path(out_dir) / "raw", Path(out_dir) / "truth"
+        simulate_units(fleet_indices, self.hours, self.seed, raw, truth, bundle_path, self.sim, batch_id)
+        return log_stats(raw, truth, bundle_path, self.sim)
 
 
 def canary_sim_params(sim: dict, sample_prob: float) -> dict:
@@ -116,17 +184,3 @@ def log_stats(
         "false_alarms_per_empty_hour": metrics["false_alarms_per_hour"],
         "recall": metrics["recall"],
     }
-
-
-def sum_stats(parts: list[dict]) -> dict:
-    """Totals of log_stats over groups of devices (hours, counts); rates are recomputed by the gate."""
-    keys = (
-        "hours",
-        "false_alarms",
-        "false_present_hours",
-        "detections",
-        "presence_events",
-        "n_captures",
-        "n_captures_skipped",
-    )
-    return {k: sum(p[k] for p in parts) for k in keys}
