@@ -1,7 +1,7 @@
 """Summarise the flywheel experiment (mean and spread over seeds, target checks) and write its report.
 
 Writes, atomically, under the output folder: results.json, results.md (the comparison table) and
-plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels,fa_vs_recall}.png.
+plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels,fa_vs_recall,fa_entries}.png.
 
 Each model is run at the thresholds its training chose, so two models differ in recall as well as in
 false alarms. Rows that carry an operating curve (mining.experiment.evaluate_model) are also compared
@@ -337,7 +337,37 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         ax.set_title("False alarms against recall over strict thresholds (first seed)")
         ax.legend(fontsize=8)
         written.append(_save(fig, plots_dir / "fa_vs_recall.png"))
+    split = _entry_split(results)
+    if split:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        names = list(split)
+        entries = np.array([split[n][0] for n in names])
+        re_entries = np.array([split[n][1] for n in names])
+        ax.bar(names, entries, label="entries (strict: major motion from an empty room)")
+        ax.bar(names, re_entries, bottom=entries, label="re-entries (lenient, occupied window)")
+        ax.set_ylabel("false alarms per hour (mean over seeds)")
+        ax.set_title("How the detector entered 'present' on its false alarms")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(fontsize=8)
+        written.append(_save(fig, plots_dir / "fa_entries.png"))
     return written
+
+
+def _entry_split(results: dict) -> dict[str, tuple[float, float]]:
+    """{model: (entry FA/h, re-entry FA/h)} for the seed model, each strategy's last turn, the ceiling."""
+    last = str(results["turns"])
+    models = {"seed": results["seed_model"]}
+    for strategy, by_turn in results["strategies"].items():
+        models[f"{strategy} t{last}"] = by_turn[last]
+    if results.get("every_window"):
+        models["every window"] = results["every_window"]
+    split = {}
+    for name, agg in models.items():
+        strict = (agg.get("false_alarms_per_hour_strict") or {}).get("mean")
+        lenient = (agg.get("false_alarms_per_hour_lenient") or {}).get("mean")
+        if strict is not None and lenient is not None:
+            split[name] = (strict, lenient)
+    return split
 
 
 def _first_seed_curves(results: dict) -> dict[str, list[dict]]:

@@ -413,7 +413,7 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
     assert pl.read_parquet(tmp_path / "again" / "flywheel" / "labels-field-1.parquet").equals(first)
 
 
-def test_false_alarms_split_into_entries_and_re_entries():
+def test_false_alarms_split_into_entries_and_re_entries(tmp_path):
     ex = {
         "strategies": ["flywheel", "random"],
         "targets": {
