@@ -309,12 +309,15 @@ def _release_evidence(paths: Paths, model: str):
     return ModelEvidence(model, read_json(paths.evaluation(model) / "int8.json"), bool(gate["passed"]))
 
 
-def release_decision(params: dict, paths: Paths) -> dict:
-    """The release gate over the turn's models: retrained candidate or seed model (deploy.release_gate)."""
+def release_decision(params: dict, paths: Paths) -> tuple[dict, dict]:
+    """The release gate over the turn's models (deploy.release_gate): (decision, the shipped model's
+    int8 evaluation on the eval batch)."""
     from deploy.release_gate import ReleaseRules, decide_release
 
     rules = ReleaseRules.from_dict(params["package"].get("release"))
-    return decide_release(_release_evidence(paths, "retrained"), _release_evidence(paths, "seed"), rules)
+    evidence = {m: _release_evidence(paths, m) for m in ("retrained", "seed")}
+    decision = decide_release(evidence["retrained"], evidence["seed"], rules)
+    return decision, evidence[decision["shipped"]].evaluation
 
 
 def package(params: dict, paths: Paths) -> dict:
@@ -333,7 +336,7 @@ def package(params: dict, paths: Paths) -> dict:
 
     started = time.perf_counter()
     pk = params["package"]
-    release = release_decision(params, paths)
+    release, evaluation = release_decision(params, paths)
     shipped = release["shipped"]
     model_dir = paths.model(shipped)
     rows = pl.read_parquet(paths.curated("eval") / "windows.parquet", columns=["end_row"])[
@@ -343,7 +346,6 @@ def package(params: dict, paths: Paths) -> dict:
     test_inputs = gather_windows(
         open_frames(paths.curated("eval")), rows[pick], int(params["ingest"]["context_frames"])
     )
-    evaluation = read_json(paths.evaluation(shipped) / "int8.json")
     trained_on = [p for b in TRAINING_DATA[shipped] for p in (paths.curated(b), paths.labels(b))]
     detector = read_json(model_dir / "checkpoint" / "detector.json")
     extra: dict = {}

@@ -265,13 +265,9 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    turns = results["turns"]
-    last = str(turns)
-    models = {"seed": results["seed_model"]["by_event_type"], "cfar": results["cfar"]["by_event_type"]}
-    for strategy, by_turn in results["strategies"].items():
-        models[f"{strategy} (turn {last})"] = by_turn[last]["by_event_type"]
-    if results.get("every_window"):
-        models["every window labelled"] = results["every_window"]["by_event_type"]
+    compared = _compared_models(results)
+    models = {"seed": compared.pop("seed")["by_event_type"], "cfar": results["cfar"]["by_event_type"]}
+    models.update({name: agg["by_event_type"] for name, agg in compared.items()})
     types = sorted({t for v in models.values() for t in v})
     written = []
 
@@ -353,16 +349,21 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     return written
 
 
-def _entry_split(results: dict) -> dict[str, tuple[float, float]]:
-    """{model: (entry FA/h, re-entry FA/h)} for the seed model, each strategy's last turn, the ceiling."""
+def _compared_models(results: dict) -> dict[str, dict]:
+    """The aggregates the plots compare: seed model, each strategy's last turn, the every-window ceiling."""
     last = str(results["turns"])
     models = {"seed": results["seed_model"]}
     for strategy, by_turn in results["strategies"].items():
-        models[f"{strategy} t{last}"] = by_turn[last]
+        models[f"{strategy} (turn {last})"] = by_turn[last]
     if results.get("every_window"):
-        models["every window"] = results["every_window"]
+        models["every window labelled"] = results["every_window"]
+    return models
+
+
+def _entry_split(results: dict) -> dict[str, tuple[float, float]]:
+    """{model: (entry FA/h, re-entry FA/h)} for the models _compared_models names."""
     split = {}
-    for name, agg in models.items():
+    for name, agg in _compared_models(results).items():
         strict = (agg.get("false_alarms_per_hour_strict") or {}).get("mean")
         lenient = (agg.get("false_alarms_per_hour_lenient") or {}).get("mean")
         if strict is not None and lenient is not None:
