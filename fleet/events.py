@@ -1,7 +1,10 @@
 """Event generators: each returns an Event whose draw(t, ctx) renders its baseband contribution.
 
-Presence (major: walk_in, walk_through, pacing, sit_stand; minor: typing, page_turn, reach,
-hand_gesture, shift_in_chair) are people made of point scatterers. Non-presence nuisances are
+Presence (major: walk_in, walk_out, walk_through, pacing, sit_stand; minor: typing, page_turn, reach,
+hand_gesture, shift_in_chair, and `still`: a person sitting or lying still, reading, watching TV or
+asleep, whose only motion is breathing) are people made of point scatterers. An occupancy session
+starts with walk_in (from the door) and ends with walk_out (back through the door); walk_through is a
+visit of its own (in at the door, across, out). Non-presence nuisances are
 fans (rotating blades → micro-Doppler at the blade-pass rate), curtains, HVAC (slow random phase
 on the room's static paths), pets, robot vacuums, another device's tone, pest-repeller sweeps,
 clatter (impulsive) and music (loudspeaker nonlinearity through the direct path).
@@ -30,6 +33,7 @@ from runtime.mbdp import MbdpConfig, MultibandProcessor
 # event_type → (is_presence, motion_class)
 EVENT_INFO: dict[str, tuple[bool, str]] = {
     "walk_in": (True, "major"),
+    "walk_out": (True, "major"),
     "walk_through": (True, "major"),
     "pacing": (True, "major"),
     "sit_stand": (True, "major"),
@@ -38,6 +42,7 @@ EVENT_INFO: dict[str, tuple[bool, str]] = {
     "reach": (True, "minor"),
     "hand_gesture": (True, "minor"),
     "shift_in_chair": (True, "minor"),
+    "still": (True, "minor"),
     "ceiling_fan": (False, "none"),
     "pedestal_fan": (False, "none"),
     "curtain": (False, "none"),
@@ -128,6 +133,16 @@ def walk_in(t0, dur, rng, room):
     path = Path.walk(t0, [room.door, stop], speed=rng.uniform(0.6, 1.4))
     gait, ph = rng.uniform(0.8, 1.0), rng.uniform(0, 2 * np.pi)
     t1 = path.t_end + 0.5
+    return t1, _scatter(lambda t: walker(path, t, gait, ph), t0, t1)
+
+
+def walk_out(t0, dur, rng, room):
+    """Leaving: stand up from the seat, then walk out through the door; the room is empty after t1."""
+    start = room.seat + np.array([rng.normal(0, 0.3), rng.normal(0, 0.3), 0.1])
+    rise = rng.uniform(0.4, 0.9)
+    path = Path.walk(t0 + rise, [start, room.door], speed=rng.uniform(0.6, 1.4))
+    gait, ph = rng.uniform(0.8, 1.0), rng.uniform(0, 2 * np.pi)
+    t1 = path.t_end + 0.3  # through the doorway: the echo fades as the body leaves the room
     return t1, _scatter(lambda t: walker(path, t, gait, ph), t0, t1)
 
 
@@ -272,6 +287,23 @@ def shift_in_chair(t0, dur, rng, room):
         return np.stack([torso, hips]), np.array([0.12, 0.06])
 
     rng_rise = rng.uniform(0.4, 0.8)
+    return t0 + dur, _scatter(pos_fn, t0, t0 + dur)
+
+
+def still(t0, dur, rng, room):
+    """Someone sitting or lying still (reading, watching TV, asleep): breathing and, every few
+    minutes, a small settling of the body (2-5 cm over about a second)."""
+    chest, fwd, breath = _seated(room, rng)
+    n_shifts = rng.poisson(max(dur, 1.0) / 240.0)
+    shifts = np.sort(t0 + rng.uniform(0, max(dur - 2, 0.5), n_shifts))
+    direction = rng.normal(size=3) * np.array([1, 1, 0.3])
+    direction *= rng.uniform(0.02, 0.05) / np.linalg.norm(direction)
+
+    def pos_fn(t):
+        (torso,), _ = _body_still(chest, fwd, breath, t)
+        torso = torso + pulse_train(t, shifts, 0.8, 1e9)[:, None] * direction
+        return np.stack([torso]), np.array([BODY_GAIN["torso"]])
+
     return t0 + dur, _scatter(pos_fn, t0, t0 + dur)
 
 
@@ -595,6 +627,7 @@ def music(t0, dur, rng, room, volume: float = 5.0, excursion_mm: float = 1.2, mb
 
 GENERATORS = {
     "walk_in": walk_in,
+    "walk_out": walk_out,
     "walk_through": walk_through,
     "pacing": pacing,
     "sit_stand": sit_stand,
@@ -603,6 +636,7 @@ GENERATORS = {
     "reach": reach,
     "hand_gesture": hand_gesture,
     "shift_in_chair": shift_in_chair,
+    "still": still,
     "ceiling_fan": ceiling_fan,
     "pedestal_fan": pedestal_fan,
     "curtain": curtain,

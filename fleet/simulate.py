@@ -31,8 +31,9 @@ from fleet.scenes import DeviceScene
 from fleet.timeline import plan, presence_intervals
 from fleet.writer import open_batch, truth_rows
 
-PRESET_CODE = {"seed": 1, "field": 2, "eval": 3}
-ID_PREFIX = {"seed": "lab", "field": "dev", "eval": "evl"}
+PRESET_CODE = {"seed": 1, "field": 2, "eval": 3, "household": 4}
+ID_PREFIX = {"seed": "lab", "field": "dev", "eval": "evl", "household": "hh"}
+CONTINUOUS = ("eval", "household")  # every capture rendered and uploaded: held-out evaluation sets
 
 
 def fleet_unit(preset: str, index: int, sim: dict, calibration: dict | None = None) -> tuple[Device, Room]:
@@ -141,6 +142,7 @@ def simulate_device(job: DeviceJob) -> DeviceOutput:
     rng = np.random.default_rng([int(job.seed), PRESET_CODE[preset], i])
     tuning = runner.mbdp_tuning if runner is not None else job.mbdp
     the_plan = plan(preset, job.n_chunks * capture_s, rng, room, sim, sensing_mbdp(tuning))
+    episode_ids = {id(e): f"{dev.device_id}-e{k:05d}" for k, e in enumerate(the_plan.events)}
     for e in the_plan.events:
         out.event_s[e.event_type] = out.event_s.get(e.event_type, 0.0) + e.t1 - e.t0
     scene = DeviceScene(dev, room, the_plan.events, fs, int(rng.integers(2**62)))
@@ -171,7 +173,7 @@ def simulate_device(job: DeviceJob) -> DeviceOutput:
         motion_all.append(motion)
         if preset == "seed":
             trigger = "collection"
-        elif preset == "eval":
+        elif preset in CONTINUOUS:
             trigger = "sample"
         else:
             trigger = policy.decide(t0, detected, rare)
@@ -211,7 +213,7 @@ def simulate_device(job: DeviceJob) -> DeviceOutput:
                 "file": rel,
             }
         )
-        out.truth += truth_rows(cid, scene.overlapping(t0, t0 + capture_s), t0, capture_s)
+        out.truth += truth_rows(cid, scene.overlapping(t0, t0 + capture_s), t0, capture_s, episode_ids)
         out.triggers[trigger] = out.triggers.get(trigger, 0) + 1
     if preset != "seed":  # lab sessions: scripted takes, no household and no voice assistant
         log = DialogueLog(dev.device_id, start, job.batch_id)

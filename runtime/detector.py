@@ -131,11 +131,50 @@ class Detector:
         return self.present, onset, True
 
 
+def _frames_since(flags: np.ndarray) -> np.ndarray:
+    """[T] int64: frames since the last True at or before each frame (_NEVER-ish when none yet)."""
+    idx = np.arange(flags.size, dtype=np.int64)
+    last = np.maximum.accumulate(np.where(flags, idx, -_NEVER))
+    return idx - last
+
+
 def run_detector(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
-    """probs [T, 3] -> DetectorTrace (the streaming Detector run over every frame)."""
+    """probs [T, 3] -> DetectorTrace: the streaming Detector's answers for every frame.
+
+    Without duty cycling the state machine has no feedback from its output, so it is evaluated with
+    array operations (frames since the last strict / any positive); with duty cycling the Detector is
+    stepped frame by frame. Both give identical traces (tested)."""
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 2 or probs.shape[1] != 3:
         raise ValueError(f"probs must be [T, 3], got {probs.shape}")
+    if not (cfg.duty_cycling and cfg.emission_off_s > 0):
+        return _run_vectorised(probs, cfg)
+    return run_detector_stepwise(probs, cfg)
+
+
+def _run_vectorised(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
+    n = len(probs)
+    p_minor = probs[:, MINOR].astype(np.float64)
+    p_major = probs[:, MAJOR].astype(np.float64)
+    strict = p_major >= cfg.strict_threshold  # [T]
+    # frames since the last strict positive *before* this frame, as Detector.step sees it
+    since_major_before = np.concatenate([[_NEVER], _frames_since(strict)[:-1] + 1]) if n else np.zeros(0)
+    since_major_before = np.minimum(since_major_before, _NEVER)
+    lenient = ~strict & (since_major_before <= cfg.frames(cfg.occupied_window_s))
+    lenient &= p_minor + p_major >= cfg.lenient_threshold
+    present = _frames_since(strict | lenient) <= cfg.frames(cfg.hold_s)
+    onsets = np.flatnonzero(present & ~np.concatenate([[False], present[:-1]]))
+    return DetectorTrace(
+        present=present,
+        onsets=onsets.astype(np.int64),
+        emission_on=np.ones(n, bool),
+        onset_strict=strict[onsets],
+    )
+
+
+def run_detector_stepwise(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
+    """probs [T, 3] -> DetectorTrace, stepping the streaming Detector over every frame."""
+    probs = np.asarray(probs, dtype=np.float32)
     detector = Detector(cfg)
     n = len(probs)
     present = np.zeros(n, bool)

@@ -1,4 +1,8 @@
-"""Whole device chain over one capture: front-end -> context windows (stride 1) -> classifier -> detector."""
+"""Whole device chain: front-end -> context windows (stride 1) -> classifier -> detector.
+
+DevicePipeline runs one capture in a batch call; DevicePipeline.stream() runs a continuous stream fed
+capture by capture (front-end state and classifier context carry over, as on the device), keeping only
+the per-frame class probabilities, so a day of audio never sits in memory."""
 
 from __future__ import annotations
 
@@ -61,26 +65,40 @@ class DevicePipeline:
         frontend = StreamingFrontend(self.frontend_cfg, fs_hz, carrier_hz, n_mics)
         return {**frontend.describe(), "detector": self.detector_cfg.to_dict()}
 
+    def stream(self) -> ClassifierStream:
+        """The classifier over a continuous stream of front-end frames: feed_frames(frames) in order."""
+        return ClassifierStream(self)
+
     def run_capture(self, iq: np.ndarray, fs_hz: float, carrier_hz: float) -> CaptureDecisions:
         frames = extract_features(iq, fs_hz, carrier_hz, self.frontend_cfg)  # [T, V]
         return self.run_frames(frames)
+
+    def classify_frames(self, frames: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probs [T - first, 3] and embeddings [T - first, D] of frames [first, T) of frames [T, V], each
+        frame with the context before it (frames before the first full context: probs (1, 0, 0),
+        embedding zeros; None when no frame had a full context)."""
+        n_frames = len(frames)
+        context = self.detector_cfg.context_frames
+        probs = np.zeros((n_frames - first, 3), np.float32)
+        probs[:, 0] = 1.0
+        embedding: np.ndarray | None = None
+        # windows at stride 1, a chunk of end frames at a time so long captures stay small in memory
+        for lo in range(max(context - 1, first), n_frames, WINDOW_CHUNK):
+            hi = min(lo + WINDOW_CHUNK, n_frames)
+            windows, end_frame = context_windows(frames[lo - context + 1 : hi], context, stride=1)
+            window_probs, window_embedding = self.classifier.predict(windows)  # [n, 3], [n, D]
+            if embedding is None:
+                embedding = np.zeros((n_frames - first, window_embedding.shape[1]), np.float32)
+            rows = lo + end_frame - (context - 1) - first
+            probs[rows] = window_probs
+            embedding[rows] = window_embedding
+        return probs, embedding
 
     def run_frames(self, frames: np.ndarray) -> CaptureDecisions:
         """Decisions for precomputed front-end frames [T, V]."""
         n_frames = len(frames)
         context = self.detector_cfg.context_frames
-        probs = np.zeros((n_frames, 3), np.float32)
-        probs[:, 0] = 1.0
-        embedding: np.ndarray | None = None
-        # windows at stride 1, a chunk of end frames at a time so long captures stay small in memory
-        for lo in range(context - 1, n_frames, WINDOW_CHUNK):
-            hi = min(lo + WINDOW_CHUNK, n_frames)
-            windows, end_frame = context_windows(frames[lo - context + 1 : hi], context, stride=1)
-            window_probs, window_embedding = self.classifier.predict(windows)  # [n, 3], [n, D]
-            if embedding is None:
-                embedding = np.zeros((n_frames, window_embedding.shape[1]), np.float32)
-            probs[lo + end_frame - (context - 1)] = window_probs
-            embedding[lo + end_frame - (context - 1)] = window_embedding
+        probs, embedding = self.classify_frames(frames, 0)
         if embedding is None:
             embedding = np.zeros((n_frames, self.classifier.embedding_dim or 0), np.float32)
         trace = run_detector(probs, self.detector_cfg)
@@ -95,3 +113,27 @@ class DevicePipeline:
             emission_on=trace.emission_on,
             onset_strict=trace.onset_strict,
         )
+
+
+class ClassifierStream:
+    """The classifier over a continuous stream of front-end frames, fed block by block.
+
+    feed_frames(frames [k, V]) returns the probs [k, 3] of those frames; each frame is classified with
+    the context frames before it, from earlier blocks too, exactly as one long capture would be
+    (frames before the stream's first full context: (1, 0, 0)). The front-end
+    (runtime.frontend.StreamingFrontend) keeps its own state across blocks; the detector state machine
+    runs over the stream's probs afterwards (runtime.detector.run_detector; no frame before the first
+    full context is ever present, as in run_frames)."""
+
+    def __init__(self, pipeline: DevicePipeline):
+        self.pipeline = pipeline
+        self.n_frames = 0
+        self._tail = np.zeros((0, pipeline.frontend_cfg.n_velocity_bins), np.float32)  # last context-1 frames
+
+    def feed_frames(self, frames: np.ndarray) -> np.ndarray:
+        context = self.pipeline.detector_cfg.context_frames
+        joined = np.concatenate([self._tail, frames]) if len(self._tail) else np.asarray(frames, np.float32)
+        probs, _ = self.pipeline.classify_frames(joined, len(self._tail))
+        self.n_frames += len(frames)
+        self._tail = joined[len(joined) - min(len(joined), context - 1) :]
+        return probs

@@ -1,10 +1,13 @@
 """Evaluate a detector (front-end + ONNX classifier + state machine) or the CFAR baseline on a raw batch.
 
-Reads any batch that follows the raw log contract (captures.jsonl + iq/*.npy, allow_pickle=False) and
-its truth (truth_dir/events.jsonl). Captures whose line or samples are unreadable are skipped and
-counted with the reason. Captures a device recorded back to back are run as one continuous stream,
-as the device runs (iter_runs); results are still counted per capture, following training.metrics
-(issue 2's rules).
+Reads any batch that follows the raw log contract (captures.jsonl + iq/*.npy, allow_pickle=False; lab
+pcm/*.wav) and its truth (truth_dir/events.jsonl). Captures a device recorded back to back are one
+continuous *stream*, as the device runs it: front-end state, classifier context and state machine
+carry over, and the stream is fed capture by capture, so a day never sits in memory. Truth events are
+rebuilt into *episodes* across the captures (their episode id and extent), and training.metrics counts
+per episode (occupancy_metrics), never per capture fragment. A capture whose line or samples are
+unreadable is skipped with the reason and splits its stream; lab recordings (one capture per episode)
+are streams of one capture.
 """
 
 from __future__ import annotations
@@ -15,17 +18,17 @@ import json
 import logging
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from training.metrics import CaptureOutcome, count_outcomes, onsets_from_present
+from training.metrics import Episode, StreamOutcome, det_point, occupancy_metrics
 
 log = logging.getLogger(__name__)
 
-# (iq [n_mics, n], fs_hz, carrier_hz) -> (times_s [T], present [T], onset_times_s [k]) or, from the
-# runtime state machine, the same plus onset_strict [k] (entry on a strict positive, else a re-entry)
-DecideFn = Callable[[np.ndarray, float, float], tuple[np.ndarray, ...]]
+CONTIGUOUS_TOLERANCE_S = 0.002  # t_start may differ from the previous capture's end by this much
 
 
 class EvaluationError(ValueError):
@@ -41,12 +44,18 @@ def read_truth(truth_dir: str | Path) -> list[dict]:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            ev = json.loads(line)
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvaluationError(f"{path}:{n}: not JSON ({exc.msg})") from exc
             missing = {"capture_id", "t0_s", "t1_s", "event_type", "is_presence"} - set(ev)
             if missing:
                 raise EvaluationError(f"{path}:{n}: missing {sorted(missing)}")
             events.append(ev)
     return events
+
+
+# --- reading captures ---------------------------------------------------------------------------------
 
 
 def _load_wav_as_baseband(path: Path, record: dict, baseband_fs_hz: float) -> tuple[np.ndarray, float]:
@@ -79,10 +88,6 @@ def _load_iq(raw_dir: Path, record: dict, baseband_fs_hz: float) -> tuple[np.nda
     if not np.isfinite(iq).all():
         raise ValueError("non-finite samples")
     return iq.astype(np.complex64, copy=False), fs_hz
-
-
-MAX_RUN_S = 1800.0  # longest stretch of back-to-back captures evaluated as one continuous stream
-CONTIGUOUS_TOLERANCE_S = 0.002  # t_start may differ from the previous capture's end by this much
 
 
 def _read_index(raw_dir: Path, skipped: list[dict]) -> list[dict]:
@@ -118,9 +123,9 @@ def _start_s(record: dict) -> float | None:
         return None
 
 
-def _contiguous_groups(records: list[dict], max_run_s: float) -> list[list[dict]]:
+def contiguous_groups(records: list[dict]) -> list[list[dict]]:
     """Records a device recorded back to back (same device, rate, carrier, mics; baseband files), in time
-    order; every other record is a group of its own. A group spans at most max_run_s."""
+    order; every other record (lab WAV, no device or time) is a group of its own."""
     keyed, alone = [], []
     for r in records:
         start = _start_s(r)
@@ -129,41 +134,37 @@ def _contiguous_groups(records: list[dict], max_run_s: float) -> list[list[dict]
         else:
             keyed.append((str(r["device_id"]), start, r["_line"], r))
     groups: list[list[dict]] = []
-    end = span = 0.0
+    end = 0.0
     for device, start, _, r in sorted(keyed, key=lambda k: k[:3]):
-        prev = groups[-1][-1] if groups and len(groups[-1]) else None
+        prev = groups[-1][-1] if groups else None
         same_stream = (
             prev is not None
             and str(prev["device_id"]) == device
             and (prev["fs_hz"], prev["carrier_hz"], prev.get("n_mics"))
             == (r["fs_hz"], r["carrier_hz"], r.get("n_mics"))
             and abs(start - end) <= CONTIGUOUS_TOLERANCE_S
-            and span + float(r["duration_s"]) <= max_run_s
         )
         if same_stream:
             groups[-1].append(r)
-            span += float(r["duration_s"])
         else:
             groups.append([r])
-            span = float(r["duration_s"])
         end = start + float(r["duration_s"])
     return groups + alone
 
 
-def iter_runs(
-    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0, max_run_s: float = MAX_RUN_S
-) -> Iterator[list[tuple[dict, np.ndarray]]]:
-    """Yield runs of readable captures [(record, iq)] that a device recorded back to back.
+def iter_stream_captures(
+    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0
+) -> Iterator[tuple[int, dict, np.ndarray]]:
+    """(stream index, record, iq) for every readable capture, stream by stream, in time order.
 
-    The device runs continuously, so its front-end, classifier context and state machine carry over
-    from one capture to the next one that starts where it ended; a run is evaluated as one stream.
-    An unreadable capture ({capture_id, reason} appended to skipped) splits its run. iq/*.npy is complex
-    baseband at the record's fs_hz; pcm/*.wav (lab) is demodulated to baseband_fs_hz, and the yielded
-    record's fs_hz says which rate the samples have.
-    """
+    A new index starts a new stream: a device's next capture that does not start where the last ended,
+    and the capture after an unreadable one ({capture_id, reason} appended to skipped). iq/*.npy is
+    complex baseband at the record's fs_hz; pcm/*.wav (lab) is demodulated to baseband_fs_hz, and the
+    yielded record's fs_hz says which rate the samples have."""
     raw_dir = Path(raw_dir)
-    for group in _contiguous_groups(_read_index(raw_dir, skipped), max_run_s):
-        run: list[tuple[dict, np.ndarray]] = []
+    stream = -1
+    for group in contiguous_groups(_read_index(raw_dir, skipped)):
+        stream += 1
         for record in group:
             try:
                 iq, fs_hz = _load_iq(raw_dir, record, baseband_fs_hz)
@@ -171,148 +172,131 @@ def iter_runs(
                 skipped.append(
                     {"capture_id": str(record["capture_id"]), "reason": f"{type(exc).__name__}: {exc}"[:200]}
                 )
-                if run:
-                    yield run
-                run = []
+                stream += 1
                 continue
-            run.append(({**record, "fs_hz": fs_hz}, iq))
-        if run:
-            yield run
+            yield stream, {**record, "fs_hz": fs_hz}, iq
 
 
 def iter_captures(
     raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0
 ) -> Iterator[tuple[dict, np.ndarray]]:
-    """Yield (capture record, iq) for every readable capture, one at a time (see iter_runs)."""
-    for run in iter_runs(raw_dir, skipped, baseband_fs_hz, max_run_s=0.0):
-        yield from run
+    """Yield (capture record, iq) for every readable capture, one at a time (see iter_stream_captures)."""
+    for _, record, iq in iter_stream_captures(raw_dir, skipped, baseband_fs_hz):
+        yield record, iq
 
 
-def _split_run(
-    captures: list[tuple[dict, int]],
-    times_s: np.ndarray,
-    present: np.ndarray,
-    onsets: np.ndarray,
-    onset_strict: np.ndarray | None = None,
-) -> list[tuple[int, CaptureOutcome]]:
-    """A stream's decisions cut back into its captures [(record, n_samples)]: [(line, outcome)].
-
-    A frame belongs to the capture its end time falls in, (start, end]; the first and the last capture
-    keep whatever the stream reported before or after them. onset_strict [k] travels with its onsets."""
-    times_s, present, onsets = np.asarray(times_s), np.asarray(present, bool), np.asarray(onsets)
-    kinds = None if onset_strict is None else np.asarray(onset_strict, bool)
-    fs_hz = captures[0][0]["fs_hz"]
-    out, offset = [], 0.0
-    for k, (record, n_samples) in enumerate(captures):
-        duration = n_samples / fs_hz
-        lower = -np.inf if k == 0 else offset
-        upper = np.inf if k == len(captures) - 1 else offset + duration
-        sel = (times_s > lower) & (times_s <= upper)
-        in_capture = (onsets > lower) & (onsets <= upper)
-        outcome = CaptureOutcome(
-            str(record["capture_id"]),
-            duration,
-            times_s[sel] - offset,
-            present[sel],
-            onsets[in_capture] - offset,
-            None if kinds is None else kinds[in_capture],
-        )
-        out.append((int(record["_line"]), outcome))
-        offset += duration
-    return out
+# --- what a detector does over a stream ---------------------------------------------------------------
 
 
-def _count(
-    outcomes: list[tuple[int, CaptureOutcome]], events: list[dict], skipped: list[dict], raw_dir
-) -> dict:
-    ordered = [o for _, o in sorted(outcomes, key=lambda x: x[0])]
-    metrics = count_outcomes(ordered, events)
-    metrics["n_captures_skipped"] = len(skipped)
-    metrics["skipped"] = skipped
+class StreamRun(Protocol):
+    """A detector running over one stream: fed capture by capture, then asked for its decisions."""
+
+    def feed(self, iq: np.ndarray) -> None: ...
+
+    def decisions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(frame times [T] s from the stream start, present [T], onset times [k], onset_strict [k] | None)"""
+        ...
+
+
+Decider = Callable[[float, float, int], StreamRun]  # (fs_hz, carrier_hz, n_mics) -> a run of one stream
+
+
+@dataclass
+class EvaluatedStream:
+    """One stream a detector ran over: where its captures sit, its truth episodes, and the run."""
+
+    stream_id: str
+    device_id: str
+    duration_s: float
+    captures: list[tuple[str, float]]  # (capture_id, start s in the stream)
+    episodes: list[Episode]
+    run: StreamRun
+
+
+@dataclass
+class Evaluation:
+    """A detector over a batch: its streams and the captures it could not read."""
+
+    streams: list[EvaluatedStream]
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def n_captures(self) -> int:
+        return sum(len(s.captures) for s in self.streams)
+
+
+def stream_episodes(truth: dict[str, list[dict]], captures: list[tuple[str, float]]) -> list[Episode]:
+    """The truth episodes of a stream in stream seconds, rebuilt from every capture's fragments.
+
+    A fragment with an episode id (and the episode's whole extent, episode_t0_s/episode_t1_s, seconds from
+    its capture's start) is one piece of that episode; a fragment without one (lab recordings, older
+    batches) is an episode of its own."""
+    episodes: dict[str, Episode] = {}
+    for capture_id, start in captures:
+        for n, ev in enumerate(truth.get(capture_id, [])):
+            eid = str(ev.get("episode_id") or f"{capture_id}#{n}")
+            if eid in episodes:
+                continue
+            t0 = float(ev["episode_t0_s"]) if "episode_t0_s" in ev else float(ev["t0_s"])
+            t1 = float(ev["episode_t1_s"]) if "episode_t1_s" in ev else float(ev["t1_s"])
+            episodes[eid] = Episode(
+                eid, str(ev["event_type"]), bool(ev["is_presence"]), start + t0, start + t1,
+                str(ev.get("motion_class") or "none"),
+            )  # fmt: skip
+    return sorted(episodes.values(), key=lambda e: (e.t0, e.episode_id))
+
+
+def run_batch(decider: Decider, raw_dir, truth_dir, baseband_fs_hz: float = 2000.0) -> Evaluation:
+    """Run a detector over every stream of a batch (each capture read once, in order)."""
+    truth: dict[str, list[dict]] = {}
+    for ev in read_truth(truth_dir):
+        truth.setdefault(str(ev["capture_id"]), []).append(ev)
+    skipped: list[dict] = []
+    streams: list[EvaluatedStream] = []
+    current = None
+    for index, record, iq in iter_stream_captures(raw_dir, skipped, baseband_fs_hz):
+        if current is None or current[0] != index:
+            run = decider(float(record["fs_hz"]), float(record["carrier_hz"]), int(iq.shape[0]))
+            current = (
+                index,
+                EvaluatedStream(
+                    str(record["capture_id"]), str(record.get("device_id", "")), 0.0, [], [], run
+                ),
+            )
+            streams.append(current[1])
+        stream = current[1]
+        stream.captures.append((str(record["capture_id"]), stream.duration_s))
+        stream.run.feed(iq)
+        stream.duration_s += iq.shape[1] / float(record["fs_hz"])
+    for stream in streams:
+        stream.episodes = stream_episodes(truth, stream.captures)
     if skipped:
         log.warning("skipped %d unreadable captures in %s", len(skipped), raw_dir)
-    return metrics
+    return Evaluation(streams, skipped)
 
 
-def _stream(run: list[tuple[dict, np.ndarray]]) -> tuple[np.ndarray, float, float]:
-    """(iq of the whole run [n_mics, n], its rate, its carrier)."""
-    iq = run[0][1] if len(run) == 1 else np.concatenate([part for _, part in run], axis=1)
-    return iq, run[0][0]["fs_hz"], run[0][0]["carrier_hz"]
+def outcome(stream: EvaluatedStream, decisions=None) -> StreamOutcome:
+    times, present, onsets, strict = stream.run.decisions() if decisions is None else decisions
+    return StreamOutcome(
+        stream.stream_id, stream.device_id, stream.duration_s, times, present, onsets, strict, stream.captures
+    )
 
 
-def evaluate_with(
-    decide: DecideFn,
-    raw_dir: str | Path,
-    truth_dir: str | Path,
-    baseband_fs_hz: float = 2000.0,
-    max_run_s: float = MAX_RUN_S,
-) -> tuple[dict, list[CaptureOutcome]]:
-    """Run `decide` on every run of back-to-back captures and count per capture; return (metrics,
-    per-capture outcomes in captures.jsonl order)."""
-    events = read_truth(truth_dir)
-    skipped: list[dict] = []
-    outcomes: list[tuple[int, CaptureOutcome]] = []
-    for run in iter_runs(raw_dir, skipped, baseband_fs_hz, max_run_s):
-        outcomes += _split_run([(r, p.shape[1]) for r, p in run], *decide(*_stream(run)))
-    metrics = _count(outcomes, events, skipped, raw_dir)
-    return metrics, [o for _, o in sorted(outcomes, key=lambda x: x[0])]
+def metrics_of(
+    evaluation: Evaluation, outcomes: list[StreamOutcome] | None = None
+) -> tuple[dict, list[dict]]:
+    """(figures, per-episode rows) of an evaluation (outcomes: the streams' decisions, if re-derived)."""
+    outcomes = outcomes if outcomes is not None else [outcome(s) for s in evaluation.streams]
+    metrics, rows = occupancy_metrics(
+        [(o, s.episodes) for o, s in zip(outcomes, evaluation.streams, strict=True)]
+    )
+    metrics["n_captures"] = evaluation.n_captures
+    metrics["n_captures_skipped"] = len(evaluation.skipped)
+    metrics["skipped"] = evaluation.skipped
+    return metrics, rows
 
 
-def evaluate_operating_curve(
-    model_path, frontend_cfg, detector_cfg, raw_dir, truth_dir, strict_thresholds: list[float]
-) -> dict:
-    """Metrics at the detector's own thresholds plus a false-alarm/recall curve over strict thresholds.
-
-    The classifier runs once per stream; only the state machine is re-run per threshold (the lenient
-    threshold stays min(its own, strict)). Returns {"metrics": ..., "curve": [{strict_threshold,
-    lenient_threshold, false_alarms_per_hour, recall_major, recall_minor, false_present_fraction}]}.
-    Points on the curve are read off the eval batch's truth: they compare models at equal recall, they
-    are not operating points to ship (those come from training.thresholds on validation windows)."""
-    from runtime.detector import DetectorConfig, run_detector
-    from runtime.frontend import extract_features
-    from runtime.pipeline import DevicePipeline
-
-    fe, det = _configs(frontend_cfg, detector_cfg)
-    pipeline = DevicePipeline(model_path if isinstance(model_path, bytes) else str(model_path), fe, det)
-    events = read_truth(truth_dir)
-    skipped: list[dict] = []
-    streams = []  # (captures [(record, n_samples)], frame times [T], probs [T, 3]); the samples are dropped
-    for run in iter_runs(raw_dir, skipped, fe.baseband_fs_hz):
-        decisions = pipeline.run_frames(extract_features(*_stream(run), fe))
-        streams.append(([(r, p.shape[1]) for r, p in run], decisions.times_s, decisions.probs))
-
-    def metrics_at(cfg: DetectorConfig) -> dict:
-        outcomes = []
-        for captures, times, probs in streams:
-            trace = run_detector(probs, cfg)
-            trace.present[: cfg.context_frames - 1] = False  # as DevicePipeline.run_frames
-            outcomes += _split_run(captures, times, trace.present, times[trace.onsets], trace.onset_strict)
-        return _count(outcomes, events, skipped, raw_dir)
-
-    curve = []
-    for strict in strict_thresholds:
-        cfg = dataclasses.replace(
-            det, strict_threshold=float(strict), lenient_threshold=min(det.lenient_threshold, float(strict))
-        )
-        m = metrics_at(cfg)
-        curve.append(
-            {
-                "strict_threshold": cfg.strict_threshold,
-                "lenient_threshold": cfg.lenient_threshold,
-                **{k: m[k] for k in CURVE_KEYS},
-            }
-        )
-    return {"metrics": metrics_at(det), "curve": curve}
-
-
-CURVE_KEYS = (
-    "false_alarms_per_hour",
-    "false_alarms_per_hour_strict",
-    "false_alarms_per_hour_lenient",
-    "recall_major",
-    "recall_minor",
-    "false_present_fraction",
-)
+# --- the learned detector -----------------------------------------------------------------------------
 
 
 def _configs(frontend_cfg, detector_cfg):
@@ -320,29 +304,138 @@ def _configs(frontend_cfg, detector_cfg):
     from runtime.frontend import FrontendConfig
 
     fe = frontend_cfg if isinstance(frontend_cfg, FrontendConfig) else FrontendConfig.from_dict(frontend_cfg)
-    det = detector_cfg if isinstance(detector_cfg, DetectorConfig) else DetectorConfig.from_dict(detector_cfg)
+    det = detector_cfg if isinstance(detector_cfg, DetectorConfig) else detector_config(detector_cfg)
     return fe, det
 
 
-def pipeline_decide(model: str | Path | bytes, frontend_cfg, detector_cfg) -> tuple[DecideFn, float]:
-    """(decide function running runtime.pipeline.DevicePipeline, its baseband rate)."""
+def detector_config(d: dict):
+    """The runtime.detector.DetectorConfig of a detector.json: a bundle's carries the rare-event
+    trigger's threshold too (it belongs to payload/rare_event.onnx, not to the state machine)."""
+    from runtime.detector import DetectorConfig
+
+    return DetectorConfig.from_dict({k: v for k, v in d.items() if k != "rare_event_threshold"})
+
+
+class PipelineRun:
+    """The device pipeline over one stream for one or more models on the same front-end frames."""
+
+    def __init__(self, pipelines, fs_hz: float, carrier_hz: float, n_mics: int):
+        from runtime.frontend import StreamingFrontend
+
+        self.pipelines = pipelines
+        self.frontend = StreamingFrontend(pipelines[0].frontend_cfg, fs_hz, carrier_hz, n_mics)
+        self.streams = [p.stream() for p in pipelines]
+        self._probs: list[list[np.ndarray]] = [[] for _ in pipelines]
+
+    def feed(self, iq: np.ndarray) -> None:
+        frames = self.frontend.process(iq)  # [k, V]
+        for k, stream in enumerate(self.streams):
+            self._probs[k].append(stream.feed_frames(frames))
+
+    def probs(self, k: int = 0) -> np.ndarray:
+        """[T, 3] class probabilities of model k over the stream."""
+        parts = self._probs[k]
+        if len(parts) > 1:
+            self._probs[k] = [np.concatenate(parts)]
+        return self._probs[k][0] if self._probs[k] else np.zeros((0, 3), np.float32)
+
+    def decisions(self, k: int = 0, detector_cfg=None):
+        from runtime.detector import run_detector
+        from runtime.frontend import frame_end_times
+
+        pipeline = self.pipelines[k]
+        cfg = detector_cfg or pipeline.detector_cfg
+        trace = run_detector(self.probs(k), cfg)
+        trace.present[: cfg.context_frames - 1] = False  # no decision before the first full context
+        times = frame_end_times(len(trace.present), pipeline.frontend_cfg)
+        return times, trace.present, times[trace.onsets], trace.onset_strict
+
+
+def pipeline_decider(models: list, frontend_cfg, detector_cfg) -> tuple[Decider, float]:
+    """(a Decider running runtime.pipeline.DevicePipeline for each model on shared frames, baseband rate)."""
     from runtime.pipeline import DevicePipeline
 
     fe, det = _configs(frontend_cfg, detector_cfg)
-    pipeline = DevicePipeline(model if isinstance(model, bytes) else str(model), fe, det)
-
-    def decide(iq: np.ndarray, fs_hz: float, carrier_hz: float):
-        d = pipeline.run_capture(iq, fs_hz, carrier_hz)
-        return np.asarray(d.times_s), np.asarray(d.present, bool), np.asarray(d.onset_times_s), d.onset_strict
-
-    return decide, fe.baseband_fs_hz
+    pipelines = [DevicePipeline(m if isinstance(m, bytes) else str(m), fe, det) for m in models]
+    return (lambda fs, carrier, n_mics: PipelineRun(pipelines, fs, carrier, n_mics)), fe.baseband_fs_hz
 
 
 def evaluate_detector(model_path, frontend_cfg, detector_cfg, raw_dir, truth_dir) -> dict:
-    """Metrics of the device pipeline (model path or bytes, front-end and detector configs) on a batch."""
-    decide, baseband_fs_hz = pipeline_decide(model_path, frontend_cfg, detector_cfg)
-    metrics, _ = evaluate_with(decide, raw_dir, truth_dir, baseband_fs_hz)
+    """Figures of the device pipeline (model path or bytes, front-end and detector configs) on a batch."""
+    metrics, _ = evaluate_detector_rows(model_path, frontend_cfg, detector_cfg, raw_dir, truth_dir)
     return metrics
+
+
+def evaluate_detector_rows(
+    model_path, frontend_cfg, detector_cfg, raw_dir, truth_dir
+) -> tuple[dict, list[dict]]:
+    """(figures, per-episode rows) of the device pipeline on a batch."""
+    decider, fs = pipeline_decider([model_path], frontend_cfg, detector_cfg)
+    return metrics_of(run_batch(decider, raw_dir, truth_dir, fs))
+
+
+def strict_curve(evaluation: Evaluation, detector_cfg, thresholds: list[float], k: int = 0) -> list[dict]:
+    """The detection-error trade-off of model k: one det_point per strict threshold, the state machine
+    re-run on the stored probs (lenient threshold min(its own, strict))."""
+    curve = []
+    for strict in thresholds:
+        cfg = dataclasses.replace(
+            detector_cfg,
+            strict_threshold=float(strict),
+            lenient_threshold=min(detector_cfg.lenient_threshold, float(strict)),
+        )
+        outcomes = [outcome(s, s.run.decisions(k, cfg)) for s in evaluation.streams]
+        curve.append(det_point(metrics_of(evaluation, outcomes)[0], strict))
+    return curve
+
+
+def evaluate_models(
+    models: dict[str, object], frontend_cfg, detector_cfg, raw_dir, truth_dir, det_thresholds=()
+) -> dict[str, dict]:
+    """Several models (name -> path or bytes) of one detector config over a batch in one pass.
+
+    Returns name -> {"metrics": figures (with det_curve and operating_point), "rows": per-episode rows,
+    "present": [frames] bool per stream concatenated (for decision agreement)}."""
+    fe, det = _configs(frontend_cfg, detector_cfg)
+    names = list(models)
+    decider, fs = pipeline_decider([models[n] for n in names], fe, det)
+    evaluation = run_batch(decider, raw_dir, truth_dir, fs)
+    out = {}
+    for k, name in enumerate(names):
+        outcomes = [outcome(s, s.run.decisions(k)) for s in evaluation.streams]
+        metrics, rows = metrics_of(evaluation, outcomes)
+        thresholds = (
+            sorted({float(t) for t in det_thresholds} | {det.strict_threshold}) if det_thresholds else []
+        )
+        if thresholds:
+            metrics["det_curve"] = strict_curve(evaluation, det, thresholds, k)
+            metrics["operating_point"] = det_point(metrics, det.strict_threshold)
+        present = np.concatenate([o.present for o in outcomes]) if outcomes else np.zeros(0, bool)
+        out[name] = {"metrics": metrics, "rows": rows, "present": present}
+    return out
+
+
+def compare_models(
+    float_model, int8_model, frontend_cfg, detector_cfg, raw_dir, truth_dir, det_thresholds=()
+) -> dict:
+    """Float vs int8 side by side on a batch: both figure sets, their per-episode rows, and the frame-level
+    decision agreement (the int8 gate)."""
+    both = evaluate_models(
+        {"float": float_model, "int8": int8_model},
+        frontend_cfg,
+        detector_cfg,
+        raw_dir,
+        truth_dir,
+        det_thresholds,
+    )
+    a, b = both["float"]["present"], both["int8"]["present"]
+    return {
+        "float": both["float"]["metrics"],
+        "int8": both["int8"]["metrics"],
+        "rows": {name: both[name]["rows"] for name in ("float", "int8")},
+        "decision_agreement": float((a == b).mean()) if a.size else None,
+        "n_frames": int(a.size),
+    }
 
 
 def read_bundle_payload(bundle_path: str | Path) -> tuple[bytes, dict, dict]:
@@ -368,53 +461,86 @@ def read_bundle_payload(bundle_path: str | Path) -> tuple[bytes, dict, dict]:
     return blobs[names[0]], json.loads(blobs[names[1]]), json.loads(blobs[names[2]])
 
 
-def evaluate_bundle(bundle_path, raw_dir, truth_dir) -> dict:
-    """Metrics of a bundle's detector (int8 model, front-end, state machine) on a batch it has not seen."""
+def evaluate_bundle_rows(bundle_path, raw_dir, truth_dir) -> tuple[dict, list[dict]]:
+    """(figures, per-episode rows) of a bundle's detector (int8 model, front-end, state machine)."""
     model, frontend, detector = read_bundle_payload(bundle_path)
-    metrics = evaluate_detector(model, frontend, detector, raw_dir, truth_dir)
+    metrics, rows = evaluate_detector_rows(model, frontend, detector, raw_dir, truth_dir)
     metrics["bundle"] = str(bundle_path)
-    return metrics
+    return metrics, rows
 
 
-def compare_models(float_model, int8_model, frontend_cfg, detector_cfg, raw_dir, truth_dir) -> dict:
-    """Float vs int8 side by side on a batch: both metric sets and frame-level decision agreement."""
-    runs = {}
-    for name, model in (("float", float_model), ("int8", int8_model)):
-        decide, baseband_fs_hz = pipeline_decide(model, frontend_cfg, detector_cfg)
-        runs[name] = evaluate_with(decide, raw_dir, truth_dir, baseband_fs_hz)
-    (float_metrics, float_out), (int8_metrics, int8_out) = runs["float"], runs["int8"]
-    same = total = 0
-    for a, b in zip(float_out, int8_out, strict=True):
-        same += int((np.asarray(a.present) == np.asarray(b.present)).sum())
-        total += len(a.present)
-    return {
-        "float": float_metrics,
-        "int8": int8_metrics,
-        "decision_agreement": same / total if total else None,
-        "n_frames": total,
-    }
+def evaluate_bundle(bundle_path, raw_dir, truth_dir) -> dict:
+    """Figures of a bundle's detector on a batch it has not seen."""
+    return evaluate_bundle_rows(bundle_path, raw_dir, truth_dir)[0]
 
 
-def evaluate_cfar(raw_dir, truth_dir, frontend_cfg, cfar_params) -> dict:
-    """Metrics of the classical CFAR baseline (runtime.cfar) with the same counting rules."""
+# --- the classical baseline ---------------------------------------------------------------------------
+
+
+class CfarRun:
+    """runtime.cfar over one stream: the front-end's band energy per frame, CFAR state across captures."""
+
+    def __init__(self, fe, cfg, fs_hz: float, carrier_hz: float, n_mics: int):
+        from runtime.frontend import StreamingFrontend
+
+        self.fe, self.cfg = fe, cfg
+        self.frontend = StreamingFrontend(fe, fs_hz, carrier_hz, n_mics)
+        self._energy: list[np.ndarray] = []
+
+    def feed(self, iq: np.ndarray) -> None:
+        from runtime.cfar import band_energy
+
+        self._energy.append(band_energy(self.frontend.process(iq), self.cfg))
+
+    def decisions(self, cfg=None):
+        from runtime.cfar import CfarDetector
+        from runtime.frontend import frame_end_times
+        from training.metrics import onsets_from_present
+
+        energy = np.concatenate(self._energy) if self._energy else np.zeros(0)
+        detector = CfarDetector(cfg or self.cfg)
+        present = np.fromiter((detector.step_energy(float(e)) for e in energy), dtype=bool, count=len(energy))
+        times = frame_end_times(len(present), self.fe)
+        return times, present, onsets_from_present(times, present), None
+
+
+def cfar_config(frontend_cfg, cfar_cfg):
+    """runtime.cfar.CfarConfig: as given, or the front-end's hop and axis with a `runtime.cfar` dict."""
     from runtime import cfar
-    from runtime.frontend import FrontendConfig, extract_features, frame_end_times
+    from runtime.frontend import FrontendConfig
 
     fe = frontend_cfg if isinstance(frontend_cfg, FrontendConfig) else FrontendConfig.from_dict(frontend_cfg)
-    cfg = cfar_params
-    if isinstance(cfar_params, dict):  # the front-end fixes the frame hop and the velocity axis
-        derived = {
-            "frame_hop_s": fe.hop / fe.baseband_fs_hz,
-            "n_velocity_bins": fe.n_velocity_bins,
-            "v_axis_max_mps": fe.v_max_mps,
-        }
-        cfg = cfar.CfarConfig.from_dict({**derived, **cfar_params})
+    if isinstance(cfar_cfg, cfar.CfarConfig):
+        return fe, cfar_cfg
+    derived = {
+        "frame_hop_s": fe.hop / fe.baseband_fs_hz,
+        "n_velocity_bins": fe.n_velocity_bins,
+        "v_axis_max_mps": fe.v_max_mps,
+    }
+    return fe, cfar.CfarConfig.from_dict({**derived, **(cfar_cfg or {})})
 
-    def decide(iq: np.ndarray, fs_hz: float, carrier_hz: float):
-        frames = extract_features(iq, fs_hz, carrier_hz, fe)  # [T, V]
-        present = np.asarray(cfar.run_cfar(frames, cfg), dtype=bool)  # [T]
-        times = frame_end_times(len(frames), fe)
-        return times, present, onsets_from_present(times, present)
 
-    metrics, _ = evaluate_with(decide, raw_dir, truth_dir, fe.baseband_fs_hz)
-    return metrics
+def evaluate_cfar_rows(
+    raw_dir, truth_dir, frontend_cfg, cfar_cfg, det_thresholds_db=()
+) -> tuple[dict, list[dict]]:
+    """(figures, per-episode rows) of the classical CFAR baseline (runtime.cfar), same counting rules;
+    with det_thresholds_db its detection-error trade-off over threshold_db."""
+    fe, cfg = cfar_config(frontend_cfg, cfar_cfg)
+    evaluation = run_batch(
+        lambda fs, carrier, n: CfarRun(fe, cfg, fs, carrier, n), raw_dir, truth_dir, fe.baseband_fs_hz
+    )
+    metrics, rows = metrics_of(evaluation)
+    if det_thresholds_db:
+        curve = []
+        for th in sorted({float(t) for t in det_thresholds_db} | {cfg.threshold_db}):
+            other = dataclasses.replace(cfg, threshold_db=th)
+            outcomes = [outcome(s, s.run.decisions(other)) for s in evaluation.streams]
+            curve.append(det_point(metrics_of(evaluation, outcomes)[0], th))
+        metrics["det_curve"] = curve
+        metrics["operating_point"] = det_point(metrics, cfg.threshold_db)
+    return metrics, rows
+
+
+def evaluate_cfar(raw_dir, truth_dir, frontend_cfg, cfar_cfg) -> dict:
+    """Figures of the classical CFAR baseline with the same counting rules."""
+    return evaluate_cfar_rows(raw_dir, truth_dir, frontend_cfg, cfar_cfg)[0]

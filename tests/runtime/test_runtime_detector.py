@@ -132,3 +132,23 @@ def test_from_params_derives_hop_and_context() -> None:
     assert (
         cfg.frame_hop_s == pytest.approx(0.032) and cfg.context_frames == 32 and cfg.strict_threshold == 0.7
     )
+
+
+def test_vectorised_state_machine_equals_the_streaming_one_on_random_probs() -> None:
+    from runtime.detector import run_detector_stepwise
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        n = int(rng.integers(1, 2500))
+        raw = np.repeat(rng.random((n // 5 + 1, 3)) ** rng.uniform(0.3, 3), 5, axis=0)[:n]
+        probs = (raw / raw.sum(1, keepdims=True)).astype(np.float32)
+        cfg = DetectorConfig(
+            strict_threshold=float(rng.uniform(0.2, 0.9)),
+            lenient_threshold=float(rng.uniform(0.1, 0.6)),
+            occupied_window_s=float(rng.uniform(0, 5)),
+            hold_s=float(rng.uniform(0, 2)),
+        )
+        fast, slow = run_detector(probs, cfg), run_detector_stepwise(probs, cfg)
+        assert np.array_equal(fast.present, slow.present)
+        assert np.array_equal(fast.onsets, slow.onsets)
+        assert np.array_equal(fast.onset_strict, slow.onset_strict)

@@ -101,3 +101,21 @@ def test_pipeline_chunking_matches_single_pass(monkeypatch) -> None:
     np.testing.assert_array_equal(chunked.present, whole.present)
     short = DevicePipeline(_motion_model(context), FE, det).run_frames(frames[:5])
     assert short.probs.shape == (5, 3) and not short.present.any() and short.embedding.shape == (5, V)
+
+
+def test_stream_fed_capture_by_capture_equals_one_long_capture() -> None:
+    """ClassifierStream: front-end and classifier context carry over block boundaries of any size."""
+    from runtime.frontend import StreamingFrontend
+
+    fs, f0 = 2000.0, 40000.0
+    iq = np.concatenate([_scene(False, 1), _scene(True, 2)], axis=1)  # [4, 32000]
+    n = iq.shape[1]
+    fe = FrontendConfig(level_reference="carrier")
+    pipeline = DevicePipeline(_motion_model(32), fe, DetectorConfig(context_frames=32))
+    whole = pipeline.run_capture(iq, fs, f0)
+    frontend, stream = StreamingFrontend(fe, fs, f0, 4), pipeline.stream()
+    cuts = [0, 7, 1000, 1033, 9000, n]  # blocks shorter than a frame and than a context
+    probs = np.concatenate([stream.feed_frames(frontend.process(iq[:, a:b])) for a, b in zip(cuts, cuts[1:])])
+    assert probs.shape == whole.probs.shape
+    np.testing.assert_allclose(probs, whole.probs, atol=1e-4)  # the front-end agrees to float32 rounding
+    assert (probs[:31] == (1.0, 0.0, 0.0)).all()

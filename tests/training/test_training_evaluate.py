@@ -15,9 +15,11 @@ from training.evaluate import (
     compare_models,
     evaluate_bundle,
     evaluate_cfar,
+    evaluate_cfar_rows,
     evaluate_detector,
-    evaluate_operating_curve,
-    evaluate_with,
+    evaluate_models,
+    metrics_of,
+    run_batch,
 )
 
 FRONTEND = {
@@ -67,69 +69,78 @@ def model_bytes(raw_batch):
     return band_energy_model(32, 48, 2.5, quiet, loud)
 
 
+class RecordingRun:
+    """A StreamRun that records what it was fed: one frame every 50 ms, present at the stream's middle."""
+
+    def __init__(self, calls, fs):
+        self.calls, self.fs, self.parts = calls, fs, []
+        calls.append(self.parts)
+
+    def feed(self, iq):
+        self.parts.append(np.unique(iq.real).astype(int).tolist() if iq.shape[0] == 1 else list(iq.shape))
+        self.n = getattr(self, "n", 0) + iq.shape[1]
+
+    def decisions(self):
+        times = np.arange(1, int(self.n / self.fs / 0.05) + 1) * 0.05
+        present = np.zeros(times.size, bool)
+        present[times.size // 2] = True
+        return times, present, times[present], None
+
+
+def recording(calls):
+    return lambda fs, carrier, n_mics: RecordingRun(calls, fs)
+
+
 def test_reader_skips_and_counts_bad_captures(raw_batch):
     raw, truth = raw_batch
-    seen = []
-
-    def decide(iq, fs, carrier):
-        seen.append(iq.shape)
-        times = np.arange(1, 11) * 1.0
-        present = np.zeros(10, bool)
-        return times, present, np.zeros(0)
-
-    metrics, outcomes = evaluate_with(decide, raw, truth)
-    assert [o.capture_id for o in outcomes] == ["walk", "empty"]
+    calls = []
+    evaluation = run_batch(recording(calls), raw, truth)
+    metrics, _ = metrics_of(evaluation)
+    assert [s.captures[0][0] for s in evaluation.streams] == ["walk", "empty"]
     assert metrics["n_captures_skipped"] == 3  # missing file, wrong dtype, malformed line
     reasons = " ".join(s["reason"] for s in metrics["skipped"])
     assert "complex" in reasons
     assert {s["capture_id"] for s in metrics["skipped"]} == {"missing", "wrongdtype", "line 5"}
-    assert metrics["n_presence_events"] == 1  # the missing capture's event is not counted
-    assert metrics["recall_major"] == 0.0
-    assert metrics["hours_total"] == pytest.approx(24.0 / 3600)
+    assert metrics["entries"] == 1  # the missing capture's walker is not counted
+    assert metrics["stream_hours"] == pytest.approx(24.0 / 3600)
 
 
 def test_missing_truth_or_index_raise(tmp_path, raw_batch):
     raw, truth = raw_batch
     with pytest.raises(EvaluationError, match=r"events\.jsonl"):
-        evaluate_with(lambda *a: None, raw, tmp_path)
+        run_batch(recording([]), raw, tmp_path)
     with pytest.raises(EvaluationError, match=r"captures\.jsonl"):
-        evaluate_with(lambda *a: None, tmp_path, truth)
+        run_batch(recording([]), tmp_path, truth)
 
 
 def test_detector_finds_the_walker_and_not_the_empty_room(raw_batch, model_bytes):
     raw, truth = raw_batch
     m = evaluate_detector(model_bytes, FRONTEND, DETECTOR, raw, truth)
-    assert m["recall_major"] == 1.0
-    assert m["false_alarms"] == 0
-    assert 0.0 <= m["median_latency_s"] <= 2.0
-    assert m["by_event_type"]["walk"]["detections"] == 1
-    assert m["by_event_type"]["ceiling_fan"]["detections"] == 0
-    for key in ("false_alarms_per_hour", "hours_without_presence", "recall_minor", "n_presence_events"):
-        assert key in m
+    assert m["entry_recall"] == 1.0 and m["entries"] == 1
+    assert m["false_triggers"] == 0
+    assert 0.0 <= m["entry_latency_median_s"] <= 2.0
+    assert m["by_event_type"]["walk"]["present_fraction"] > 0.5
+    assert m["by_event_type"]["ceiling_fan"]["present_fraction"] == 0.0
+    assert m["false_triggers_by_type"]["ceiling_fan"]["false_triggers"] == 0
 
 
-def test_operating_curve_reruns_only_the_state_machine(raw_batch, model_bytes):
+def test_det_curve_reruns_only_the_state_machine(raw_batch, model_bytes):
     raw, truth = raw_batch
-    thresholds = [0.3, 0.8, 0.99, 1.0]
-    out = evaluate_operating_curve(model_bytes, FRONTEND, DETECTOR, raw, truth, thresholds)
+    thresholds = [0.3, 0.99, 1.0]
+    out = evaluate_models({"m": model_bytes}, FRONTEND, DETECTOR, raw, truth, det_thresholds=thresholds)["m"]
     direct = evaluate_detector(model_bytes, FRONTEND, DETECTOR, raw, truth)
-    assert out["metrics"]["false_alarms"] == direct["false_alarms"]
-    assert out["metrics"]["recall_major"] == direct["recall_major"]
-    assert out["metrics"]["false_present_hours"] == pytest.approx(direct["false_present_hours"])
-    for m in (out["metrics"], direct):  # both paths carry the runtime state machine's onset kinds
-        assert m["false_alarms_strict"] + m["false_alarms_lenient"] == m["false_alarms"]
-    assert out["metrics"]["false_alarms_strict"] == direct["false_alarms_strict"]
-    curve = out["curve"]
-    assert [p["strict_threshold"] for p in curve] == thresholds
-    assert [p["lenient_threshold"] for p in curve] == [0.3, 0.5, 0.5, 0.5]  # never above strict
-    at_own = curve[1]  # the detector's own thresholds
-    assert at_own["recall_major"] == direct["recall_major"]
-    assert at_own["false_alarms_per_hour"] == direct["false_alarms_per_hour"]
-    # a higher strict threshold gives a subset of the positives: recall and time present never grow
-    majors = [p["recall_major"] for p in curve]
-    present = [p["false_present_fraction"] for p in curve]
-    assert majors == sorted(majors, reverse=True) and present == sorted(present, reverse=True)
-    assert curve[-1]["recall_major"] == 0.0  # nothing reaches p_major >= 1
+    m = out["metrics"]
+    for key in ("false_triggers", "entry_recall", "empty_present_fraction", "false_absences"):
+        assert m[key] == direct[key]
+    curve = m["det_curve"]
+    assert [p["threshold"] for p in curve] == [0.3, 0.8, 0.99, 1.0]  # the detector's own one added
+    assert m["operating_point"] == curve[1]
+    assert m["operating_point"]["false_triggers_per_empty_hour"] == direct["false_triggers_per_empty_hour"]
+    # a higher strict threshold gives a subset of the positives: misses never fall, time present never grows
+    missed = [p["missed_entry_rate"] for p in curve]
+    present = [p["empty_present_fraction"] for p in curve]
+    assert missed == sorted(missed) and present == sorted(present, reverse=True)
+    assert curve[-1]["missed_entry_rate"] == 1.0  # nothing reaches p_major >= 1
 
 
 def _bundle_tar(path, model: bytes) -> None:
@@ -158,7 +169,7 @@ def test_bundle_tar_and_folder_give_the_same_metrics(tmp_path, raw_batch, model_
     assert sorted(p.name for p in (tmp_path / "unpacked").iterdir()) == before
     from_tar.pop("bundle"), from_dir.pop("bundle")
     assert from_tar == from_dir
-    assert from_tar["recall_major"] == 1.0
+    assert from_tar["entry_recall"] == 1.0
 
 
 def test_bundle_missing_payload_raises(tmp_path, raw_batch):
@@ -172,14 +183,18 @@ def test_compare_models_identical_agree(raw_batch, model_bytes):
     raw, truth = raw_batch
     out = compare_models(model_bytes, model_bytes, FRONTEND, DETECTOR, raw, truth)
     assert out["decision_agreement"] == 1.0
-    assert out["float"]["recall_major"] == out["int8"]["recall_major"]
+    assert out["float"]["entry_recall"] == out["int8"]["entry_recall"]
+    assert out["n_frames"] > 600 and out["rows"]["int8"][0]["kind"] == "entry"
 
 
 def test_cfar_baseline_same_counting(raw_batch):
     raw, truth = raw_batch
     m = evaluate_cfar(raw, truth, FRONTEND, {"hold_s": 1.0})
-    assert m["n_presence_events"] == 1 and m["n_captures_skipped"] == 3
-    assert m["recall_major"] == 1.0
+    assert m["entries"] == 1 and m["n_captures_skipped"] == 3
+    assert m["entry_recall"] == 1.0 and m["false_triggers_strict"] is None
+    curve, _ = evaluate_cfar_rows(raw, truth, FRONTEND, {"hold_s": 1.0}, det_thresholds_db=[3.0, 60.0])
+    assert [p["threshold"] for p in curve["det_curve"]] == [3.0, 6.0, 60.0]
+    assert curve["det_curve"][-1]["missed_entry_rate"] == 1.0
 
 
 def test_lab_wav_capture_is_demodulated_and_evaluated(tmp_path):
@@ -222,16 +237,19 @@ def test_lab_wav_capture_is_demodulated_and_evaluated(tmp_path):
         )
         + "\n"
     )
-    rates = []
+    rates, calls = [], []
 
-    def decide(iq, fs_hz, carrier_hz):
-        rates.append((fs_hz, iq.shape))
-        return np.array([1.0]), np.array([False]), np.zeros(0)
+    def decider(fs_hz, carrier_hz, n_mics):
+        rates.append((fs_hz, n_mics))
+        return RecordingRun(calls, fs_hz)
 
-    metrics, _ = evaluate_with(decide, tmp_path / "raw", tmp_path / "truth", baseband_fs_hz=2000.0)
+    metrics, _ = metrics_of(
+        run_batch(decider, tmp_path / "raw", tmp_path / "truth", baseband_fs_hz=2000.0)
+    )
     assert metrics["n_captures_skipped"] == 0
-    assert rates[0][0] == 2000.0 and rates[0][1][0] == 1
-    assert metrics["hours_total"] == pytest.approx(dur / 3600, rel=0.01)
+    assert rates == [(2000.0, 1)]
+    assert metrics["stream_hours"] == pytest.approx(dur / 3600, rel=0.01)
+    assert metrics["entries"] == 1  # a lab clip is a stream of its own, its take one episode
 
 
 def test_escaping_file_paths_are_skipped(tmp_path):
@@ -241,8 +259,8 @@ def test_escaping_file_paths_are_skipped(tmp_path):
     rec = {"capture_id": "x", "fs_hz": 2000.0, "carrier_hz": 40000.0, "file": "../outside.npy"}
     np.save(tmp_path / "outside.npy", np.zeros((1, 10), np.complex64))
     (tmp_path / "raw" / "captures.jsonl").write_text(json.dumps(rec) + "\n")
-    metrics, outcomes = evaluate_with(lambda *a: None, tmp_path / "raw", tmp_path / "truth")
-    assert outcomes == [] and "escapes" in metrics["skipped"][0]["reason"]
+    evaluation = run_batch(recording([]), tmp_path / "raw", tmp_path / "truth")
+    assert evaluation.streams == [] and "escapes" in evaluation.skipped[0]["reason"]
 
 
 def _stream_batch(root, starts_s: list[float], files_ok: list[bool] | None = None, device: str = "d1"):
@@ -267,34 +285,62 @@ def _stream_batch(root, starts_s: list[float], files_ok: list[bool] | None = Non
     return root / "raw", root / "truth"
 
 
-def _recording_decide(calls):
-    def decide(iq, fs_hz, carrier_hz):
-        calls.append(np.unique(iq.real).astype(int).tolist())
-        times = np.arange(1, iq.shape[1] // 100 + 1) * 0.05  # a frame every 50 ms, to the stream's end
-        present = np.zeros(times.size, bool)
-        present[times.size // 2] = True
-        return times, present, times[present]
-
-    return decide
-
-
 def test_back_to_back_captures_run_as_one_stream(tmp_path):
     raw, truth = _stream_batch(tmp_path, [0.0, 2.0, 4.0, 10.0])  # c3 starts after a gap
     calls = []
-    _, outcomes = evaluate_with(_recording_decide(calls), raw, truth)
-    assert calls == [[0, 1, 2], [3]]  # c0..c2 are one stream, c3 its own
-    assert [o.capture_id for o in outcomes] == ["c0", "c1", "c2", "c3"]
-    for o in outcomes:  # per capture again: times from the capture's own start
-        assert o.duration_s == 2.0 and o.times_s.min() > 0 and o.times_s.max() <= 2.0 + 1e-9
-    assert [len(o.onset_times_s) for o in outcomes] == [0, 1, 0, 1]  # the stream's onset fell in c1
-    assert sum(len(o.times_s) for o in outcomes[:3]) == 120
+    evaluation = run_batch(recording(calls), raw, truth)
+    assert calls == [[[0], [1], [2]], [[3]]]  # c0..c2 fed in order to one stream, c3 its own
+    first = evaluation.streams[0]
+    assert first.captures == [("c0", 0.0), ("c1", 2.0), ("c2", 4.0)] and first.duration_s == 6.0
+    _, rows = metrics_of(evaluation)
+    # the stream's one onset (a false trigger: nobody there) is placed in the capture it fell in
+    triggers = [(r["capture_id"], r["t_s"]) for r in rows if r["kind"] == "false_trigger"]
+    assert triggers == [("c1", pytest.approx(1.0, abs=0.06)), ("c3", pytest.approx(1.0, abs=0.06))]
 
 
-def test_unreadable_capture_splits_the_stream_and_limits_apply(tmp_path):
+def test_unreadable_capture_splits_the_stream(tmp_path):
     raw, truth = _stream_batch(tmp_path, [0.0, 2.0, 4.0, 6.0], files_ok=[True, False, True, True])
     calls = []
-    metrics, _ = evaluate_with(_recording_decide(calls), raw, truth)
-    assert calls == [[0], [2, 3]] and metrics["n_captures_skipped"] == 1
-    calls.clear()
-    evaluate_with(_recording_decide(calls), raw, truth, max_run_s=2.0)
-    assert calls == [[0], [2], [3]]
+    evaluation = run_batch(recording(calls), raw, truth)
+    assert calls == [[[0]], [[2], [3]]] and len(evaluation.skipped) == 1
+
+
+def test_episode_ids_rebuild_an_episode_across_captures(tmp_path):
+    raw, truth = _stream_batch(tmp_path, [0.0, 2.0, 4.0])
+    rows = [  # one walk from 1.5 s to 4.5 s of the stream, cut into three fragments
+        {
+            "capture_id": "c0",
+            "t0_s": 1.5,
+            "t1_s": 2.0,
+            "episode_id": "w",
+            "episode_t0_s": 1.5,
+            "episode_t1_s": 4.5,
+        },
+        {
+            "capture_id": "c1",
+            "t0_s": 0.0,
+            "t1_s": 2.0,
+            "episode_id": "w",
+            "episode_t0_s": -0.5,
+            "episode_t1_s": 2.5,
+        },
+        {
+            "capture_id": "c2",
+            "t0_s": 0.0,
+            "t1_s": 0.5,
+            "episode_id": "w",
+            "episode_t0_s": -2.5,
+            "episode_t1_s": 0.5,
+        },
+    ]
+    (truth / "events.jsonl").write_text(
+        "".join(
+            json.dumps({**r, "event_type": "walk_in", "is_presence": True, "motion_class": "major"}) + "\n"
+            for r in rows
+        )
+    )
+    evaluation = run_batch(recording([]), raw, truth)
+    (episode,) = evaluation.streams[0].episodes
+    assert (episode.t0, episode.t1) == (1.5, 4.5)
+    m, _ = metrics_of(evaluation)
+    assert m["entries"] == 1 and m["occupied_hours"] == pytest.approx(3.0 / 3600)

@@ -1,137 +1,169 @@
-"""Counting rules of the evaluation on hand-made truth and detections."""
+"""The occupancy counting rules (training.metrics) on hand-made streams and degenerate detectors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.metrics import CaptureOutcome, count_outcomes, onsets_from_present
+from training.metrics import (
+    TOLERANCE_S,
+    Episode,
+    StreamOutcome,
+    count_stream,
+    det_point,
+    occupancy_intervals,
+    occupancy_metrics,
+    onsets_from_present,
+)
+
+HOP = 0.032
 
 
-def outcome(cid: str, duration: float, present_spans: list[tuple[float, float]], hop: float = 0.1):
-    times = np.arange(hop, duration + 1e-9, hop)
-    present = np.zeros_like(times, bool)
-    for a, b in present_spans:
-        present |= (times >= a - 1e-9) & (times <= b + 1e-9)
-    return CaptureOutcome(cid, duration, times, present, onsets_from_present(times, present))
+def stream(present_fn, duration=120.0, captures=None, strict_onsets=None) -> StreamOutcome:
+    """A detector outcome whose present flag at frame time t is present_fn(t)."""
+    times = np.arange(1, int(duration / HOP)) * HOP
+    present = np.array([bool(present_fn(t)) for t in times])
+    onsets = onsets_from_present(times, present)
+    kinds = None if strict_onsets is None else np.array([strict_onsets] * len(onsets), bool)
+    caps = captures or [("c0", 0.0)]
+    return StreamOutcome("s0", "dev-0", duration, times, present, onsets, kinds, caps)
 
 
-def ev(cid, t0, t1, etype, presence, motion="none"):
-    return {
-        "capture_id": cid,
-        "t0_s": t0,
-        "t1_s": t1,
-        "event_type": etype,
-        "is_presence": presence,
-        "motion_class": motion,
-    }
+# a visit: walk_in 10-15, typing 15-60 (3 captures of 20 s: 0-20, 20-40, 40-60 ...), walk_out 60-64
+VISIT = [
+    Episode("e0", "walk_in", True, 10.0, 15.0, "major"),
+    Episode("e1", "typing", True, 15.0, 60.0, "minor"),
+    Episode("e2", "walk_out", True, 60.0, 64.0, "major"),
+]
+FAN = Episode("e3", "ceiling_fan", False, 80.0, 110.0)
+CAPTURES = [("c0", 0.0), ("c1", 20.0), ("c2", 40.0), ("c3", 60.0), ("c4", 80.0), ("c5", 100.0)]
+
+
+def metrics(outcome, episodes):
+    return occupancy_metrics([(outcome, episodes)])
+
+
+def test_an_episode_spanning_three_captures_is_one_entry_with_latency_from_its_onset():
+    ideal = stream(lambda t: 10.5 <= t <= 69.0, captures=CAPTURES)
+    m, rows = metrics(ideal, VISIT)
+    assert m["entries"] == 1 and m["entries_detected"] == 1 and m["entry_recall"] == 1.0
+    assert m["entry_latency_median_s"] == pytest.approx(10.528 - 10.0, abs=HOP)
+    assert m["false_triggers"] == 0 and m["false_absences"] == 0
+    entry = [r for r in rows if r["kind"] == "entry"]
+    assert len(entry) == 1 and entry[0]["capture_id"] == "c0" and entry[0]["t_s"] == 10.0
+    assert m["occupied_hours"] == pytest.approx(54.0 / 3600)
+
+
+def test_a_continuation_is_not_an_entry():
+    # the stream starts with someone already typing (the episode began before the stream)
+    episodes = [Episode("e1", "typing", True, -30.0, 40.0, "minor"), Episode("e2", "walk_out", True, 40, 44)]
+    m, _ = metrics(stream(lambda t: t < 50.0), episodes)
+    assert m["entries"] == 0 and m["entry_recall"] is None
+    assert m["false_triggers"] == 0  # present from the start of an occupied stream is not a trigger
+
+
+def test_latency_is_measured_from_the_physical_onset_one_frame_late_costs_one_frame():
+    on_time = stream(lambda t: t >= 10.0 and t <= 70.0)
+    late = stream(lambda t: t >= 10.0 + HOP and t <= 70.0)
+    a, _ = metrics(on_time, VISIT)
+    b, _ = metrics(late, VISIT)
+    assert b["entry_latency_median_s"] - a["entry_latency_median_s"] == pytest.approx(HOP, abs=1e-9)
+    assert a["entry_latency_median_s"] < HOP
+
+
+def test_a_departure_then_a_fan_onset_is_a_false_trigger_attributed_to_the_fan():
+    detector = stream(lambda t: (10.5 <= t <= 69.0) or (85.0 <= t <= 90.0), captures=CAPTURES)
+    m, rows = metrics(detector, [*VISIT, FAN])
+    assert m["false_triggers"] == 1
+    ft = [r for r in rows if r["kind"] == "false_trigger"]
+    assert ft[0]["event_type"] == "ceiling_fan" and ft[0]["capture_id"] == "c4"
+    fan = m["false_triggers_by_type"]["ceiling_fan"]
+    assert fan["false_triggers"] == 1 and fan["hours"] == pytest.approx(30.0 / 3600)
+    assert fan["per_hour"] == pytest.approx(1 / (30.0 / 3600))
+    assert m["false_triggers_by_type"]["empty"]["false_triggers"] == 0
+    assert "typing" not in m["false_triggers_by_type"]  # presence types have no false triggers
+
+
+def test_a_lapse_during_a_still_reader_is_a_false_absence():
+    reader = [
+        Episode("e0", "walk_in", True, 10.0, 15.0, "major"),
+        Episode("e1", "still", True, 15.0, 100.0, "minor"),
+        Episode("e2", "walk_out", True, 100.0, 104.0, "major"),
+    ]
+    lapsing = stream(lambda t: (10.5 <= t <= 40.0) or (50.0 <= t <= 110.0))
+    m, rows = metrics(lapsing, reader)
+    assert m["false_absences"] == 1
+    assert [r["event_type"] for r in rows if r["kind"] == "false_absence"] == ["still"]
+    assert m["false_triggers"] == 0  # presence coming back while the reader is there is no trigger
+    assert m["occupied_absent_fraction"] == pytest.approx((10.0 + 0.5) / 94.0, abs=0.01)
+    assert m["false_absences_per_occupied_hour"] == pytest.approx(1 / (94.0 / 3600))
+
+
+def test_the_hold_after_a_departure_is_neither_a_false_absence_nor_a_trigger():
+    held = stream(lambda t: 10.5 <= t <= 64.0 + 5.0)
+    m, _ = metrics(held, VISIT)
+    assert m["false_absences"] == 0 and m["false_triggers"] == 0
+    assert m["empty_present_fraction"] > 0  # but the hold is empty time reported present
+
+
+def test_degenerate_always_present():
+    m, _ = metrics(stream(lambda t: True), [*VISIT, FAN])
+    assert m["empty_present_fraction"] == pytest.approx(1.0)
+    assert m["false_absences"] == 0 and m["occupied_absent_fraction"] == 0.0
+    assert m["false_triggers"] == 1  # one onset, at the start of an empty stream
+    assert m["entry_recall"] == 1.0 and m["entries_already_present"] == 1 and m["n_latencies"] == 0
+
+
+def test_degenerate_never_present():
+    m, _ = metrics(stream(lambda t: False), [*VISIT, FAN])
+    assert m["entry_recall"] == 0.0 and m["entry_latency_median_s"] is None
+    assert m["false_triggers"] == 0 and m["false_absences"] == 0
+    assert m["occupied_absent_fraction"] == 1.0 and m["empty_present_fraction"] == 0.0
+    assert det_point(m, 0.5)["missed_entry_rate"] == 1.0
+
+
+def test_empty_hours_exclude_occupancy_and_its_tolerance_and_device_days_scale():
+    m, _ = metrics(stream(lambda t: False), VISIT)
+    assert m["empty_hours"] == pytest.approx((120.0 - 54.0 - 2 * TOLERANCE_S) / 3600)
+    assert m["device_days"] == pytest.approx(120.0 / 86400)
+    many, _ = occupancy_metrics([(stream(lambda t: 85.0 <= t <= 86.0), [])] * 3)
+    assert many["false_triggers"] == 3 and many["false_triggers_per_device_day"] == pytest.approx(
+        3 / (360 / 86400)
+    )
+
+
+def test_back_to_back_activities_are_one_occupancy_and_overlaps_count_once():
+    spans = occupancy_intervals([*VISIT, Episode("x", "reach", True, 20.0, 30.0, "minor"), FAN])
+    assert spans == [(10.0, 64.0, 0)]
+    two = occupancy_intervals(
+        [Episode("a", "walk_through", True, 0.0, 5.0), Episode("b", "walk_through", True, 9.0, 12.0)]
+    )
+    assert len(two) == 2  # a 4 s gap with nobody there: two visits
+
+
+def test_false_triggers_split_by_entry_kind_when_known():
+    strict = stream(lambda t: 85.0 <= t <= 86.0, strict_onsets=True)
+    m, _ = metrics(strict, [])
+    assert m["false_triggers_strict"] == 1 and m["false_triggers_lenient"] == 0
+    unknown, _ = metrics(stream(lambda t: 85.0 <= t <= 86.0), [])
+    assert unknown["false_triggers_strict"] is None
+
+
+def test_tolerance_around_occupancy_edges_is_inclusive():
+    just_before = stream(lambda t: 9.0 <= t <= 70.0)  # onset 1 s before the arrival
+    m, _ = metrics(just_before, VISIT)
+    assert m["false_triggers"] == 0 and m["entries_already_present"] == 1
+    too_early = stream(lambda t: 8.0 <= t <= 70.0)
+    m2, _ = metrics(too_early, VISIT)
+    assert m2["false_triggers"] == 1
+
+
+def test_count_stream_rows_carry_device_and_capture():
+    counts = count_stream(stream(lambda t: 85.0 <= t <= 86.0, captures=CAPTURES), [FAN])
+    assert counts.rows[0]["device_id"] == "dev-0" and counts.rows[0]["capture_id"] == "c4"
+    assert counts.rows[0]["t_s"] == pytest.approx(5.024, abs=HOP)
 
 
 def test_onsets_are_rising_edges():
-    times = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
-    assert onsets_from_present(times, np.array([1, 1, 0, 1, 0], bool)).tolist() == [0.0, 3.0]
-
-
-def test_false_alarm_rules_and_attribution():
-    events = [
-        ev("c1", 10.0, 20.0, "walk", True, "major"),
-        ev("c1", 30.0, 40.0, "ceiling_fan", False),
-        ev("c1", 50.0, 55.0, "typing", True, "minor"),
-    ]
-    out = outcome(
-        "c1",
-        100.0,
-        [
-            (9.5, 12.0),  # onset 0.5 s before a presence event: within 1 s, not a false alarm
-            (20.8, 21.5),  # onset 0.8 s after t1: within tolerance
-            (22.5, 23.0),  # onset 2.5 s after: false alarm, room empty
-            (35.0, 36.0),  # false alarm during the fan
-            (80.0, 81.0),  # false alarm, empty
-        ],
-    )
-    m = count_outcomes([out], events)
-    assert m["false_alarms"] == 3
-    assert m["by_event_type"]["empty"]["false_alarms"] == 2
-    assert m["by_event_type"]["ceiling_fan"]["false_alarms"] == 1
-    assert m["by_event_type"]["ceiling_fan"]["detections"] == 1
-    # hours without presence: 100 s minus 10 s walk and 5 s typing
-    assert m["hours_without_presence"] == pytest.approx(85.0 / 3600)
-    assert m["false_alarms_per_hour"] == pytest.approx(3 / (85.0 / 3600))
-    assert m["recall_major"] == 1.0 and m["recall_minor"] == 0.0
-    assert m["n_presence_events"] == 2
-    # walk: first present frame inside [10, 21] is at t = 10.0 -> latency 0
-    assert m["median_latency_s"] == pytest.approx(0.0, abs=1e-9)
-    assert m["by_event_type"]["empty"]["hours"] == pytest.approx(75.0 / 3600)
-    assert m["by_event_type"]["walk"] == {
-        "hours": pytest.approx(10 / 3600),
-        "count": 1,
-        "false_alarms": 0,
-        "detections": 1,
-    }
-
-
-def test_detection_window_extends_one_second_after_t1_and_latency():
-    events = [ev("c", 5.0, 6.0, "walk", True, "major"), ev("c", 20.0, 22.0, "shift", True, "minor")]
-    out = outcome("c", 40.0, [(6.8, 7.5), (23.5, 24.0)])  # 0.8 s after t1: hit; 1.5 s after: miss
-    m = count_outcomes([out], events)
-    assert m["recall_major"] == 1.0
-    assert m["recall_minor"] == 0.0
-    assert m["median_latency_s"] == pytest.approx(1.8)
-    assert m["false_alarms"] == 1  # the onset at 23.5 is 1.5 s after the shift ended
-
-
-def test_events_of_unevaluated_captures_are_ignored_and_empty_batch():
-    m = count_outcomes([outcome("a", 10.0, [])], [ev("b", 1.0, 2.0, "walk", True, "major")])
-    assert m["n_presence_events"] == 0 and m["recall_major"] is None
-    assert m["false_alarms_per_hour"] == 0.0
-    assert m["median_latency_s"] is None
-    assert count_outcomes([], [])["false_alarms_per_hour"] is None
-
-
-def test_overlapping_presence_counted_once_in_hours():
-    events = [ev("c", 0.0, 10.0, "walk", True, "major"), ev("c", 5.0, 15.0, "typing", True, "minor")]
-    m = count_outcomes([outcome("c", 20.0, [])], events)
-    assert m["hours_without_presence"] == pytest.approx(5.0 / 3600)
-    assert m["recall_major"] == 0.0
-
-
-def test_tolerance_boundary_is_inclusive():
-    events = [ev("c", 10.0, 20.0, "walk", True, "major")]
-    times = np.array([9.0, 21.0, 21.01])
-    out = CaptureOutcome("c", 30.0, times, np.array([True, True, True]), np.array([9.0, 21.0, 21.01]))
-    assert count_outcomes([out], events)["false_alarms"] == 1  # only 21.01 is more than 1 s away
-
-
-def test_false_present_time_catches_a_stuck_detector():
-    events = [ev("c1", 10.0, 20.0, "walk", True, "major")]
-    stuck = count_outcomes([outcome("c1", 60.0, [(0.0, 60.0)])], events)
-    assert stuck["false_alarms"] == 1  # one onset at the start: onsets alone look harmless
-    # present everywhere except [9, 21] (presence +- 1 s tolerance): 60 - 12 s, in 0.1 s frames
-    assert stuck["false_present_hours"] == pytest.approx(48.0 / 3600, abs=0.2 / 3600)
-    assert stuck["false_present_fraction"] == pytest.approx(48.0 / 50.0, abs=0.01)
-    clean = count_outcomes([outcome("c1", 60.0, [(10.5, 20.5)])], events)
-    assert clean["false_present_hours"] == 0.0 and clean["false_alarms"] == 0
-
-
-def test_latency_only_counts_decisions_made_from_idle():
-    events = [ev("c", 5.0, 8.0, "walk_in", True, "major"), ev("c", 8.0, 30.0, "typing", True, "minor")]
-    held = count_outcomes([outcome("c", 40.0, [(5.5, 31.0)])], events)  # still present from the walk-in
-    assert held["recall_minor"] == 1.0 and held["median_latency_s"] == pytest.approx(0.5)  # the walk-in only
-    late = count_outcomes([outcome("c", 40.0, [(5.5, 6.5), (12.0, 31.0)])], events)
-    assert late["median_latency_s"] == pytest.approx((0.5 + 4.0) / 2)  # idle from 8 s - 1 s on: typing counts
-
-
-def test_false_alarms_split_by_entry_kind_when_the_detector_reports_it():
-    events = [ev("c1", 10.0, 20.0, "walk", True, "major"), ev("c1", 30.0, 40.0, "hvac", False)]
-    base = outcome("c1", 100.0, [(10.0, 12.0), (31.0, 32.0), (35.0, 36.0), (80.0, 81.0)])
-    kinds = np.array([True, True, False, False])  # the walk's entry (not a false alarm), then three FAs
-    with_kinds = CaptureOutcome(
-        base.capture_id, base.duration_s, base.times_s, base.present, base.onset_times_s, kinds
-    )
-    m = count_outcomes([with_kinds], events)
-    assert (m["false_alarms"], m["false_alarms_strict"], m["false_alarms_lenient"]) == (3, 1, 2)
-    hours = 90.0 / 3600
-    assert m["false_alarms_per_hour_strict"] == pytest.approx(1 / hours)
-    assert m["false_alarms_per_hour_lenient"] == pytest.approx(2 / hours)
-    without = count_outcomes([base], events)  # e.g. CFAR: no kinds, no split
-    assert without["false_alarms_strict"] is None and without["false_alarms_per_hour_lenient"] is None
+    times = np.arange(6, dtype=float)
+    assert list(onsets_from_present(times, np.array([1, 1, 0, 1, 0, 1], bool))) == [0.0, 3.0, 5.0]
