@@ -1,12 +1,16 @@
 """Release gate: which of a turn's models the bundle ships, the retrained candidate or the incumbent.
 
 A retrained model is not better just because it saw more labels: the measured flywheel shows turns
-that trade several points of major-motion recall for a few false alarms an hour. So the candidate ships
-only when, on the same held-out eval batch and with the int8 model the device runs, it is
+that trade several points of recall for a few false alarms an hour. So the candidate ships only when,
+on the same held-out eval batch and with the int8 model the device runs (figures of training.metrics),
+it is
 - numerically sound: its int8 decisions agree with its float model (the export's int8 gate), and
-- non-inferior on recall: major and minor recall each at most `max_recall_drop` (absolute) below the
+- non-inferior on entries: its entry recall at most `max_recall_drop` (absolute) below the
   incumbent's, and
-- no worse on false alarms: false alarms per hour at most `max_fa_ratio` times the incumbent's.
+- no worse on false triggers: false triggers per empty hour at most `max_fa_ratio` times the
+  incumbent's, and
+- no worse on continued presence: false absences per occupied hour at most
+  `max_false_absence_ratio` times the incumbent's.
 Otherwise the incumbent ships, and the decision says which check failed. A model whose int8 gate failed
 never ships; when neither model passes it there is nothing safe to ship (ReleaseGateError). A figure the
 eval batch cannot measure (no minor-motion events, no empty-room time) is reported as not measured and
@@ -26,14 +30,17 @@ class ReleaseGateError(ValueError):
 @dataclass(frozen=True)
 class ReleaseRules:
     enabled: bool = True
-    max_recall_drop: float = 0.02  # absolute, for major and for minor recall
-    max_fa_ratio: float = 1.0  # candidate FA/h at most this many times the incumbent's
+    max_recall_drop: float = 0.02  # absolute, on entry recall
+    max_fa_ratio: float = (
+        1.0  # candidate false triggers per empty hour at most this many times the incumbent's
+    )
+    max_false_absence_ratio: float = 1.0  # the same for false absences per occupied hour
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_recall_drop <= 1.0:
             raise ValueError(f"release.max_recall_drop must lie in [0, 1], got {self.max_recall_drop}")
-        if self.max_fa_ratio <= 0.0:
-            raise ValueError(f"release.max_fa_ratio must be > 0, got {self.max_fa_ratio}")
+        if self.max_fa_ratio <= 0.0 or self.max_false_absence_ratio <= 0.0:
+            raise ValueError("release.max_fa_ratio and max_false_absence_ratio must be > 0")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ReleaseRules:
@@ -41,11 +48,8 @@ class ReleaseRules:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown release gate keys: {sorted(unknown)}")
-        return cls(
-            enabled=bool(d.get("enabled", True)),
-            max_recall_drop=float(d.get("max_recall_drop", 0.02)),
-            max_fa_ratio=float(d.get("max_fa_ratio", 1.0)),
-        )
+        casts = {"enabled": bool}
+        return cls(**{k: casts.get(k, float)(v) for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class ModelEvidence:
     """What the turn measured of one model: its int8 evaluation on the eval batch and its int8 gate."""
 
     name: str
-    evaluation: dict  # training.evaluate result of the int8 model (false_alarms_per_hour, recall_*)
+    evaluation: dict  # training.evaluate result of the int8 model (training.metrics figures)
     int8_passed: bool
 
     def metric(self, key: str) -> float | None:
@@ -82,21 +86,18 @@ def _checks(candidate: ModelEvidence, incumbent: ModelEvidence, rules: ReleaseRu
             "passed": candidate.int8_passed,
         }
     ]
-    for key in ("recall_major", "recall_minor"):
-        inc = incumbent.metric(key)
-        floor = None if inc is None else inc - rules.max_recall_drop
-        checks.append(_check(key, candidate.metric(key), inc, floor, lambda c, lim: c >= lim - 1e-12))
-    inc_fa = incumbent.metric("false_alarms_per_hour")
-    ceiling = None if inc_fa is None else inc_fa * rules.max_fa_ratio
+    inc = incumbent.metric("entry_recall")
+    floor = None if inc is None else inc - rules.max_recall_drop
     checks.append(
-        _check(
-            "false_alarms_per_hour",
-            candidate.metric("false_alarms_per_hour"),
-            inc_fa,
-            ceiling,
-            lambda c, lim: c <= lim + 1e-12,
-        )
+        _check("entry_recall", candidate.metric("entry_recall"), inc, floor, lambda c, lim: c >= lim - 1e-12)
     )
+    for key, ratio in (
+        ("false_triggers_per_empty_hour", rules.max_fa_ratio),
+        ("false_absences_per_occupied_hour", rules.max_false_absence_ratio),
+    ):
+        inc = incumbent.metric(key)
+        ceiling = None if inc is None else inc * ratio
+        checks.append(_check(key, candidate.metric(key), inc, ceiling, lambda c, lim: c <= lim + 1e-12))
     return checks
 
 
@@ -104,9 +105,12 @@ def _describe(check: dict) -> str:
     name, c, i, lim = check["check"], check["candidate"], check["incumbent"], check["limit"]
     if name == "int8_gate":
         return "its int8 model disagrees with its float model (int8 gate failed)"
-    if name.startswith("recall"):
-        return f"{name} {c:.3f} is below the incumbent's {i:.3f} minus the allowed drop (floor {lim:.3f})"
-    return f"false alarms per hour {c:.2f} exceed the limit {lim:.2f} (incumbent {i:.2f})"
+    if name == "entry_recall":
+        return (
+            f"entry recall {c:.3f} is below the incumbent's {i:.3f} minus the allowed drop (floor {lim:.3f})"
+        )
+    what = name.replace("_", " ")
+    return f"{what} {c:.2f} exceed the limit {lim:.2f} (incumbent {i:.2f})"
 
 
 def decide_release(candidate: ModelEvidence, incumbent: ModelEvidence, rules: ReleaseRules) -> dict:

@@ -170,14 +170,36 @@ def evaluate(
     truth: Annotated[Path, typer.Option(help="ground-truth folder")],
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
 ) -> None:
-    """Run a bundle's detector over every capture of a batch and count false alarms, recall, latency."""
-    from training.evaluate import evaluate_bundle
+    """Run a bundle's detector over a batch as the devices ran it (back-to-back captures as one stream)
+    and count per episode: false triggers, entries and their latency, false absences (docs/evaluation.md).
 
-    result = evaluate_bundle(bundle, raw, truth)
+    With --json, the per-episode rows (entries, false triggers, false absences) go beside it as
+    NAME.episodes.jsonl, so you can see which episodes failed."""
+    from common.io import atomic_write_jsonl
+    from training.evaluate import EvaluationError, evaluate_bundle_rows
+
+    try:
+        result, rows = evaluate_bundle_rows(bundle, raw, truth)
+    except (EvaluationError, FileNotFoundError) as exc:
+        _fail(str(exc), code=2)
     _write_json(json_out, result)
-    typer.echo(
-        f"false alarms/h {result['false_alarms_per_hour']:.3f}  recall major {result['recall_major']:.3f}"
-        f"  minor {result['recall_minor']:.3f}"
+    if json_out is not None:
+        atomic_write_jsonl(json_out.with_suffix(".episodes.jsonl"), rows)
+    typer.echo(format_evaluation(result), err=json_out is None)
+
+
+def format_evaluation(m: dict) -> str:
+    """The headline figures of an evaluation on one line."""
+
+    def f(key: str, digits: int = 3) -> str:
+        return "–" if m.get(key) is None else f"{m[key]:.{digits}f}"
+
+    return (
+        f"false triggers/empty h {f('false_triggers_per_empty_hour', 2)} ({m['false_triggers']} in "
+        f"{m['empty_hours']:.2f} h)  per device-day {f('false_triggers_per_device_day', 1)}  entries "
+        f"{m['entries_detected']}/{m['entries']} (recall {f('entry_recall')}, latency median "
+        f"{f('entry_latency_median_s')} s, p95 {f('entry_latency_p95_s')} s)  false absences/occupied h "
+        f"{f('false_absences_per_occupied_hour', 2)}"
     )
 
 

@@ -8,13 +8,15 @@ from common.io import atomic_path, atomic_write_json, atomic_write_text, read_js
 from common.paths import Paths
 
 MODEL_ROWS = (("seed", "float"), ("seed", "int8"), ("retrained", "float"), ("retrained", "int8"))
-HEADLINE = (
-    "false_alarms_per_hour",
-    "false_alarms_per_hour_strict",  # entries on major motion (strict threshold)
-    "false_alarms_per_hour_lenient",  # re-entries on minor motion in the occupied window
-    "recall_major",
-    "recall_minor",
-    "median_latency_s",
+HEADLINE = (  # training.metrics figures (docs/evaluation.md)
+    "false_triggers_per_empty_hour",
+    "false_triggers_strict",  # onsets on major motion (strict threshold) with nobody there
+    "false_triggers_lenient",  # re-entries on minor motion in the occupied window with nobody there
+    "entry_recall",
+    "entry_latency_median_s",
+    "entry_latency_p95_s",
+    "false_absences_per_occupied_hour",
+    "empty_present_fraction",
 )
 
 
@@ -65,7 +67,7 @@ def collect(params: dict, paths: Paths, records: list[dict]) -> dict:
         },
         "rare_event_trigger": _load(paths.model("rare_event") / "summary.json"),
         "evaluation": {name: {k: r.get(k) for k in HEADLINE} for name, r in evaluations.items()},
-        "by_event_type": {name: r.get("by_event_type", {}) for name, r in evaluations.items()},
+        "by_event_type": {name: r.get("false_triggers_by_type", {}) for name, r in evaluations.items()},
         "release": release,
         "quantization": _load(paths.model(shipped) / "onnx" / "quantization.json"),
         "int8_gate": {m: _load(paths.evaluation(m) / "int8_gate.json") for m in ("seed", "retrained")},
@@ -222,23 +224,18 @@ def plot_false_alarms(report: dict, out_png: Path) -> None:
             t
             for d in detectors
             for t, st in report["by_event_type"][d].items()
-            if st.get("false_alarms", 0) > 0
+            if st.get("false_triggers", 0) > 0
         }
     )
     fig, ax = plt.subplots(figsize=(max(6, len(types) * 0.9), 4))
     width = 0.8 / max(1, len(detectors))
     for i, det in enumerate(detectors):
         stats = report["by_event_type"][det]
-        rate = [
-            stats.get(t, {}).get("false_alarms", 0) / max(stats.get(t, {}).get("hours", 0) or 0, 1e-9)
-            if stats.get(t, {}).get("hours")
-            else 0.0
-            for t in types
-        ]
+        rate = [stats.get(t, {}).get("per_hour") or 0.0 for t in types]
         ax.bar(np.arange(len(types)) + i * width, rate, width, label=det)
     ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, types, rotation=45, ha="right")
-    ax.set_ylabel("false alarms per hour")
-    ax.set_title("False alarms by event type (eval batch)")
+    ax.set_ylabel("false triggers per nuisance-hour")
+    ax.set_title("False triggers by nuisance type (eval batch)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(out_png, suffix=".png") as tmp:

@@ -247,7 +247,9 @@ def _sample_windows(params: dict, paths: Paths, batches: tuple[str, ...], n: int
 
 
 def evaluate(params: dict, paths: Paths, model: str) -> dict:
-    """Float and int8 detectors of one model on the held-out eval batch, same counting rules, side by side."""
+    """Float and int8 detectors of one model on the held-out eval batch (the stress mix), same counting
+    rules, side by side: figures with the detection-error trade-off, per-episode rows, the int8 gate."""
+    from common.io import atomic_write_jsonl
     from runtime.frontend import FrontendConfig
     from training.evaluate import compare_models
 
@@ -263,9 +265,11 @@ def evaluate(params: dict, paths: Paths, model: str) -> dict:
         detector,
         paths.raw("eval"),
         paths.truth("eval"),
+        det_thresholds=params["evaluation"]["det_thresholds"],
     )
     for variant in ("float", "int8"):
         atomic_write_json(out / f"{variant}.json", both[variant])
+    atomic_write_jsonl(out / "episodes.jsonl", both["rows"]["int8"])
     gate = {
         "decision_agreement": both["decision_agreement"],
         "target": float(params["quantize"]["agreement_target"]),
@@ -278,25 +282,36 @@ def evaluate(params: dict, paths: Paths, model: str) -> dict:
 
 
 def evaluate_baseline(params: dict, paths: Paths) -> dict:
-    """The conventional detector (Doppler band energy against CFAR) on the same eval batch."""
-    from runtime.frontend import FrontendConfig
-    from training.evaluate import evaluate_cfar
+    """The conventional detector (Doppler band energy against CFAR, runtime.cfar) on the same eval batch."""
+    from common.io import atomic_write_jsonl
+    from runtime.cfar import CfarConfig
+    from training.evaluate import evaluate_cfar_rows
 
     started = time.perf_counter()
     out = paths.evaluation("cfar")
-    result = evaluate_cfar(
+    result, rows = evaluate_cfar_rows(
         paths.raw("eval"),
         paths.truth("eval"),
-        FrontendConfig.from_dict(params["frontend"]),
-        params.get("cfar", {}),
+        params["frontend"],
+        CfarConfig.from_params(params),
+        det_thresholds_db=params["evaluation"]["cfar_det_thresholds_db"],
     )
     atomic_write_json(out / "cfar.json", result)
+    atomic_write_jsonl(out / "episodes.jsonl", rows)
     return _record(out, "evaluate_baseline", started, _headline({"cfar": result}))
 
 
+HEADLINE = (
+    "false_triggers_per_empty_hour",
+    "entry_recall",
+    "entry_latency_median_s",
+    "entry_latency_p95_s",
+    "false_absences_per_occupied_hour",
+)
+
+
 def _headline(results: dict) -> dict:
-    keys = ("false_alarms_per_hour", "recall_major", "recall_minor", "median_latency_s")
-    return {name: {k: r.get(k) for k in keys} for name, r in results.items()}
+    return {name: {k: r.get(k) for k in HEADLINE} for name, r in results.items()}
 
 
 # --- package and deploy ---------------------------------------------------------------------------
@@ -361,7 +376,7 @@ def package(params: dict, paths: Paths) -> dict:
         mbdp=bundle_tuning(pk["profile"]),
         calibration=calibration.to_dict(),
         test_inputs=test_inputs,
-        metrics={k: evaluation.get(k) for k in ("false_alarms_per_hour", "recall_major", "recall_minor")},
+        metrics={k: evaluation.get(k) for k in HEADLINE},
         lineage={
             "git_revision": git_revision(),
             "data_hashes": data_hashes(trained_on),
@@ -517,7 +532,7 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         evaluate,
         lambda p, m: [p.model(m) / "checkpoint", p.model(m) / "onnx", p.raw("eval"), p.truth("eval")],
         lambda p, m: [p.evaluation(m)],
-        ("frontend",),
+        ("frontend", "evaluation", "quantize.agreement_target"),
         items=MODELS,
     ),
     StageTemplate(
@@ -525,7 +540,7 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         evaluate_baseline,
         lambda p: [p.raw("eval"), p.truth("eval"), Path("runtime")],
         lambda p: [p.evaluation("cfar")],
-        ("frontend",),
+        ("frontend", "runtime.cfar", "evaluation.cfar_det_thresholds_db"),
     ),
     StageTemplate(
         "package",

@@ -32,16 +32,17 @@ def print_turn_summary(records: dict, params_file: Path, preset: str | None, dat
         f"{labels['budget']}, field weak {labels['field_weak']}"
     )
     det = Table(title="Detectors on the held-out eval batch")
-    for col in ("detector", "false alarms / h", "recall major", "recall minor", "median latency s"):
+    columns = {
+        "false triggers / empty h": "false_triggers_per_empty_hour",
+        "entry recall": "entry_recall",
+        "entry latency median s": "entry_latency_median_s",
+        "p95 s": "entry_latency_p95_s",
+        "false absences / occupied h": "false_absences_per_occupied_hour",
+    }
+    for col in ("detector", *columns):
         det.add_column(col, justify="right" if col != "detector" else "left")
     for name, row in report["evaluation"].items():
-        det.add_row(
-            name,
-            *(
-                _fmt(row.get(k))
-                for k in ("false_alarms_per_hour", "recall_major", "recall_minor", "median_latency_s")
-            ),
-        )
+        det.add_row(name, *(_fmt(row.get(k)) for k in columns.values()))
     console.print(det)
     release = report.get("release")
     if release:

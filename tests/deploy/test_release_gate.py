@@ -9,10 +9,14 @@ from deploy.release_gate import ModelEvidence, ReleaseGateError, ReleaseRules, d
 RULES = ReleaseRules(max_recall_drop=0.02, max_fa_ratio=1.0)
 
 
-def evidence(name, fa=30.0, major=0.97, minor=0.94, int8_passed=True) -> ModelEvidence:
+def evidence(name, fa=30.0, major=0.97, absences=0.5, int8_passed=True) -> ModelEvidence:
     return ModelEvidence(
         name,
-        {"false_alarms_per_hour": fa, "recall_major": major, "recall_minor": minor},
+        {
+            "false_triggers_per_empty_hour": fa,
+            "entry_recall": major,
+            "false_absences_per_occupied_hour": absences,
+        },
         int8_passed,
     )
 
@@ -27,7 +31,7 @@ def test_candidate_that_is_no_worse_ships():
     )
     assert d["shipped"] == "retrained"
     assert all(c["passed"] for c in d["checks"])
-    assert check(d, "recall_major")["limit"] == pytest.approx(0.95)
+    assert check(d, "entry_recall")["limit"] == pytest.approx(0.95)
 
 
 def test_recall_drop_beyond_the_tolerance_keeps_the_incumbent():
@@ -35,9 +39,9 @@ def test_recall_drop_beyond_the_tolerance_keeps_the_incumbent():
         evidence("retrained", fa=10.0, major=0.939), evidence("seed", fa=34.0, major=0.971), RULES
     )
     assert d["shipped"] == "seed"
-    assert check(d, "recall_major")["passed"] is False
-    assert check(d, "false_alarms_per_hour")["passed"] is True
-    assert "recall_major 0.939" in d["reason"] and "floor 0.951" in d["reason"]
+    assert check(d, "entry_recall")["passed"] is False
+    assert check(d, "false_triggers_per_empty_hour")["passed"] is True
+    assert "entry recall 0.939" in d["reason"] and "floor 0.951" in d["reason"]
 
 
 def test_recall_exactly_at_the_floor_passes():
@@ -59,10 +63,16 @@ def test_failed_int8_gate_never_ships():
 
 
 def test_a_figure_the_batch_cannot_measure_does_not_decide():
-    d = decide_release(evidence("retrained", minor=None), evidence("seed", minor=None), RULES)
+    # an eval batch with nobody ever in the room has no occupied hours: false absences are not measured
+    d = decide_release(evidence("retrained", absences=None), evidence("seed", absences=None), RULES)
     assert d["shipped"] == "retrained"
-    assert check(d, "recall_minor")["passed"] is None
-    assert "not measured on the eval batch: recall_minor" in d["reason"]
+    assert check(d, "false_absences_per_occupied_hour")["passed"] is None
+    assert "not measured on the eval batch: false_absences_per_occupied_hour" in d["reason"]
+
+
+def test_more_false_absences_keep_the_incumbent():
+    d = decide_release(evidence("retrained", absences=0.9), evidence("seed", absences=0.5), RULES)
+    assert d["shipped"] == "seed" and "false absences per occupied hour 0.90" in d["reason"]
 
 
 def test_disabled_gate_ships_the_candidate_unless_its_int8_failed():

@@ -12,7 +12,7 @@ import pytest
 from fleet.config import sim_section
 from fleet.simulate import simulate_batch
 
-CHECKER = Path("/work/shared/tools/check_raw_batch.py")
+CHECKER = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "check_raw_batch.py"
 TRUTH_ONLY = {"event_type", "is_presence", "motion_class", "t0_s", "t1_s"}
 
 
@@ -37,13 +37,13 @@ def batches(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim")
     sim = small_sim(sample_prob=0.2)
     out = {}
-    for preset, hours in (("seed", 0.02), ("field", 0.1), ("eval", 0.03)):
+    for preset, hours in (("seed", 0.02), ("field", 0.1), ("eval", 0.03), ("household", 0.03)):
         raw, truth = root / "raw" / preset, root / "truth" / preset
         out[preset] = (raw, truth, simulate_batch(preset, 2, hours, 7, raw, truth, sim_params=sim))
     return out
 
 
-@pytest.mark.parametrize("preset", ["seed", "field", "eval"])
+@pytest.mark.parametrize("preset", ["seed", "field", "eval", "household"])
 def test_contract_checker_passes(batches, preset):
     if not CHECKER.exists():
         pytest.skip("check_raw_batch.py not available")
@@ -52,13 +52,18 @@ def test_contract_checker_passes(batches, preset):
     assert res.returncode == 0 and res.stdout.startswith("ok"), res.stdout
 
 
-@pytest.mark.parametrize("preset", ["seed", "field", "eval"])
+@pytest.mark.parametrize("preset", ["seed", "field", "eval", "household"])
 def test_captures_and_truth(batches, preset):
     raw, truth, summary = batches[preset]
     caps = [json.loads(line) for line in (raw / "captures.jsonl").read_text().splitlines()]
     assert len(caps) == summary["n_captures"] > 0
     assert len({c["capture_id"] for c in caps}) == len(caps)
-    expected_trigger = {"seed": {"collection"}, "eval": {"sample"}, "field": {"sample", "detection"}}[preset]
+    expected_trigger = {
+        "seed": {"collection"},
+        "eval": {"sample"},
+        "household": {"sample"},
+        "field": {"sample", "detection"},
+    }[preset]
     assert {c["trigger"] for c in caps} <= expected_trigger
     for c in caps:
         assert not TRUTH_ONLY & set(c)  # nothing a device would not know
@@ -82,6 +87,29 @@ def test_captures_and_truth(batches, preset):
     if preset == "seed":
         assert all(e["is_presence"] for e in events)  # lab clips: common (presence) types only
     assert not any("truth" in p.name or "events" in p.name for p in raw.rglob("*"))
+
+
+@pytest.mark.parametrize("preset", ["eval"])
+def test_truth_episodes_agree_across_back_to_back_captures(batches, preset):
+    """An event cut at capture edges keeps one episode id and one absolute extent in every fragment."""
+    import datetime as dt
+
+    raw, truth, _ = batches[preset]
+    start = {
+        c["capture_id"]: dt.datetime.fromisoformat(c["t_start"].replace("Z", "+00:00")).timestamp()
+        for c in map(json.loads, (raw / "captures.jsonl").read_text().splitlines())
+    }
+    extents: dict = {}
+    rows = [json.loads(line) for line in (truth / "events.jsonl").read_text().splitlines()]
+    for e in rows:
+        assert e["episode_t0_s"] <= e["t0_s"] < e["t1_s"] <= e["episode_t1_s"] + 1e-3
+        at = start[e["capture_id"]]
+        extents.setdefault(e["episode_id"], set()).add(
+            (round(at + e["episode_t0_s"], 2), round(at + e["episode_t1_s"], 2))
+        )
+    assert all(len(v) == 1 for v in extents.values())
+    fragments = [sum(1 for e in rows if e["episode_id"] == k) for k in extents]
+    assert max(fragments) > 1  # some episode really runs over a capture edge
 
 
 def test_field_uploads_are_a_fraction(batches):

@@ -52,6 +52,50 @@ def test_eval_plan_covers_every_type(room):
     assert len(p.playback) == kinds.count("music")
 
 
+def _visits(events):
+    """Presence events grouped into occupancy visits (merged like training.metrics: gaps <= 1 s)."""
+    visits: list[list] = []
+    for e in sorted((e for e in events if e.is_presence), key=lambda e: e.t0):
+        if visits and e.t0 <= max(v.t1 for v in visits[-1]) + 1.0:
+            visits[-1].append(e)
+        else:
+            visits.append([e])
+    return visits
+
+
+@pytest.mark.parametrize(("preset", "hours"), [("eval", 3.0), ("field", 24.0), ("household", 24.0)])
+def test_people_arrive_and_leave(room, preset, hours):
+    """Every visit starts at the door and ends with a departure; in between the person is always there
+    (a still spell: reading, TV, asleep), so time outside visits is really empty."""
+    sim = sim_section(None)
+    p = plan(preset, hours * 3600.0, np.random.default_rng(6), room, sim)
+    visits = _visits(p.events)
+    assert len(visits) >= 5
+    for visit in visits:
+        first = min(visit, key=lambda e: e.t0)
+        last = max(visit, key=lambda e: e.t1)
+        assert first.event_type in ("walk_in", "walk_through"), [e.event_type for e in visit]
+        assert last.event_type in ("walk_out", "walk_through"), [e.event_type for e in visit]
+    kinds = {e.event_type for e in p.events}
+    assert "still" in kinds
+
+
+def test_household_nuisances_run_for_hours_and_ignore_occupancy(room):
+    sim = sim_section(None)
+    total = 3 * 24 * 3600.0
+    p = plan("household", total, np.random.default_rng(7), room, sim)
+    fans = [e.t1 - e.t0 for e in p.events if e.event_type == "ceiling_fan"]
+    assert fans and max(fans) > 3600.0
+    hvac = [e for e in p.events if e.event_type == "hvac"]
+    assert len(hvac) >= 4  # cycles through the days
+    visits = [(min(e.t0 for e in v), max(e.t1 for e in v)) for v in _visits(p.events)]
+    # nuisances do not care whether anyone is home: some overlap a visit, some an empty room
+    overlaps = [any(a < e.t1 and e.t0 < b for a, b in visits) for e in p.events if not e.is_presence]
+    assert any(overlaps) and not all(overlaps)
+    occupied = sum(b - a for a, b in visits) / total
+    assert 0.15 < occupied < 0.6
+
+
 def test_dialogue_follows_truth_and_device_decisions(room):
     sim = sim_section(None)
     cfg = {**sim["dialogue"], "lights_back_on_prob": 1.0, "false_trigger_report_prob": 1.0}
