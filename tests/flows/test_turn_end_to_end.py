@@ -33,8 +33,8 @@ def test_report_has_the_headline_numbers(turn):
     report = json.loads((data / "reports" / "turn-001" / "report.json").read_text())
     for name in ("seed_float", "seed_int8", "retrained_float", "retrained_int8", "cfar"):
         row = report["evaluation"][name]
-        assert row["false_alarms_per_hour"] >= 0
-        assert 0 <= row["recall_major"] <= 1
+        assert row["false_triggers_per_empty_hour"] is not None
+        assert row["entry_recall"] is None or 0 <= row["entry_recall"] <= 1
     assert report["labels"]["field_paid"] <= report["labels"]["budget"]
     assert (data / "reports" / "turn-001" / "plots" / "false_alarms_by_type.png").stat().st_size > 0
 
@@ -63,3 +63,32 @@ def test_bundle_ships_the_model_the_release_gate_picked(turn):
     assert hashlib.sha256(shipped_bytes).digest() == hashlib.sha256(expected).digest()
     report = (data / "reports" / "turn-001" / "report.md").read_text()
     assert f"bundle ships **{release['shipped']}**" in report
+
+
+def test_evaluate_cli_accepts_the_turns_own_bundle_and_writes_episode_rows(turn, project_root, tmp_path):
+    """The README's `flywheel evaluate` on the bundle this turn built (its detector.json carries the
+    rare-event trigger's threshold when the trigger ships), with the per-episode rows beside the JSON."""
+    from training.evaluate import evaluate_bundle
+
+    data, _ = turn
+    bundle = data / "bundles" / "turn-001" / "bundle.tar"
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--bundle", str(bundle), "--raw", str(data / "raw" / "eval")]
+    args += ["--truth", str(data / "truth" / "eval"), "--json", str(out)]
+    res = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=project_root, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    result = json.loads(out.read_text())
+    assert "false triggers/empty h" in res.stdout
+    rows = [json.loads(line) for line in out.with_suffix(".episodes.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "entry" for r in rows) == result["entries"]
+    assert sum(r["kind"] == "false_trigger" for r in rows) == result["false_triggers"]
+    # the CLI reports what the shipped model's evaluation stage measured on the same batch
+    shipped = json.loads((data / "bundles" / "turn-001" / "release_gate.json").read_text())["shipped"]
+    stage = json.loads((data / "evaluations" / "turn-001" / shipped / "int8.json").read_text())
+    assert result["false_triggers"] == stage["false_triggers"] and result["entries"] == stage["entries"]
+    assert (
+        evaluate_bundle(bundle, data / "raw" / "eval", data / "truth" / "eval")["entries"]
+        == result["entries"]
+    )

@@ -54,9 +54,9 @@ def test_train_export_quantize_evaluate(tmp_path):
     m = evaluate_detector(
         tmp_path / "model_int8.onnx", FRONTEND, detector_cfg, tmp_path / "eval", tmp_path / "eval_truth"
     )
-    assert m["n_presence_events"] == 3 and m["n_captures_skipped"] == 0
-    assert m["recall_major"] >= 2 / 3
-    assert m["false_alarms"] <= 1
+    assert m["entries"] == 3 and m["n_captures_skipped"] == 0
+    assert m["entry_recall"] >= 2 / 3
+    assert m["false_triggers"] <= 1
     side = compare_models(
         tmp_path / "model.onnx",
         tmp_path / "model_int8.onnx",
