@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from deploy.device_calibration import load_record, save_record
 from fleet.calibration_hal import UnitAcoustics, record
 from runtime.calibration import (
     CalibrationConfig,
@@ -15,8 +16,6 @@ from runtime.calibration import (
     drift_check,
     estimate_response,
     exponential_sweep,
-    load_record,
-    save_record,
 )
 
 CFG = CalibrationConfig(
