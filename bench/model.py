@@ -37,9 +37,22 @@ def _windows_per_s(model_path: Path, windows: np.ndarray, batch: int, min_s: flo
             return done / elapsed
 
 
+def c_windows_per_s(model_int8: str | Path, inputs: np.ndarray, n_windows: int, work_dir: Path) -> dict:
+    """Compile the C reference with -O2 and time n_windows inferences on one core (harness bench mode)."""
+    from deploy.firmware_c_emit import compile_c, firmware_payload, run_selftest
+    from deploy.packaging import expected_logits
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    files = firmware_payload(model_int8, {}, {}, inputs, expected_logits(Path(model_int8), inputs))
+    for name, blob in files.items():
+        (work_dir / Path(name).name).write_bytes(blob)
+    exe = compile_c(work_dir, work_dir / "presence_selftest", opt="-O2")
+    figures = run_selftest(exe, work_dir / "test_vectors.bin", max_lsb=1 << 20, bench_windows=n_windows)
+    return {"c_windows_per_s": figures.get("windows_per_s"), "c_max_lsb_vs_reference": figures.get("max_lsb")}
+
+
 def _c_figures(int8_onnx: Path, windows: np.ndarray, n_windows: int, work_dir: Path) -> dict:
     from deploy.firmware_c import UnsupportedModelError
-    from deploy.firmware_c_emit import c_windows_per_s
 
     try:
         return c_windows_per_s(int8_onnx, windows[: min(len(windows), 64)], max(n_windows, 256), work_dir)
