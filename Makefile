@@ -11,7 +11,7 @@ export PREFECT_RESULTS_LOCAL_STORAGE_PATH := $(CURDIR)/.prefect/results
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test setup lint format bench bench-peers
+.PHONY: run test test-fast setup lint format bench bench-peers
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-fast: setup  # everything but the end-to-end runs marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
