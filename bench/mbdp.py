@@ -64,6 +64,7 @@ from scipy.io import wavfile
 
 from bench.cmsis import cmsis_available, fixed_vs_float_db
 from bench.models import DeviceModel, bench_section, bundle_model, train_model
+from bench.suites import merged_figures
 from runtime.loudspeaker import (
     LoudspeakerParams,
     simulate_cone,
@@ -485,6 +486,4 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
 
 def run_bench(params: dict, quick: bool = False) -> dict[str, Any]:
     """dsp_figures merged with music_false_alarms'."""
-    figures = dsp_figures(params, quick=quick)
-    figures.update(music_false_alarms(params, quick=quick))
-    return figures
+    return merged_figures(params, quick, dsp_figures, music_false_alarms)

@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from bench.models import DeviceModel, bench_section, bundle_model, train_model
+from bench.suites import merged_figures
 from runtime.canceller import MIN_GATE_DB
 from runtime.clutter import ClutterFilter
 from runtime.demod import demodulate
@@ -522,6 +523,4 @@ def detector_figures(params: dict, quick: bool = False) -> dict[str, Any]:
 
 def run_bench(params: dict, quick: bool = False) -> dict[str, Any]:
     """dsp_figures merged with detector_figures'."""
-    figures = dsp_figures(params, quick=quick)
-    figures.update(detector_figures(params, quick=quick))
-    return figures
+    return merged_figures(params, quick, dsp_figures, detector_figures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import platform
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +20,14 @@ SUITES = {  # the name users type -> the module whose run_bench(params, quick) m
     "calibration": "bench.calibration",
     "deploy": "bench.deploy",
 }
+
+
+def merged_figures(params: dict, quick: bool, *parts: Callable[..., dict]) -> dict:
+    """The figures of every part (a function of params and quick), merged in order into one dict."""
+    figures: dict = {}
+    for part in parts:
+        figures.update(part(params, quick=quick))
+    return figures
 
 
 def run_suite(suite: str, params: dict, quick: bool = False) -> dict:
