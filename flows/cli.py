@@ -326,9 +326,11 @@ def bench(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run a benchmark suite: prints the measured figures and writes them as JSON."""
-    from bench.suites import run_suite
+    from bench.suites import SUITES, run_suite
     from common.params import load_params
 
+    if suite not in SUITES:
+        raise typer.BadParameter(f"unknown suite {suite!r} (known: {', '.join(SUITES)})", param_hint="SUITE")
     figures = run_suite(suite, load_params(params), quick=quick)
     _write_json(json_out, figures)
     if json_out is not None:
