@@ -18,6 +18,7 @@ def test_without_a_bundle_nothing_is_made_up(tmp_path):
     }
 
 
+@pytest.mark.slow  # two simulated eval batches per case (about 15 s)
 @pytest.mark.parametrize(("bias", "recall"), [([6.0, 0.0, 0.0], 0.0), ([-6.0, 0.0, 6.0], 1.0)])
 def test_recall_on_calibrated_and_factory_units(tmp_path, bias, recall):
     p = small_params(tmp_path, bias)  # a bundle folder with a constant classifier, small simulator

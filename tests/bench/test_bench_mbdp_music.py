@@ -62,6 +62,7 @@ def test_music_false_alarms_from_a_bundle(tmp_path, bias, present):
     assert all(v["doppler_band_dbfs_with_mbdp"] < v["doppler_band_dbfs_without_mbdp"] for v in loud)
 
 
+@pytest.mark.slow  # simulates two music batches end to end (about 15 s)
 def test_run_bench_merges_the_dsp_and_music_figures(tmp_path, monkeypatch):
     import bench.mbdp
 
