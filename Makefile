@@ -11,7 +11,7 @@ export PREFECT_RESULTS_LOCAL_STORAGE_PATH := $(CURDIR)/.prefect/results
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test setup lint format bench bench-peers
+.PHONY: run test test-fast setup lint format bench bench-peers
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+test-fast: setup  # everything but the end-to-end runs marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -41,7 +44,7 @@ format: setup
 
 bench: setup
 	mkdir -p data/reports/bench
-	for s in sim runtime ingest mining model mbdp calibration; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
+	for s in sim runtime ingest mining model mbdp calibration deploy; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
 
 bench-peers:
 	apt-get install -y -q sox lsp-plugins-lv2 lilv-utils

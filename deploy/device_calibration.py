@@ -17,19 +17,29 @@ from typing import Protocol
 
 import numpy as np
 
+from common.io import atomic_write_json, read_json
 from runtime.calibration import (
     RECORD_VERSION,
     CalibrationConfig,
+    CalibrationRecord,
     analyse_silence,
     calibrate,
     drift_check,
     estimate_response,
     exponential_sweep,
-    load_record,
-    save_record,
 )
 
 RECORD_FILE = "calibration.json"
+
+
+def save_record(path: str | Path, record: CalibrationRecord) -> None:
+    """Write the record as JSON, atomically (runtime/ computes records and writes no files)."""
+    atomic_write_json(path, record.to_dict())
+
+
+def load_record(path: str | Path) -> CalibrationRecord:
+    """Read a record written by save_record (CalibrationRecord.from_dict checks its version)."""
+    return CalibrationRecord.from_dict(read_json(path))
 
 
 class CalibrationHal(Protocol):

@@ -399,16 +399,3 @@ def run_selftest(exe: Path, vectors: Path, max_lsb: int = 0, bench_windows: int 
     for key, value in re.findall(r"(\w+)=([-+0-9.eE]+)", proc.stdout):
         figures[key] = float(value) if any(c in value for c in ".eE") else int(value)
     return figures
-
-
-def c_windows_per_s(model_int8: str | Path, inputs: np.ndarray, n_windows: int, work_dir: Path) -> dict:
-    """Compile the C reference with -O2 and time n_windows inferences on one core (harness bench mode)."""
-    from deploy.packaging import expected_logits
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    files = firmware_payload(model_int8, {}, {}, inputs, expected_logits(Path(model_int8), inputs))
-    for name, blob in files.items():
-        (work_dir / Path(name).name).write_bytes(blob)
-    exe = compile_c(work_dir, work_dir / "presence_selftest", opt="-O2")
-    figures = run_selftest(exe, work_dir / "test_vectors.bin", max_lsb=1 << 20, bench_windows=n_windows)
-    return {"c_windows_per_s": figures.get("windows_per_s"), "c_max_lsb_vs_reference": figures.get("max_lsb")}

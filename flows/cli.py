@@ -340,15 +340,19 @@ def serve(
 
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Argument(help="sim | runtime | ingest | mining | model")],
+    suite: Annotated[
+        str, typer.Argument(help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy")
+    ],
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     quick: Annotated[bool, typer.Option(help="small sizes (minutes → seconds)")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run a benchmark suite: prints the measured figures and writes them as JSON."""
+    from bench.suites import SUITES, run_suite
     from common.params import load_params
-    from flows.bench import run_suite
 
+    if suite not in SUITES:
+        raise typer.BadParameter(f"unknown suite {suite!r} (known: {', '.join(SUITES)})", param_hint="SUITE")
     figures = run_suite(suite, load_params(params), quick=quick)
     _write_json(json_out, figures)
     if json_out is not None:

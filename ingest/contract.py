@@ -1,4 +1,4 @@
-"""The raw log contract (DESIGN.md) as code: field types, ranges and allowed values.
+"""The raw log contract (docs/DESIGN.md) as code: field types, ranges and allowed values.
 
 Every check returns `Reject` problems instead of raising, so one bad record never stops a batch.
 `reason` is a stable machine code (counted in the summary); `detail` is the human-readable sentence.

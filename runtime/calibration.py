@@ -18,12 +18,9 @@ Band: an exponential sine sweep 30–47 kHz at 96 kHz (the issue's 50 kHz is abo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, signal
-
-from common.io import atomic_write_json, read_json
 
 RECORD_VERSION = "calibration-sweep-1"
 
@@ -92,14 +89,6 @@ class CalibrationRecord:
     def capture_settings(self) -> dict:
         """What the emitter and front-end use: carrier to emit and demodulate at, and its level."""
         return {"carrier_hz": self.carrier_hz, "emission_db": self.emission_db}
-
-
-def save_record(path: str | Path, record: CalibrationRecord) -> None:
-    atomic_write_json(path, record.to_dict())
-
-
-def load_record(path: str | Path) -> CalibrationRecord:
-    return CalibrationRecord.from_dict(read_json(path))
 
 
 # --- measurement -------------------------------------------------------------------------------

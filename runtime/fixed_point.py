@@ -1,11 +1,12 @@
-"""Fixed-point export of the MBDP biquads in the CMSIS-DSP convention, and its check.
+"""Fixed-point export of the MBDP biquads in the CMSIS-DSP convention.
 
 CMSIS-DSP `arm_biquad_cascade_df1_q31` computes, per stage,
     y[n] = b0·x[n] + b1·x[n-1] + b2·x[n-2] + a1·y[n-1] + a2·y[n-2]
 so its a1, a2 are scipy's with the sign negated. Coefficients are Q31 scaled by 2^-postShift
 (one postShift per cascade instance): postShift s lets coefficients reach ±2^s (|a1| < 2 needs s = 1).
 Coefficients are rounded from float64 (the REFERENCE figure was converted through float32 and
-differs by a few tens of LSB in a1/a2).
+differs by a few tens of LSB in a1/a2). The check against the real CMSIS-DSP kernels is bench.cmsis
+(runtime/ does not import cmsisdsp).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from scipy import signal
 
 from runtime.mbdp import CrossoverDesign
 
@@ -112,37 +112,3 @@ def export_bundle_files(design: CrossoverDesign) -> dict[str, bytes]:
         "mbdp.h": export_c_header(design).encode(),
         "mbdp_q31.json": (json.dumps(export_q31_json(design), indent=2, sort_keys=True) + "\n").encode(),
     }
-
-
-def cmsis_available() -> bool:
-    try:
-        import cmsisdsp  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def run_cmsis_q31(coeffs_q31: np.ndarray, num_stages: int, post_shift: int, x: np.ndarray) -> np.ndarray:
-    """Run the real CMSIS-DSP DF1 Q31 kernel; x float in [-0.25, 0.25] → float output."""
-    import cmsisdsp as dsp
-
-    if np.max(np.abs(x)) > 0.25:
-        raise ValueError("input must stay within ±0.25 (the 64-bit accumulator wraps)")
-    inst = dsp.arm_biquad_casd_df1_inst_q31()
-    state = np.zeros(4 * num_stages, dtype=np.int32)
-    dsp.arm_biquad_cascade_df1_init_q31(
-        inst, num_stages, np.asarray(coeffs_q31, dtype=np.int32), state, post_shift
-    )
-    xq = np.round(np.asarray(x, dtype=np.float64) * Q31_ONE).astype(np.int32)
-    return np.asarray(dsp.arm_biquad_cascade_df1_q31(inst, xq), dtype=np.float64) / Q31_ONE
-
-
-def fixed_vs_float_db(design: CrossoverDesign, x: np.ndarray) -> dict[str, float]:
-    """Per cascade: error power of CMSIS Q31 vs float64 sosfilt over output power (dB)."""
-    out = {}
-    for name, sos in cascades(design):
-        q, shift = to_q31(sos)
-        fixed = run_cmsis_q31(q, sos.shape[0], shift, x)
-        ref = signal.sosfilt(sos, x)
-        out[name] = float(10 * np.log10(np.sum((fixed - ref) ** 2) / max(np.sum(ref**2), 1e-30)))
-    return out

@@ -32,7 +32,7 @@ from runtime.clutter import ClutterFilter
 from runtime.resample import StreamingResampler
 
 POWER_FLOOR = 1e-15  # added before the log: -150 dB re a unit-amplitude tone
-MAX_HOP_S = 0.032  # DESIGN: hop at most 32 ms
+MAX_HOP_S = 0.032  # docs/DESIGN.md: hop at most 32 ms
 FRAME_CHUNK = 256  # frames computed at once: bounds memory and keeps work arrays in cache (measured best)
 # Gate of the canceller: an echo 90 deg off the direct path on the 4-mic 3.5 cm array at 40 kHz has
 # about 5-8 dB more power along the direct-path signature than orthogonal to it; music distortion

@@ -1,10 +1,10 @@
 """Synthetic multi-mic baseband scenes for tests and the runtime benchmark (no truth, no files).
 
-Physics (DESIGN "physics"): per mic the baseband is the static channel (direct path + room,
-a fixed complex vector across mics) times the emission, plus moving echoes exp(-j 2 pi f0 2 r(t)/c)
-arriving as plane waves on a circular array. Loudspeaker cone excursion X(t) from playback bass
-phase-modulates the emission with index 2 pi f0 X / c, so the distortion rides on the static
-channel and shares its spatial signature.
+Physics (docs/DESIGN.md, "The physics the simulator must respect"): per mic the baseband is the
+static channel (direct path + room, a fixed complex vector across mics) times the emission, plus
+moving echoes exp(-j 2 pi f0 2 r(t)/c) arriving as plane waves on a circular array. Loudspeaker
+cone excursion X(t) from playback bass phase-modulates the emission with index 2 pi f0 X / c, so the
+distortion rides on the static channel and shares its spatial signature.
 """
 
 from __future__ import annotations

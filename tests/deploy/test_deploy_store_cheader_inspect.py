@@ -106,10 +106,3 @@ def test_format_manifest_is_readable(tmp_path, keystore):
     needles += ["features float32 [N×32×48]", "mbdp", "false_alarms_per_hour", "c/model_int8.h"]
     for needle in needles:
         assert needle in text, needle
-
-
-def test_bench_measures(tmp_path):
-    from deploy.bench import run_bench
-
-    figures = run_bench({"deploy": {"bench": {"seed": 1}}}, quick=True)
-    assert figures["bundle_mb"] > 1.0 and figures["verify_s"] > 0 and figures["install_mb_per_s"] > 0

@@ -12,9 +12,10 @@ from deploy.device_calibration import (
     bundle_calibration_config,
     calibrate_device,
     calibration_status,
+    load_record,
 )
 from fleet.calibration_hal import SimulatedCalibrationHal, UnitAcoustics
-from runtime.calibration import CalibrationConfig, load_record
+from runtime.calibration import CalibrationConfig
 
 CFG = CalibrationConfig(
     sweep_s=0.1, silent_s=0.1, candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000))

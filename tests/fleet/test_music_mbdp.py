@@ -2,7 +2,9 @@
 tuning's sensing mode) before it drives the loudspeaker model; without a tuning playback stays raw."""
 
 import json
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,7 +153,8 @@ def test_bad_tuning_fails_before_simulating(tmp_path):
 
 def never_fires() -> bytes:
     """ONNX classifier whose logits always say "none"."""
-    from test_music_bench import classifier
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_testkit import classifier
 
     return classifier([6.0, 0.0, 0.0])
 

@@ -12,7 +12,7 @@ import pytest
 import scipy.io.wavfile
 from conftest import T0, capture_record, write_raw_batch
 
-from ingest.bench import synthesize_batch
+from bench.ingest import synthesize_batch
 from ingest.contract import CaptureLimits, check_capture_record, check_dialogue_record
 from ingest.drift import compare_profiles
 from ingest.features import FeatureStore
@@ -130,7 +130,7 @@ def test_drift_flags_level_shifts_and_rate_changes():
 @pytest.mark.skipif(not CHECKER.exists(), reason="shared contract checker not present")
 def test_test_batches_and_bench_batches_pass_the_independent_contract_checker(params, tmp_path):
     write_raw_batch(tmp_path / "fixture")
-    cfg = params["ingest"]["bench"] | {"capture_s": 2.0, "distinct_clips": 2}
+    cfg = params["bench"]["ingest"] | {"capture_s": 2.0, "distinct_clips": 2}
     info = synthesize_batch(tmp_path / "bench", devices=2, hours=0.05, cfg=cfg, fs_hz=2000.0)
     assert (
         info["n_captures"] == 2 * int(0.05 * 3600 // cfg["capture_every_s"]) and info["device_hours"] == 0.1

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from bench.mining import synthetic_context
 from mining import strategies
-from mining.bench import synthetic_context
 from mining.strategies import (
     MiningContext,
     balance_by_device,

@@ -1,10 +1,11 @@
-"""Model benchmark: onnxruntime float and int8 windows/s on one core, budget figures, int8 agreement.
+"""`flywheel bench model`: onnxruntime float and int8 windows/s on one core, budget figures, int8 agreement.
 
 Trains the params-sized PresenceNet briefly on a synthetic curated batch (training.synthetic), exports
 and quantizes it, then measures. Pass float_onnx/int8_onnx to measure existing models instead (the
 agreement is then measured on synthetic windows of the right shape). c_windows_per_s: the bundle's C
 reference inference (deploy.firmware_c_emit) compiled with gcc -O2, timed on the same windows, one core
 (None with the reason when no C compiler is available or the model is not supported by the C).
+Sizes: params.yaml bench.model (`quick` overrides for --quick).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.models import bench_section
 from training.budget import analyse_model, check_budget, load_profile
 
 
@@ -35,9 +37,22 @@ def _windows_per_s(model_path: Path, windows: np.ndarray, batch: int, min_s: flo
             return done / elapsed
 
 
+def c_windows_per_s(model_int8: str | Path, inputs: np.ndarray, n_windows: int, work_dir: Path) -> dict:
+    """Compile the C reference with -O2 and time n_windows inferences on one core (harness bench mode)."""
+    from deploy.firmware_c_emit import compile_c, firmware_payload, run_selftest
+    from deploy.packaging import expected_logits
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    files = firmware_payload(model_int8, {}, {}, inputs, expected_logits(Path(model_int8), inputs))
+    for name, blob in files.items():
+        (work_dir / Path(name).name).write_bytes(blob)
+    exe = compile_c(work_dir, work_dir / "presence_selftest", opt="-O2")
+    figures = run_selftest(exe, work_dir / "test_vectors.bin", max_lsb=1 << 20, bench_windows=n_windows)
+    return {"c_windows_per_s": figures.get("windows_per_s"), "c_max_lsb_vs_reference": figures.get("max_lsb")}
+
+
 def _c_figures(int8_onnx: Path, windows: np.ndarray, n_windows: int, work_dir: Path) -> dict:
     from deploy.firmware_c import UnsupportedModelError
-    from deploy.firmware_c_emit import c_windows_per_s
 
     try:
         return c_windows_per_s(int8_onnx, windows[: min(len(windows), 64)], max(n_windows, 256), work_dir)
@@ -59,26 +74,26 @@ def run_bench(
     from training.train import train_classifier
 
     tr = params["training"]
-    bench = tr.get("bench", {}) or {}
-    n_windows = int(bench.get("quick_windows" if quick else "windows", 256 if quick else 2048))
+    bench = bench_section(params["bench"]["model"], quick)
+    n_windows = int(bench["windows"])
     context = int(params["ingest"]["context_frames"])
     n_bins = int(params["frontend"]["n_velocity_bins"])
-    min_s = 0.5 if quick else 2.0
+    min_s = float(bench["min_seconds"])  # each windows/s figure times at least this long
     out: dict = {"quick": quick}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         eval_curated, eval_labels = make_synthetic_batch(
-            tmp, "bench-eval", n_captures=4, frames_per_capture=256, context_frames=context,
-            window_stride=1, n_bins=n_bins, seed=int(tr["seed"]) + 100,
+            tmp, "bench-eval", n_captures=int(bench["eval_captures"]), frames_per_capture=256,
+            context_frames=context, window_stride=1, n_bins=n_bins, seed=int(bench["eval_seed"]),
         )  # fmt: skip
         index = load_window_index([TrainingBatch(eval_curated, eval_labels)], context)
         pos = np.resize(np.arange(len(index)), n_windows)
         windows = gather_windows(index, pos, context)  # [n_windows, T, V]
         if float_onnx is None or int8_onnx is None:
             p = copy.deepcopy(params)
-            p["training"]["epochs"] = int(bench.get("quick_epochs" if quick else "epochs", 2))
+            p["training"]["epochs"] = int(bench["epochs"])
             p["training"]["progress_bar"] = False
-            n_caps = int(bench.get("quick_captures" if quick else "captures", 6))
+            n_caps = int(bench["captures"])
             train_batch = TrainingBatch(*make_synthetic_batch(
                 tmp, "bench-train", n_captures=n_caps, frames_per_capture=256, context_frames=context,
                 window_stride=int(params["ingest"]["window_stride"]), n_bins=n_bins, seed=int(tr["seed"]),
@@ -98,7 +113,7 @@ def run_bench(
         out["float_windows_per_s_batch256"] = _windows_per_s(float_onnx, windows, min(256, n_windows), min_s)
         out["int8_windows_per_s_batch256"] = _windows_per_s(int8_onnx, windows, min(256, n_windows), min_s)
         out["int8_float_agreement"] = agreement(float_onnx, int8_onnx, windows)
-        profile_name = params.get("package", {}).get("profile", "speaker4")
+        profile_name = params["package"]["profile"]
         figures = analyse_model(str(int8_onnx))
         try:
             budget = check_budget(str(int8_onnx), profile_name)

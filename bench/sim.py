@@ -1,11 +1,13 @@
-"""Simulator benchmark: 4-mic baseband rendering speed and a streamed field batch's peak memory.
+"""`flywheel bench sim`: 4-mic baseband rendering speed and a streamed field batch's peak memory.
 
 run_bench(params, quick) measures (never asserts):
 - device_seconds_per_cpu_second: full 4-mic rendering of a field-like day (every capture rendered
   on every mic, no upload policy shortcuts), CPU time of this process;
 - eval_mix_device_seconds_per_cpu_second: the same for the busy eval timeline;
-- field_batch_*: simulate_batch('field', ...) of 24 device-hours (quick: 0.2) streamed to a temp
-  folder, with its wall/CPU time and the process's peak RSS.
+- field_batch_*: simulate_batch('field', ...) of bench.sim.batch (24 device-hours; quick: 0.2) streamed
+  to a temp folder, with its wall/CPU time and the process's peak RSS.
+
+Sizes and seeds: params.yaml bench.sim (`quick` overrides for --quick).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.models import bench_section
 from fleet.config import sim_section
 from fleet.scenes import DeviceScene
 from fleet.simulate import fleet_unit, simulate_batch
@@ -54,20 +57,25 @@ def render_rate(sim: dict, preset: str, seconds: float, seed: int = 0) -> float:
 
 
 def run_bench(params: dict, quick: bool = False) -> dict:
+    """Rendering rates of the field and eval mixes and one streamed field batch (see the docstring)."""
     sim = sim_section(params)
-    render_s = 600.0 if quick else 7200.0
+    b = bench_section(params["bench"]["sim"], quick)
+    render_s = float(b["render_s"])
     out = {
         "quick": quick,
         "device_seconds_per_cpu_second": render_rate(sim, "field", render_s),
-        "eval_mix_device_seconds_per_cpu_second": render_rate(sim, "eval", render_s / 4),
+        "eval_mix_device_seconds_per_cpu_second": render_rate(
+            sim, "eval", render_s * float(b["eval_render_share"])
+        ),
     }
-    devices, hours = (2, 0.1) if quick else (4, 6.0)
+    devices, hours = int(b["batch"]["devices"]), float(b["batch"]["hours"])
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         rss0 = _peak_rss_mb()
         w0 = time.perf_counter()
         summary = simulate_batch(
-            "field", devices, hours, 99, Path(tmp) / "raw" / "b", Path(tmp) / "truth" / "b", sim_params=sim
-        )
+            "field", devices, hours, int(b["batch"]["seed"]),
+            Path(tmp) / "raw" / "b", Path(tmp) / "truth" / "b", sim_params=sim,
+        )  # fmt: skip
         out.update(
             field_batch_device_hours=devices * hours,
             field_batch_cpu_s=summary["cpu_s"],  # summed over the worker processes
@@ -80,12 +88,3 @@ def run_bench(params: dict, quick: bool = False) -> dict:
             peak_rss_before_batch_mb=rss0,
         )
     return out
-
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    from common.params import load_params
-
-    print(json.dumps(run_bench(load_params(), quick="--quick" in sys.argv), indent=2))

@@ -1,56 +1,21 @@
-"""flows.bench_mbdp: false alarms during music with and without the MBDP, on small simulated batches."""
+"""bench.mbdp: false alarms during music with and without the MBDP, on small simulated batches."""
 
 import copy
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_testkit import small_params
 
+from bench.mbdp import _present_in, doppler_band_db, music_false_alarms, run_bench
+from bench.models import bench_section
 from common.params import load_params
-from flows.bench_mbdp import _present_in, doppler_band_db, music_false_alarms, run_bench
-from flows.bench_models import bench_section
-from runtime.mbdp import bundle_tuning
 from training.metrics import CaptureOutcome
-
-
-def classifier(logit_bias: list[float]) -> bytes:
-    """ONNX classifier whose logits are logit_bias whatever the features (none, minor, major)."""
-    pytest.importorskip("onnx")
-    sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-    from runtime_tiny_onnx import build_linear_model
-
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
-
-    d, context = FrontendConfig().n_velocity_bins, DetectorConfig().context_frames
-    return build_linear_model(context, d, np.zeros((d, 3), np.float32), np.asarray(logit_bias, np.float32))
-
-
-def small_params(tmp_path, logit_bias) -> dict:
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
-
-    root = tmp_path / "bundle"
-    (root / "payload").mkdir(parents=True)
-    (root / "payload" / "frontend.json").write_text(json.dumps(FrontendConfig().to_dict()))
-    (root / "payload" / "detector.json").write_text(json.dumps(DetectorConfig().to_dict()))
-    (root / "payload" / "model_int8.onnx").write_bytes(classifier(logit_bias))
-    (root / "payload" / "mbdp.json").write_text(json.dumps(bundle_tuning("speaker4")))
-    p = copy.deepcopy(load_params())
-    p["simulate"].update(capture_s=5.0, workers=1)
-    p["simulate"]["calibration"]["enabled"] = False
-    p["mbdp"]["bench"]["music"].update(
-        bundles=[str(root)], devices=1, hours=0.04, episode_s=[20.0, 30.0], gap_s=[11.0, 14.0]
-    )
-    return p
 
 
 def test_quick_overrides_merge_into_the_section():
     p = copy.deepcopy(load_params())
-    p["mbdp"]["bench"]["music"]["quick"] = {"devices": 1, "train": {"epochs": 1}}
-    section = p["mbdp"]["bench"]["music"]
+    p["bench"]["mbdp"]["music"]["quick"] = {"devices": 1, "train": {"epochs": 1}}
+    section = p["bench"]["mbdp"]["music"]
     full, quick = bench_section(section, False), bench_section(section, True)
     assert "quick" not in full and "quick" not in quick
     assert quick["devices"] == 1 and quick["train"]["epochs"] == 1
@@ -97,11 +62,11 @@ def test_music_false_alarms_from_a_bundle(tmp_path, bias, present):
     assert all(v["doppler_band_dbfs_with_mbdp"] < v["doppler_band_dbfs_without_mbdp"] for v in loud)
 
 
-def test_run_bench_drops_what_it_measured(tmp_path, monkeypatch):
-    import runtime.bench_mbdp
+@pytest.mark.slow  # simulates two music batches end to end (about 15 s)
+def test_run_bench_merges_the_dsp_and_music_figures(tmp_path, monkeypatch):
+    import bench.mbdp
 
-    fake = {"bass_gain_db": 5.0, "not_measured": ["false alarms per hour during music (x)", "other"]}
-    monkeypatch.setattr(runtime.bench_mbdp, "run_bench", lambda params, quick=False: dict(fake))
+    monkeypatch.setattr(bench.mbdp, "dsp_figures", lambda params, quick=False: {"bass_gain_db": 5.0})
     out = run_bench(small_params(tmp_path, [6.0, 0.0, 0.0]), quick=True)
-    assert out["bass_gain_db"] == 5.0 and out["not_measured"] == ["other"]
+    assert out["bass_gain_db"] == 5.0 and "not_measured" not in out
     assert {"music_false_alarms_per_hour_with_mbdp", "music_false_alarms_per_hour_without_mbdp"} <= set(out)

@@ -1,26 +1,37 @@
-"""`flywheel bench SUITE`: run a package's benchmark, print its measured figures, return them."""
+"""`flywheel bench SUITE`: run one suite of bench/, print its measured figures, return them."""
 
 from __future__ import annotations
 
 import importlib
 import platform
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
 
-SUITES = {
-    "sim": "fleet.bench",
-    "runtime": "flows.bench_runtime",  # runtime.bench (DSP) + the detector figures on the simulator
-    "ingest": "ingest.bench",
-    "mining": "mining.bench",
-    "model": "training.bench",
-    "mbdp": "flows.bench_mbdp",  # runtime.bench_mbdp (DSP) + false alarms during music on the simulator
-    "calibration": "flows.bench_calibration",  # units (fleet.bench_calibration) + the detector on the fleet
+SUITES = {  # the name users type -> the module whose run_bench(params, quick) measures it
+    "sim": "bench.sim",
+    "runtime": "bench.runtime",
+    "ingest": "bench.ingest",
+    "mining": "bench.mining",
+    "model": "bench.model",
+    "mbdp": "bench.mbdp",
+    "calibration": "bench.calibration",
+    "deploy": "bench.deploy",
 }
 
 
+def merged_figures(params: dict, quick: bool, *parts: Callable[..., dict]) -> dict:
+    """The figures of every part (a function of params and quick), merged in order into one dict."""
+    figures: dict = {}
+    for part in parts:
+        figures.update(part(params, quick=quick))
+    return figures
+
+
 def run_suite(suite: str, params: dict, quick: bool = False) -> dict:
+    """Run `suite` on the whole params dict; its figures plus `_meta` (suite, seconds, machine)."""
     if suite not in SUITES:
         raise ValueError(f"unknown bench suite {suite!r} (known: {', '.join(SUITES)})")
     module = importlib.import_module(SUITES[suite])

@@ -1,4 +1,4 @@
-"""Detector figures of `flywheel bench runtime` (flows.bench_runtime): latency counting, day segments,
+"""Detector figures of `flywheel bench runtime` (bench.runtime): latency counting, day segments,
 fresh-decision frames, and the duty cycling they measure (runtime.detector)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flows.bench_runtime import (
+from bench.runtime import (
     active_segments,
     event_latencies,
     latency_stats,
@@ -125,20 +125,18 @@ def test_present_while_empty_counts_frames_outside_presence_events() -> None:
     assert expected > 0
 
 
-def test_run_bench_merges_the_detector_figures_and_quick_sizes(monkeypatch) -> None:
-    import flows.bench_runtime as bench_runtime
-    import runtime.bench
+def test_run_bench_merges_the_dsp_and_detector_figures(monkeypatch) -> None:
+    import bench.runtime as bench_runtime
 
-    dsp = {"walker_loss_db": 1.0, "not_measured": {key: "elsewhere" for key in bench_runtime.MEASURED}}
-    monkeypatch.setattr(runtime.bench, "run_bench", lambda params, quick=False: dict(dsp))
-    detector = {key: 0.5 for key in bench_runtime.MEASURED}
-    monkeypatch.setattr(bench_runtime, "detector_figures", lambda params, quick=False: dict(detector))
-    figures = bench_runtime.run_bench({}, quick=True)
-    assert "not_measured" not in figures  # every key the DSP bench could not measure is measured here
-    assert figures["walker_loss_db"] == 1.0 and figures["latency_p95_s"] == 0.5
+    monkeypatch.setattr(bench_runtime, "dsp_figures", lambda params, quick=False: {"walker_loss_db": 1.0})
+    monkeypatch.setattr(bench_runtime, "detector_figures", lambda params, quick=False: {"latency_p95_s": 0.5})
+    assert bench_runtime.run_bench({}, quick=True) == {"walker_loss_db": 1.0, "latency_p95_s": 0.5}
+
+
+def test_quick_overrides_merge_into_the_detector_section() -> None:
     params = {
-        "runtime": {
-            "bench": {
+        "bench": {
+            "runtime": {
                 "detector": {
                     "train": {"hours": 0.1, "epochs": 8},
                     "day": {"hours": 8.0, "seed": 44},
@@ -147,9 +145,9 @@ def test_run_bench_merges_the_detector_figures_and_quick_sizes(monkeypatch) -> N
             }
         }
     }
-    from flows.bench_models import bench_section
+    from bench.models import bench_section
 
-    section = params["runtime"]["bench"]["detector"]
+    section = params["bench"]["runtime"]["detector"]
     quick = bench_section(section, quick=True)
     assert quick["train"] == {"hours": 0.1, "epochs": 5} and quick["day"] == {"hours": 1.5, "seed": 44}
     full = bench_section(section, quick=False)

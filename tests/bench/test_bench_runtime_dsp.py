@@ -1,4 +1,4 @@
-"""Benchmark figures that are behaviour, not timing: canceller suppression and walker loss."""
+"""bench.runtime's DSP figures that are behaviour, not timing: canceller suppression and walker loss."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from runtime.bench import _canceller_figures
+from bench.runtime import _canceller_figures
 from runtime.frontend import FrontendConfig
 from runtime.synthetic import ArrayGeometry, bass_excursion, playback_distortion, static_channel
 
@@ -17,7 +17,7 @@ PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").re
 
 def test_bench_canceller_meets_targets_on_synthetic_scene() -> None:
     bench = {
-        **PARAMS["runtime"]["bench"],
+        **PARAMS["bench"]["runtime"],
         "capture_s": 4.0,
         "excursion_mm": [0.3, 1.5],
         "walker_sweep_deg": [30, 180, 30],
@@ -49,9 +49,9 @@ def test_playback_distortion_is_rank_one_with_sidebands_at_bass() -> None:
 
 
 def test_room_reflections_bound_the_suppression() -> None:
-    from runtime.bench import _suppression_and_loss
+    from bench.runtime import _suppression_and_loss
 
-    bench = {**PARAMS["runtime"]["bench"], "capture_s": 3.0, "excursion_mm": [1.0], "walker_angles_deg": [60]}
+    bench = {**PARAMS["bench"]["runtime"], "capture_s": 3.0, "excursion_mm": [1.0], "walker_angles_deg": [60]}
     gated = FrontendConfig.from_dict(PARAMS["frontend"])
     plain = FrontendConfig.from_dict({**PARAMS["frontend"], "canceller_gate_db": -300.0})
     weak_room, _, _ = _suppression_and_loss(plain, bench, False, -40.0)
@@ -66,14 +66,14 @@ def test_room_reflections_bound_the_suppression() -> None:
     assert gated_strong[0] < strong_room[0]
 
 
-def test_run_bench_reports_the_contract_keys() -> None:
-    from runtime.bench import run_bench
+def test_dsp_figures_report_the_contract_keys() -> None:
+    from bench.runtime import dsp_figures
 
     params = {
         **PARAMS,
-        "runtime": {**PARAMS["runtime"], "bench": {**PARAMS["runtime"]["bench"], "capture_s": 6.0}},
+        "bench": {**PARAMS["bench"], "runtime": {**PARAMS["bench"]["runtime"], "capture_s": 6.0}},
     }
-    results = run_bench(params, quick=True)
+    results = dsp_figures(params, quick=True)
     for key in (
         "canceller_suppression_db",
         "walker_loss_db",
@@ -84,13 +84,7 @@ def test_run_bench_reports_the_contract_keys() -> None:
     assert results["frontend_realtime_factor"] > 0 and results["demod_realtime_factor"] > 0
     bad = {
         **params,
-        "runtime": {**params["runtime"], "bench": {**params["runtime"]["bench"], "capture_s": 2.0}},
+        "bench": {**params["bench"], "runtime": {**params["bench"]["runtime"], "capture_s": 2.0}},
     }
     with pytest.raises(ValueError):
-        run_bench(bad, quick=True)
-    assert set(results["not_measured"]) == {
-        "latency_median_s",
-        "latency_p95_s",
-        "emission_duty_cycle",
-        "duty_cycling_recall_cost",
-    }
+        dsp_figures(bad, quick=True)

@@ -5,13 +5,11 @@ import sys
 import numpy as np
 import pytest
 
-from mining.bench import measure_selection
+from bench.mining import measure_selection
 
 PARAMS = {
-    "mining": {
-        "quotas": {"hard_negative": 0.35, "uncertain": 0.25, "novel": 0.2, "diverse": 0.2},
-        "bench": {"embedding_dim": 32, "labeled": 500, "devices": 5, "seed": 19, "budget": 60},
-    }
+    "mining": {"quotas": {"hard_negative": 0.35, "uncertain": 0.25, "novel": 0.2, "diverse": 0.2}},
+    "bench": {"mining": {"embedding_dim": 32, "labeled": 500, "devices": 5, "seed": 19, "budget": 60}},
 }
 
 

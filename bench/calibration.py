@@ -1,6 +1,7 @@
-"""Calibration benchmark (`flywheel bench calibration`): sweep calibration on simulated units.
+"""`flywheel bench calibration`: sweep calibration on simulated units (unit_figures), plus the
+detector's recall on the fleet simulator with and without calibration (detector_recall).
 
-Each unit takes its loudspeaker response spread (resonance, ripple, roll-off), mic gain, direct
+Unit figures: each unit takes its loudspeaker response spread (resonance, ripple, roll-off), mic gain, direct
 coupling and noise floor from fleet/devices.py, plus a random interferer: none, another device's
 tone, or a sweeping pest repeller; it records a silent capture and a sweep (passband, 96 kHz)
 through fleet/calibration_hal.py, and runtime.calibration picks carrier and level.
@@ -13,14 +14,27 @@ fc ± 300 Hz; carriers with an interferer within ± 1 kHz are not achievable.
   "detected" when their echo SNR in the Doppler band reaches detect_snr_db and no interferer
   sits within ± 1 kHz of the carrier; calibrated = chosen carrier and level, uncalibrated = the
   default carrier and level.
+
+Detector figures: the same held-out eval units and seed are simulated twice: units that calibrated at
+first boot (runtime.calibration through fleet/calibration_hal.py: carrier and lowest sufficient level)
+and units on the factory heuristic (simulate.calibration.enabled false: a carrier within 3 dB of the unit's
+loudest, the factory level). The detector is the last turn's bundle (bench.calibration.detector
+.bundles), run through training.evaluate with the issue's counting rules; without a bundle, these
+keys are reported as not measured rather than made up from a model trained for the occasion.
+Every size and seed is in params.yaml bench.calibration.
 """
 
 from __future__ import annotations
 
+import copy
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bench.models import bench_section, bundle_model
 from fleet.calibration_hal import (
     UnitAcoustics,
     draw_interferer,
@@ -65,9 +79,10 @@ def recall_proxy(
     return float(np.mean(echo >= bench["detect_snr_db"]))
 
 
-def run_bench(params: dict, quick: bool = False) -> dict:
+def unit_figures(params: dict, quick: bool = False) -> dict:
+    """Carrier choice, emission saved and the recall proxy on simulated units (no trained model)."""
     cal = params["calibration"]
-    bench = cal["bench"]
+    bench = params["bench"]["calibration"]
     cfg = CalibrationConfig.from_dict(cal["config"])
     fs = cfg.fs_hz
     rng = np.random.default_rng(int(bench["seed"]))
@@ -110,3 +125,49 @@ def run_bench(params: dict, quick: bool = False) -> dict:
         "default_carrier_blocked_fraction": blocked_default / n_units,
         "calibration_ms_per_unit": 1000 * t_cal / n_units,
     }
+
+
+RATES = ("recall", "recall_major", "recall_minor", "false_alarms_per_hour", "false_present_fraction")
+
+
+def detector_recall(params: dict, quick: bool = False) -> dict[str, Any]:
+    """Recall and false alarms of the bundle's detector on calibrated vs factory-default units."""
+    from fleet.simulate import simulate_batch
+    from training.evaluate import evaluate_with, pipeline_decide
+
+    b = bench_section(params["bench"]["calibration"]["detector"], quick)
+    det = bundle_model(params, b["bundles"])
+    if det is None:
+        return {"not_measured": {"recall_detector_calibrated": "no bundle: run a turn first"}}
+    started = time.perf_counter()
+    decide, fs = pipeline_decide(det.model, det.frontend, det.detector)
+    out: dict[str, Any] = {"detector": det.description}
+    with tempfile.TemporaryDirectory(prefix="bench-calibration-") as tmp:
+        for name, enabled in (("calibrated", True), ("uncalibrated", False)):
+            sim = copy.deepcopy(params["simulate"])
+            sim["calibration"]["enabled"] = enabled
+            raw, truth = Path(tmp) / "raw" / name, Path(tmp) / "truth" / name
+            simulate_batch(
+                "eval", int(b["devices"]), float(b["hours"]), int(b["seed"]), raw, truth,
+                sim_params=sim, calibration=params["calibration"]["config"],
+            )  # fmt: skip
+            metrics, _ = evaluate_with(decide, raw, truth, fs)
+            for key in RATES:
+                out[f"{key}_{name}"] = metrics[key]
+    out["setup"] = (
+        f"{int(b['devices'])} held-out eval units x {float(b['hours']):g} h, seed {int(b['seed'])}, "
+        "the same plan with calibrated and factory-default units"
+    )
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def run_bench(params: dict, quick: bool = False) -> dict[str, Any]:
+    """unit_figures with detector_recall's under fleet_detector (and its recall at the top)."""
+    figures = unit_figures(params, quick=quick)
+    fleet = detector_recall(params, quick=quick)
+    figures["fleet_detector"] = fleet
+    if "recall_calibrated" in fleet:  # presence events of every motion class
+        figures["recall_detector_calibrated"] = fleet["recall_calibrated"]
+        figures["recall_detector_uncalibrated"] = fleet["recall_uncalibrated"]
+    return figures

@@ -1,9 +1,9 @@
 """`flywheel bench mining`: pool scoring throughput, selection over 1M windows (time, peak RSS), enrichment.
 
 - score_windows_per_s: onnxruntime (2 threads, batched) on context windows with a classifier exported
-  by training from synthetic data (or mining.bench.model, a trained ONNX file, when set).
+  by training from synthetic data (or bench.mining.model, a trained ONNX file, when set).
 - selection_1m_seconds / selection_1m_peak_rss_mb: the flywheel quota mix over a synthetic pool of
-  mining.bench.pool_windows windows with 32-dim embeddings, run in a fresh child process so its peak
+  bench.mining.pool_windows windows with 32-dim embeddings, run in a fresh child process so its peak
   RSS (VmHWM; ru_maxrss where /proc is missing) is the selection's own, compared against memory_limit_mb.
 - rare_event_enrichment: a flywheel-only run of the experiment (mining/experiment.py) on the quick
   fleet: rare share of uploads with the trained trigger / with the factory policy.
@@ -80,7 +80,7 @@ def selection_child(config_json: str) -> dict:
 
 
 def measure_selection(params: dict, n: int) -> dict:
-    bp = params["mining"]["bench"]
+    bp = params["bench"]["mining"]
     config = {
         "n": n,
         "dim": int(bp["embedding_dim"]),
@@ -91,7 +91,7 @@ def measure_selection(params: dict, n: int) -> dict:
         "quotas": params["mining"]["quotas"],
     }
     code = (
-        "import sys, json; from mining.bench import selection_child; "
+        "import sys, json; from bench.mining import selection_child; "
         "print(json.dumps(selection_child(sys.argv[1])))"
     )
     root = Path(__file__).resolve().parent.parent
@@ -102,13 +102,13 @@ def measure_selection(params: dict, n: int) -> dict:
 
 
 def bench_model(params: dict, work: Path) -> Path:
-    """An exported classifier: mining.bench.model when set, else one trained briefly on synthetic data."""
+    """An exported classifier: bench.mining.model when set, else one trained briefly on synthetic data."""
     from training.datamodule import TrainingBatch
     from training.export import export_onnx
     from training.synthetic import make_synthetic_batch
     from training.train import train_classifier
 
-    given = params["mining"]["bench"].get("model")
+    given = params["bench"]["mining"].get("model")
     if given:
         return Path(given)
     p = copy.deepcopy(params)
@@ -124,7 +124,7 @@ def bench_model(params: dict, work: Path) -> Path:
 def measure_scoring(params: dict, model: Path, n: int) -> float:
     from runtime.classifier import OnnxClassifier
 
-    bp = params["mining"]["bench"]
+    bp = params["bench"]["mining"]
     clf = OnnxClassifier(model, batch_size=int(bp["score_batch"]), n_threads=int(bp["score_threads"]))
     rng = np.random.default_rng(int(bp["seed"]))
     shape = (n, int(params["ingest"]["context_frames"]), int(params["frontend"]["n_velocity_bins"]))
@@ -149,9 +149,9 @@ def measure_enrichment(params: dict, work: Path, quick: bool) -> dict:
 def run_bench(params: dict, quick: bool = False) -> dict:
     from common.params import deep_merge
 
-    bp = params["mining"]["bench"]
+    bp = params["bench"]["mining"]
     sized = deep_merge(bp, bp.get("quick", {})) if quick else bp
-    p = {**params, "mining": {**params["mining"], "bench": sized}}
+    p = {**params, "bench": {**params["bench"], "mining": sized}}
     with tempfile.TemporaryDirectory(prefix="mining-bench-") as tmp:
         work = Path(tmp)
         model = bench_model(p, work / "model")

@@ -1,4 +1,4 @@
-"""Ingest benchmark: captures per second and peak memory on a synthetic batch of >= 24 device-hours.
+"""`flywheel bench ingest`: captures per second and peak memory on a synthetic batch of >= 24 device-hours.
 
 The batch is synthesised here with plain numpy (noise + a Doppler tone per clip; a few distinct clips
 hard-linked to every capture file, so disk use stays small while every capture is read and processed).
@@ -89,13 +89,13 @@ def _child_main() -> None:
 
 
 def _measure(params: dict, devices: int, hours: float, workdir: Path) -> dict:
-    cfg = params["ingest"]["bench"]
+    cfg = params["bench"]["ingest"]
     raw = workdir / "raw" / f"bench-{devices}x{hours:g}h"
     batch = synthesize_batch(raw, devices, hours, cfg, float(params["frontend"]["baseband_fs_hz"]))
     payload = json.dumps({"raw_dir": str(raw), "curated_root": str(workdir / "curated"), "params": params})
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(
-        [sys.executable, "-c", "from ingest.bench import _child_main; _child_main()"],
+        [sys.executable, "-c", "from bench.ingest import _child_main; _child_main()"],
         input=payload, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
@@ -115,9 +115,9 @@ def _measure(params: dict, devices: int, hours: float, workdir: Path) -> dict:
 def run_bench(params: dict, quick: bool = False) -> dict:
     """{captures_per_s, device_hours, peak_rss_mb, ...} for the full size, plus a smaller one to compare.
 
-    quick=True uses params ingest.bench.quick (a few device-minutes) instead of >= 24 device-hours.
+    quick=True uses params bench.ingest.quick (a few device-minutes) instead of >= 24 device-hours.
     """
-    cfg = params["ingest"]["bench"]
+    cfg = params["bench"]["ingest"]
     devices, hours = int(cfg["devices"]), float(cfg["hours"])
     if quick:
         devices, hours = int(cfg["quick"]["devices"]), float(cfg["quick"]["hours"])

@@ -1,7 +1,8 @@
-"""Deploy benchmark: bundle build, verification and device install throughput (`flywheel bench deploy`).
+"""`flywheel bench deploy`: bundle build, verification and device install throughput.
 
 Uses a throwaway keystore and device in a temp folder, a tiny ONNX model for the self-test and a random
-blob (params deploy.bench.payload_mb) so the hashing/extraction paths carry a realistic byte count.
+blob (params bench.deploy.payload_mb; `quick` overrides for --quick) so the hashing/extraction paths
+carry a realistic byte count.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.models import bench_section
 
 
 def _tiny_model(rng: np.random.Generator, context: int, bins: int) -> bytes:
@@ -89,7 +92,7 @@ def _fields(context: int, bins: int, counter: int) -> dict:
             name: {"file": f"{name}.json", **config}
             for name in ("frontend", "detector", "mbdp", "calibration")
         },
-        "created_by": "deploy.bench",
+        "created_by": "bench.deploy",
         "self_test": {"mbdp_vectors": "mbdp_vectors.npz"},
     }
 
@@ -101,12 +104,11 @@ def run_bench(params: dict, quick: bool = False) -> dict:
     from deploy.keystore import Keystore
     from deploy.verify import verify_bundle
 
-    section = params.get("deploy", {})
-    bench = section.get("bench", {})
-    payload_mb = 1.0 if quick else float(bench.get("payload_mb", 16))
-    rng = np.random.default_rng(int(bench.get("seed", 0)))
-    context = int(params.get("ingest", {}).get("context_frames", 32))
-    bins = int(params.get("frontend", {}).get("n_velocity_bins", 48))
+    bench = bench_section(params["bench"]["deploy"], quick)
+    payload_mb = float(bench["payload_mb"])
+    rng = np.random.default_rng(int(bench["seed"]))
+    context = int(params["ingest"]["context_frames"])
+    bins = int(params["frontend"]["n_velocity_bins"])
     payload = _payload(rng, context, bins, int(payload_mb * 1024 * 1024))
 
     with tempfile.TemporaryDirectory() as tmp:
