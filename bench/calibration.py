@@ -127,20 +127,27 @@ def unit_figures(params: dict, quick: bool = False) -> dict:
     }
 
 
-RATES = ("recall", "recall_major", "recall_minor", "false_alarms_per_hour", "false_present_fraction")
+RATES = (  # training.metrics figures compared between calibrated and factory-default units
+    "entry_recall",
+    "entry_latency_median_s",
+    "false_triggers_per_empty_hour",
+    "false_absences_per_occupied_hour",
+    "empty_present_fraction",
+)
 
 
 def detector_recall(params: dict, quick: bool = False) -> dict[str, Any]:
-    """Recall and false alarms of the bundle's detector on calibrated vs factory-default units."""
+    """Entry recall, false triggers and false absences of the bundle's detector on calibrated vs
+    factory-default units (the same plan, the same people)."""
     from fleet.simulate import simulate_batch
-    from training.evaluate import evaluate_with, pipeline_decide
+    from training.evaluate import metrics_of, pipeline_decider, run_batch
 
     b = bench_section(params["bench"]["calibration"]["detector"], quick)
     det = bundle_model(params, b["bundles"])
     if det is None:
         return {"not_measured": {"recall_detector_calibrated": "no bundle: run a turn first"}}
     started = time.perf_counter()
-    decide, fs = pipeline_decide(det.model, det.frontend, det.detector)
+    decider, fs = pipeline_decider([det.model], det.frontend, det.detector)
     out: dict[str, Any] = {"detector": det.description}
     with tempfile.TemporaryDirectory(prefix="bench-calibration-") as tmp:
         for name, enabled in (("calibrated", True), ("uncalibrated", False)):
@@ -151,7 +158,7 @@ def detector_recall(params: dict, quick: bool = False) -> dict[str, Any]:
                 "eval", int(b["devices"]), float(b["hours"]), int(b["seed"]), raw, truth,
                 sim_params=sim, calibration=params["calibration"]["config"],
             )  # fmt: skip
-            metrics, _ = evaluate_with(decide, raw, truth, fs)
+            metrics, _ = metrics_of(run_batch(decider, raw, truth, fs))
             for key in RATES:
                 out[f"{key}_{name}"] = metrics[key]
     out["setup"] = (
@@ -167,7 +174,7 @@ def run_bench(params: dict, quick: bool = False) -> dict[str, Any]:
     figures = unit_figures(params, quick=quick)
     fleet = detector_recall(params, quick=quick)
     figures["fleet_detector"] = fleet
-    if "recall_calibrated" in fleet:  # presence events of every motion class
-        figures["recall_detector_calibrated"] = fleet["recall_calibrated"]
-        figures["recall_detector_uncalibrated"] = fleet["recall_uncalibrated"]
+    if "entry_recall_calibrated" in fleet:  # arrivals into an empty room (training.metrics)
+        figures["recall_detector_calibrated"] = fleet["entry_recall_calibrated"]
+        figures["recall_detector_uncalibrated"] = fleet["entry_recall_uncalibrated"]
     return figures

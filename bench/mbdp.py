@@ -33,15 +33,17 @@ False alarms during music (music_false_alarms). Every size and seed is in params
   bench/runtime.py trains): at the bench's training sizes that model reports "present" in an
   empty room nearly all the time. Why not bench.model's synthetic frames: their levels sit some
   50 dB away from the simulator's runtime features. `music_detector` says which detector ran.
-- Counting: training.evaluate.evaluate_with with the device pipeline (runtime.pipeline.DevicePipeline,
+- Counting: training.evaluate.run_batch with the device pipeline (runtime.pipeline.DevicePipeline,
   what evaluate_detector runs; back-to-back captures as one stream) and training.metrics' rules:
-  `music_false_alarms_per_hour_*` = by_event_type.music.false_alarms / by_event_type.music.hours.
-  Onsets miss a detector that stays "present" through a whole song, so `music_present_fraction_*`
-  gives the share of frames inside music events at which the detector says present, and
-  `music_gaps_*` the same figures for the empty gaps between songs (a detector that stays on through
-  the gaps is stuck, not fooled by each song). `music_by_volume` splits them by the captures'
-  playback_volume and adds the median Doppler-band (15-900 Hz) level of the music captures at mic 0
-  (dBFS): what the MBDP did to the distortion the detector sees.
+  `music_false_alarms_per_hour_*` = false triggers during music per hour of music in an empty room
+  (false_triggers_by_type.music). Onsets miss a detector that stays "present" through a whole song,
+  so `music_present_fraction_*` gives the share of empty-room music frames at which the detector says
+  present, and `music_gaps_*` the same figures for the empty gaps between songs (a detector that
+  stays on through the gaps is stuck, not fooled by each song); `music_entry_recall_*` is the entry
+  recall of arrivals while music plays. `music_by_volume` splits them by the playback volume of the
+  capture each song starts in (the songs relabelled music@VOLUME before counting) and adds the median
+  Doppler-band (15-900 Hz) level of the music captures at mic 0 (dBFS): what the MBDP did to the
+  distortion the detector sees.
 """
 
 from __future__ import annotations
@@ -325,9 +327,6 @@ def dsp_figures(params: dict, quick: bool = False) -> dict:
 # --- false alarms during music ----------------------------------------------------------------------
 
 
-EMPTY = "empty"  # training.metrics' name for time covered by no event
-
-
 def _bundle_tuning_json(path: Path) -> dict | None:
     """payload/mbdp.json of a bundle folder or tar, None when it has none."""
     if path.is_dir():
@@ -360,34 +359,55 @@ def doppler_band_db(iq: np.ndarray, fs_hz: float, band_hz=(15.0, 900.0)) -> floa
     return float(10 * np.log10(max(spec[(f >= band_hz[0]) & (f <= band_hz[1])].sum(), 1e-30)))
 
 
-def _present_in(outcomes, events: list[dict], event_type: str) -> tuple[int, int]:
-    """(frames at which the detector is present, frames) inside events of event_type; "empty": frames
-    inside no event at all."""
-    by_capture: dict[str, list[dict]] = {}
-    for ev in events:
-        if event_type == EMPTY or ev["event_type"] == event_type:
-            by_capture.setdefault(str(ev["capture_id"]), []).append(ev)
-    hits = total = 0
-    for out in outcomes:
-        times = np.asarray(out.times_s, dtype=np.float64)
-        inside = np.zeros(times.size, dtype=bool)
-        for ev in by_capture.get(out.capture_id, []):
-            inside |= (times >= float(ev["t0_s"])) & (times <= float(ev["t1_s"]))
-        if event_type == EMPTY:
-            inside = ~inside
-        hits += int(np.count_nonzero(np.asarray(out.present, dtype=bool) & inside))
-        total += int(np.count_nonzero(inside))
-    return hits, total
+def _by_volume(evaluation, volume: dict[str, float]):
+    """The evaluation with every song relabelled music@VOLUME (its capture's playback volume)."""
+    import dataclasses
+
+    def vol(captures: list[tuple[str, float]], t0: float) -> float:
+        at = [cid for cid, t in captures if t <= max(t0, 0.0)]
+        return volume.get(at[-1] if at else captures[0][0], 0.0)
+
+    streams = []
+    for stream in evaluation.streams:
+        episodes = [
+            dataclasses.replace(e, event_type=f"music@{vol(stream.captures, e.t0):g}")
+            if e.event_type == "music"
+            else e
+            for e in stream.episodes
+        ]
+        streams.append(dataclasses.replace(stream, episodes=episodes))
+    return dataclasses.replace(evaluation, streams=streams)
+
+
+def _music_figures(m: dict, rows: list[dict], evaluation, name: str = "music") -> dict[str, Any]:
+    """Music figures of training.metrics' results for the songs labelled `name`."""
+    music = m["false_triggers_by_type"].get(name, {"hours": 0.0, "false_triggers": 0, "per_hour": None})
+    during = {  # (device, stream start) -> song intervals, for arrivals while music plays
+        s.stream_id: [(e.t0, e.t1) for e in s.episodes if e.event_type == name] for s in evaluation.streams
+    }
+    stream_of = {cid: s.stream_id for s in evaluation.streams for cid, _ in s.captures}
+    entries = [
+        r for r in rows
+        if r["kind"] == "entry"
+        and any(a <= r["stream_t_s"] <= b for a, b in during.get(stream_of.get(r["capture_id"]), []))
+    ]  # fmt: skip
+    return {
+        "music_hours": music["hours"],
+        "music_false_alarms": music["false_triggers"],
+        "music_false_alarms_per_hour": music["per_hour"],
+        "music_present_fraction": m["by_event_type"].get(name, {}).get("present_fraction"),
+        "music_entries": len(entries),
+        "music_entry_recall": (sum(r["detected"] for r in entries) / len(entries)) if entries else None,
+    }
 
 
 def _evaluate(det: DeviceModel, raw: Path, truth: Path) -> dict[str, Any]:
     """Music figures of one batch: overall and per playback volume (training.metrics' rules)."""
-    from training.evaluate import evaluate_with, pipeline_decide, read_truth
-    from training.metrics import count_outcomes
+    from training.evaluate import metrics_of, pipeline_decider, run_batch
 
-    decide, baseband_fs_hz = pipeline_decide(det.model, det.frontend, det.detector)
-    metrics, outcomes = evaluate_with(decide, raw, truth, baseband_fs_hz)
-    events = read_truth(truth)
+    decider, baseband_fs_hz = pipeline_decider([det.model], det.frontend, det.detector)
+    evaluation = run_batch(decider, raw, truth, baseband_fs_hz)
+    metrics, rows = metrics_of(evaluation)
     records = [json.loads(line) for line in (raw / "captures.jsonl").read_text().splitlines() if line.strip()]
     volume = {str(r["capture_id"]): float(r["playback_volume"]) for r in records}
     band: dict[float, list[float]] = {}
@@ -396,29 +416,20 @@ def _evaluate(det: DeviceModel, raw: Path, truth: Path) -> dict[str, Any]:
             iq = np.load(raw / str(r["file"]), allow_pickle=False)
             band.setdefault(volume[str(r["capture_id"])], []).append(doppler_band_db(iq, float(r["fs_hz"])))
 
-    def figures(m: dict, outs) -> dict[str, Any]:
-        music = m["by_event_type"].get("music", {"hours": 0.0, "false_alarms": 0})
-        hits, frames = _present_in(outs, events, "music")
-        return {
-            "music_hours": music["hours"],
-            "music_false_alarms": music["false_alarms"],
-            "music_false_alarms_per_hour": music["false_alarms"] / music["hours"] if music["hours"] else None,
-            "music_present_fraction": hits / frames if frames else None,
-        }
-
-    out = figures(metrics, outcomes)
-    empty = metrics["by_event_type"].get("empty", {"hours": 0.0, "false_alarms": 0})
-    out["empty_false_alarms_per_hour"] = empty["false_alarms"] / empty["hours"] if empty["hours"] else None
-    hits, frames = _present_in(outcomes, events, EMPTY)
-    out["empty_present_fraction"] = hits / frames if frames else None
+    out = _music_figures(metrics, rows, evaluation)
+    empty = metrics["false_triggers_by_type"].get("empty", {"per_hour": None})
+    out["empty_false_alarms_per_hour"] = empty["per_hour"]
+    out["empty_present_fraction"] = metrics["by_event_type"].get("empty", {}).get("present_fraction")
     out["n_captures"] = metrics["n_captures"]
-    out["by_volume"] = {}
-    for v in sorted(band):
-        subset = [o for o in outcomes if volume.get(o.capture_id) == v]
-        out["by_volume"][f"{v:g}"] = {
-            **figures(count_outcomes(subset, events), subset),
+    by_volume = _by_volume(evaluation, volume)
+    per_volume, volume_rows = metrics_of(by_volume)
+    out["by_volume"] = {
+        f"{v:g}": {
+            **_music_figures(per_volume, volume_rows, by_volume, f"music@{v:g}"),
             "doppler_band_dbfs": float(np.median(band[v])),
         }
+        for v in sorted(band)
+    }
     return out
 
 
@@ -453,7 +464,12 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
             runs[name]["sim_device_seconds_per_cpu_second"] = summary["device_seconds_per_cpu_second"]
             runs[name]["music_fraction"] = summary["event_fraction"].get("music", 0.0)
     with_, without = runs["with_mbdp"], runs["without_mbdp"]
-    for key in ("music_false_alarms_per_hour", "music_false_alarms", "music_present_fraction"):
+    for key in (
+        "music_false_alarms_per_hour",
+        "music_false_alarms",
+        "music_present_fraction",
+        "music_entry_recall",
+    ):
         out[f"{key}_with_mbdp"] = with_[key]
         out[f"{key}_without_mbdp"] = without[key]
     out["music_hours_measured"] = without["music_hours"]  # the same plan in both batches

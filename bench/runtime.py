@@ -35,30 +35,26 @@ Detector figures (detector_figures):
   small eval batch for export's int8 agreement gate -> label_seed -> train -> export), int8, with the
   thresholds training chose. The JSON says which (`detector_model`).
 - latency_median_s, latency_p95_s: walk-ins into an empty room on held-out eval units
-  (fleet.simulate.fleet_unit('eval', i), fleet.events.make_event('walk_in'), fleet.scenes.DeviceScene,
-  truth from fleet.writer.truth_rows). Latency is training.metrics' rule: the first frame (frame end
-  time) the detector is present in [t0_s, t1_s + 1 s], minus t0_s; each walk-in is counted by
-  count_outcomes on its own, so the per-event latencies follow the evaluation's rules exactly. Each
+  (fleet.simulate.fleet_unit('eval', i), fleet.events.make_event('walk_in'), fleet.scenes.DeviceScene).
+  Each clip is a stream with its walk-in as the one episode, counted by training.metrics'
+  occupancy_metrics: entry latency from the walk's physical onset to the first present frame. Each
   clip starts lead_s before the walk so the detector is warm (a device runs continuously). A missed
   walk-in has no latency; latency_n and latency_missed say how many. Why not simulate_batch('eval'):
-  walk-ins are one episode type in 19 there, so 40 of them would mean hours of 4-mic eval baseband
-  written to disk; the clips use the same generators, units and truth format without the files.
-- emission_duty_cycle, duty_cycling_recall_cost: one field unit's household timeline
-  (fleet.timeline.plan('field', day.hours long), the planner simulate_batch uses; it has no
-  time-of-day pattern, so some hours stand for a day). Stretches with events are rendered
-  (scene.render per capture_s chunk, the same samples simulate_batch would write) and run through
-  the pipeline once; the detector then runs twice on the same classifier outputs, duty cycling off and
-  on (emission_off_s). That is what the device computes: frames while emission is off are ignored and
-  the next context_frames - 1 frames too (warm-up), so the classifier only ever sees fresh frames.
-  Not modelled: the clutter filter's transient when emission returns (the device can freeze its state
-  while off; the static path comes back the same). Event-free stretches are not rendered: an empty
-  room is taken as absent with emission on (the simulator's own energy gate assumes the same; false
-  alarms per hour are evaluation's business). Duty cycle = emission-on time / day. Recall per
-  training.metrics (presence held while emission is off counts as present, as the device reports it),
-  so duty_cycling_recall_cost can come out negative: the held state covers events the always-on
-  detector misses. `duty_cycling_recall_cost_fresh_decisions` counts only frames where the detector
-  decided afresh (emission on, warm-up over). The price of holding shows in
-  `duty_present_while_empty_h`: hours the detector said present with nobody there, on vs off.
+  walk-ins are one visit type in 20 there, so 40 of them would mean hours of 4-mic eval baseband
+  written to disk; the clips use the same generators and units without the files.
+- the household day (`day_*`, emission_duty_cycle, duty_cycling_*): one held-out household unit's
+  day (fleet.timeline.plan('household', day.hours long), the planner of the household eval batch:
+  sessions, still people, nuisances for hours). Stretches with events are rendered (scene.render per
+  capture_s chunk, the samples simulate_batch would write) and run through the pipeline once; each is
+  a stream with its episodes; the rest of the day is empty and absent (the simulator's own energy gate
+  assumes the same), counted as one quiet stream. The detector runs twice on the same classifier
+  outputs, duty cycling off and on (emission_off_s): frames while emission is off are ignored and the
+  next context_frames - 1 frames too (warm-up), so the classifier only ever sees fresh frames. Not
+  modelled: the clutter filter's transient when emission returns. Figures per training.metrics: false
+  triggers per device-day, entry recall and latency, false absences per occupied hour, empty time
+  reported present; duty cycle = emission-on time / day; `duty_cycling_*` say what switching emission
+  off costs (held presence counts as present, as the device reports it; `*_fresh_decisions` counts only
+  frames where the detector decided afresh).
 
 Every size and seed is in params.yaml bench.runtime.detector (`quick` overrides for --quick).
 """
@@ -91,7 +87,6 @@ from runtime.synthetic import (
     static_channel,
     walker_echo,
 )
-from training.metrics import TOLERANCE_S, CaptureOutcome, count_outcomes
 
 SETTLE_S = 1.0  # ignore the first second (clutter filter settling) in power measurements
 
@@ -301,29 +296,13 @@ def dsp_figures(params: dict[str, Any], quick: bool = False) -> dict[str, Any]:
 # --- pure helpers ---------------------------------------------------------------------------------
 
 
-def event_latencies(outcomes: list[CaptureOutcome], events: list[dict]) -> list[float | None]:
-    """Latency (s) of every presence event of the outcomes' captures, None where it was missed.
-
-    Each event is counted by training.metrics.count_outcomes on its own (its capture's outcome, that
-    event alone), so detection and latency follow the evaluation's rules exactly."""
-    by_id = {o.capture_id: o for o in outcomes}
-    latencies: list[float | None] = []
-    for ev in events:
-        out = by_id.get(str(ev["capture_id"]))
-        if out is None or not bool(ev["is_presence"]):
-            continue
-        latencies.append(count_outcomes([out], [ev])["median_latency_s"])
-    return latencies
-
-
-def latency_stats(latencies: list[float | None]) -> dict[str, Any]:
-    """Median and 95th percentile of the detected events' latencies, with counts."""
-    hits = np.array([x for x in latencies if x is not None], dtype=np.float64)
+def latency_stats(metrics: dict) -> dict[str, Any]:
+    """The bench's latency keys from training.metrics' figures of the walk-in streams."""
     return {
-        "latency_median_s": float(np.median(hits)) if hits.size else None,
-        "latency_p95_s": float(np.percentile(hits, 95)) if hits.size else None,
-        "latency_n": int(hits.size),
-        "latency_missed": int(len(latencies) - hits.size),
+        "latency_median_s": metrics["entry_latency_median_s"],
+        "latency_p95_s": metrics["entry_latency_p95_s"],
+        "latency_n": metrics["n_latencies"],
+        "latency_missed": metrics["entries"] - metrics["entries_detected"],
     }
 
 
@@ -346,17 +325,6 @@ def active_segments(
     return [(a, b) for a, b in ranges]
 
 
-def present_while_empty_s(outcome: CaptureOutcome, events: list[dict], hop_s: float) -> float:
-    """Seconds of frames the detector says present while no presence event (padded by the evaluation
-    tolerance) covers the frame time."""
-    times = np.asarray(outcome.times_s, dtype=np.float64)
-    covered = np.zeros(times.size, bool)
-    for ev in events:
-        if bool(ev["is_presence"]) and str(ev["capture_id"]) == outcome.capture_id:
-            covered |= (times >= float(ev["t0_s"])) & (times <= float(ev["t1_s"]) + TOLERANCE_S)
-    return float(np.count_nonzero(np.asarray(outcome.present, bool) & ~covered) * hop_s)
-
-
 def observed_frames(emission_on: np.ndarray, context_frames: int) -> np.ndarray:
     """Frames [T] where the detector decided afresh: emission on and not in the context_frames - 1
     warm-up frames after emission returns (runtime.detector holds its state in both)."""
@@ -371,20 +339,36 @@ def observed_frames(emission_on: np.ndarray, context_frames: int) -> np.ndarray:
 # --- latency --------------------------------------------------------------------------------------
 
 
+def _episodes(events, offset_s: float, tag: str) -> list:
+    """training.metrics episodes of fleet events, in seconds from a stream starting at offset_s."""
+    from training.metrics import Episode
+
+    return [
+        Episode(f"{tag}:{k}", e.event_type, e.is_presence, e.t0 - offset_s, e.t1 - offset_s, e.motion_class)
+        for k, e in enumerate(events)
+    ]
+
+
+def _outcome(name: str, device_id: str, duration_s: float, times, present, onsets, strict=None):
+    from training.metrics import StreamOutcome
+
+    return StreamOutcome(name, device_id, duration_s, times, present, onsets, strict, [(name, 0.0)])
+
+
 def _latency_figures(m: DeviceModel, params: dict, lat: dict) -> dict[str, Any]:
     from fleet.config import sim_section
     from fleet.events import make_event
     from fleet.scenes import DeviceScene
     from fleet.simulate import fleet_unit
-    from fleet.writer import truth_rows
     from runtime.pipeline import DevicePipeline
+    from training.metrics import occupancy_metrics
 
     sim = sim_section(params)
     fs = float(sim["fs_hz"])
     pipeline = DevicePipeline(m.model, m.frontend, m.detector)
     rng = np.random.default_rng(int(lat["seed"]))
     lead, tail = float(lat["lead_s"]), float(lat["tail_s"])
-    outcomes, events, profiles = [], [], {}
+    streams, profiles = [], {}
     units = [fleet_unit("eval", i, sim) for i in range(int(lat["units"]))]  # (device, room), calibrated
     for k in range(int(lat["walk_ins"])):
         dev, room = units[k % len(units)]
@@ -394,21 +378,32 @@ def _latency_figures(m: DeviceModel, params: dict, lat: dict) -> dict[str, Any]:
         scene = DeviceScene(dev, room, [walk], fs, int(rng.integers(2**62)))
         iq = scene.render_times(np.arange(n) / fs, noise_key=k)
         d = pipeline.run_capture(iq, fs, dev.carrier_hz)
-        cid = f"walkin-{k:04d}"
-        outcomes.append(CaptureOutcome(cid, n / fs, d.times_s, d.present, d.onset_times_s))
-        events += truth_rows(cid, [walk], 0.0, n / fs)
+        name = f"walkin-{k:04d}"
+        out = _outcome(name, dev.device_id, n / fs, d.times_s, d.present, d.onset_times_s, d.onset_strict)
+        streams.append((out, _episodes([walk], 0.0, name)))
         profiles[dev.profile] = profiles.get(dev.profile, 0) + 1
-    stats = latency_stats(event_latencies(outcomes, events))
+    stats = latency_stats(occupancy_metrics(streams)[0])
     stats["latency_setup"] = (
-        f"{len(outcomes)} walk-ins into an empty room on the first {int(lat['units'])} held-out eval units "
+        f"{len(streams)} walk-ins into an empty room on the first {int(lat['units'])} held-out eval units "
         f"({', '.join(f'{v} on {k}' for k, v in sorted(profiles.items()))}), walk starting "
-        f"{lead:g}-{lead + 1:g} s into each clip; latency = first present frame end time - t0 "
-        "(training.metrics)"
+        f"{lead:g}-{lead + 1:g} s into each clip; latency = first present frame end time - the walk's "
+        "onset (training.metrics)"
     )
     return stats
 
 
 # --- household day ----------------------------------------------------------------------------------
+
+DAY_FIGURES = (  # training.metrics figures reported for the household day, always on and duty cycled
+    "false_triggers_per_device_day",
+    "false_triggers_per_empty_hour",
+    "entry_recall",
+    "entry_latency_median_s",
+    "entry_latency_p95_s",
+    "false_absences_per_occupied_hour",
+    "occupied_absent_fraction",
+    "empty_present_fraction",
+)
 
 
 def _day_figures(m: DeviceModel, params: dict, day: dict) -> dict[str, Any]:
@@ -416,9 +411,9 @@ def _day_figures(m: DeviceModel, params: dict, day: dict) -> dict[str, Any]:
     from fleet.scenes import DeviceScene
     from fleet.simulate import PRESET_CODE, fleet_unit
     from fleet.timeline import plan
-    from fleet.writer import truth_rows
     from runtime.detector import DetectorConfig, run_detector
     from runtime.pipeline import DevicePipeline
+    from training.metrics import occupancy_metrics
 
     sim = sim_section(params)
     fs, chunk_s = float(sim["fs_hz"]), float(sim["capture_s"])
@@ -428,9 +423,9 @@ def _day_figures(m: DeviceModel, params: dict, day: dict) -> dict[str, Any]:
     off_s = float(m.detector.get("emission_off_s") or 0.0) or float(day["emission_off_s"])
     duty = DetectorConfig.from_dict({**m.detector, "duty_cycling": True, "emission_off_s": off_s})
     pipeline = DevicePipeline(m.model, m.frontend, always)
-    dev, room = fleet_unit("field", int(day["device"]), sim)
-    rng = np.random.default_rng([int(day["seed"]), PRESET_CODE["field"], int(day["device"])])
-    the_plan = plan("field", day_s, rng, room, sim)
+    dev, room = fleet_unit("household", int(day["device"]), sim)
+    rng = np.random.default_rng([int(day["seed"]), PRESET_CODE["household"], int(day["device"])])
+    the_plan = plan("household", day_s, rng, room, sim)
     scene = DeviceScene(dev, room, the_plan.events, fs, int(rng.integers(2**62)))
     post = always.hold_s + off_s + always.context_frames * always.frame_hop_s + float(day["pad_s"])
     segments = active_segments(
@@ -438,67 +433,66 @@ def _day_figures(m: DeviceModel, params: dict, day: dict) -> dict[str, Any]:
     )
     hop = always.frame_hop_s
     runs: dict[str, dict[str, Any]] = {
-        name: {"outcomes": [], "observed": [], "on_s": 0.0, "empty_s": 0.0} for name in ("always", "duty")
+        name: {"streams": [], "fresh": [], "on_s": 0.0} for name in ("always", "duty")
     }
-    truth: list[dict] = []
     rendered_s = 0.0
+    context = always.context_frames
     for c0, c1 in segments:
         iq = np.concatenate([scene.render(c, n_per) for c in range(c0, c1)], axis=1)
         seg_s = iq.shape[1] / fs
         rendered_s += seg_s
-        cid = f"day-{c0:06d}"
-        rows = truth_rows(cid, scene.overlapping(c0 * chunk_s, c1 * chunk_s), c0 * chunk_s, seg_s)
-        truth += rows
+        name = f"day-{c0:06d}"
+        episodes = _episodes(scene.overlapping(c0 * chunk_s, c1 * chunk_s), c0 * chunk_s, name)
         decisions = pipeline.run_capture(iq, fs, dev.carrier_hz)  # probs do not depend on duty cycling
-        context = always.context_frames
-        for name, cfg in (("always", always), ("duty", duty)):
+        for run, cfg in (("always", always), ("duty", duty)):
             trace = run_detector(decisions.probs, cfg)
             present = trace.present.copy()
             present[: context - 1] = False  # no decision before the first full context (DevicePipeline)
             times = decisions.times_s
             onsets = times[trace.onsets[trace.onsets >= context - 1]]
-            out = CaptureOutcome(cid, seg_s, times, present, onsets)
-            runs[name]["outcomes"].append(out)
+            strict = trace.onset_strict[trace.onsets >= context - 1]
             fresh = present & observed_frames(trace.emission_on, context)  # held frames do not count
-            runs[name]["observed"].append(CaptureOutcome(cid, seg_s, times, fresh, onsets))
-            runs[name]["on_s"] += float(np.count_nonzero(trace.emission_on)) * hop
-            runs[name]["empty_s"] += present_while_empty_s(out, rows, hop)
-    unrendered = day_s - rendered_s  # empty room: emission on
-    metrics = {name: count_outcomes(r["outcomes"], truth) for name, r in runs.items()}
-    recall = {name: mt["recall"] for name, mt in metrics.items()}
-    observed = {name: count_outcomes(r["observed"], truth)["recall"] for name, r in runs.items()}
-    occupied = sum(b - a for a, b in _presence_union(the_plan.events, day_s))
-    return {
-        "emission_duty_cycle": (runs["duty"]["on_s"] + unrendered) / day_s,
-        "emission_duty_cycle_always_on": (runs["always"]["on_s"] + unrendered) / day_s,
-        "duty_cycling_recall_cost": (
-            None if None in recall.values() else float(recall["always"] - recall["duty"])
-        ),
-        "duty_cycling_recall_cost_fresh_decisions": (
-            None if None in observed.values() else float(observed["always"] - observed["duty"])
-        ),
-        "duty_recall_always_on": recall["always"],
-        "duty_recall_duty_cycled": recall["duty"],
-        "duty_recall_minor_always_on": metrics["always"]["recall_minor"],
-        "duty_recall_minor_duty_cycled": metrics["duty"]["recall_minor"],
-        "duty_presence_events": metrics["always"]["n_presence_events"],
-        "duty_false_alarms_always_on": metrics["always"]["false_alarms"],
-        "duty_false_alarms_duty_cycled": metrics["duty"]["false_alarms"],
-        "duty_present_while_empty_h": {k: round(r["empty_s"] / 3600.0, 4) for k, r in runs.items()},
-        "duty_setup": (
-            f"field unit {dev.device_id} ({dev.profile}, {dev.carrier_hz:.0f} Hz), {day['hours']:g} h of its "
-            "household timeline, "
-            f"occupied {occupied / day_s:.1%} of it, {len(the_plan.events)} events; "
-            f"emission off {off_s:g} s after {duty.confirm_s:g} s of presence; "
-            f"{rendered_s / 3600.0:.2f} h with events rendered and run, the rest empty (emission on)"
-        ),
+            runs[run]["streams"].append(
+                (_outcome(name, dev.device_id, seg_s, times, present, onsets, strict), episodes)
+            )
+            runs[run]["fresh"].append(
+                (_outcome(name, dev.device_id, seg_s, times, fresh, onsets, strict), episodes)
+            )
+            runs[run]["on_s"] += float(np.count_nonzero(trace.emission_on)) * hop
+    # the unrendered rest of the day: nobody there, nothing running, the detector absent (emission on)
+    quiet = (
+        _outcome("day-quiet", dev.device_id, day_s - rendered_s, np.zeros(0), np.zeros(0, bool), np.zeros(0)),
+        [],
+    )
+    metrics = {run: occupancy_metrics([*r["streams"], quiet])[0] for run, r in runs.items()}
+    fresh = {run: occupancy_metrics([*r["fresh"], quiet])[0] for run, r in runs.items()}
+    occupied = metrics["always"]["occupied_hours"] * 3600.0
+    out: dict[str, Any] = {
+        "emission_duty_cycle": (runs["duty"]["on_s"] + day_s - rendered_s) / day_s,
+        "emission_duty_cycle_always_on": (runs["always"]["on_s"] + day_s - rendered_s) / day_s,
+        "day_entries": metrics["always"]["entries"],
+        "day_false_triggers": {run: mt["false_triggers"] for run, mt in metrics.items()},
+        "day_false_triggers_by_type": metrics["always"]["false_triggers_by_type"],
     }
-
-
-def _presence_union(events, day_s: float) -> list[tuple[float, float]]:
-    from fleet.timeline import presence_intervals
-
-    return [(max(0.0, a), min(day_s, b)) for a, b in presence_intervals(events) if b > 0 and a < day_s]
+    for key in DAY_FIGURES:
+        out[f"day_{key}"] = {run: mt[key] for run, mt in metrics.items()}
+    for key in ("entry_recall", "false_absences_per_occupied_hour"):
+        a, d = metrics["always"][key], metrics["duty"][key]
+        out[f"duty_cycling_{key}_change"] = None if a is None or d is None else float(d - a)
+        fa, fd = fresh["always"][key], fresh["duty"][key]
+        out[f"duty_cycling_{key}_change_fresh_decisions"] = (
+            None if fa is None or fd is None else float(fd - fa)
+        )
+    out["duty_cycling_recall_cost"] = (
+        None if out["duty_cycling_entry_recall_change"] is None else -out["duty_cycling_entry_recall_change"]
+    )
+    out["duty_setup"] = (
+        f"household unit {dev.device_id} ({dev.profile}, {dev.carrier_hz:.0f} Hz), {day['hours']:g} h "
+        f"of its day, occupied {occupied / day_s:.1%} of it, {len(the_plan.events)} events; emission off "
+        f"{off_s:g} s after {duty.confirm_s:g} s of presence; {rendered_s / 3600.0:.2f} h with events "
+        "rendered and run, the rest empty (emission on)"
+    )
+    return out
 
 
 # --- entry points -----------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from bench_testkit import small_params
 
-from bench.mbdp import _present_in, doppler_band_db, music_false_alarms, run_bench
+from bench.mbdp import _by_volume, _music_figures, doppler_band_db, music_false_alarms, run_bench
 from bench.models import bench_section
 from common.params import load_params
-from training.metrics import CaptureOutcome
+from training.evaluate import EvaluatedStream, Evaluation, metrics_of
+from training.metrics import Episode
 
 
 def test_quick_overrides_merge_into_the_section():
@@ -22,15 +23,27 @@ def test_quick_overrides_merge_into_the_section():
     assert quick["train"]["hours"] == full["train"]["hours"]  # nested keys not overridden are kept
 
 
-def test_present_fraction_counts_frames_inside_music_only():
-    times = np.arange(10, dtype=float)
-    out = CaptureOutcome("c", 10.0, times, times >= 5)
-    events = [
-        {"capture_id": "c", "t0_s": 3.0, "t1_s": 6.0, "event_type": "music", "is_presence": False},
-        {"capture_id": "c", "t0_s": 7.0, "t1_s": 9.0, "event_type": "pet", "is_presence": False},
-    ]
-    assert _present_in([out], events, "music") == (2, 4)  # frames 3..6, present at 5 and 6
-    assert _present_in([out], events, "empty") == (0, 3)  # frames 0..2, nothing present
+class Held:
+    """A StreamRun stand-in: present from 25 s to 27 s of a 60 s stream (frames every 0.1 s)."""
+
+    def decisions(self):
+        times = np.arange(1, 600) * 0.1
+        present = (times >= 25.0) & (times <= 27.0)
+        return times, present, times[present][:1], None
+
+
+def test_songs_are_counted_per_playback_volume_of_the_capture_they_start_in():
+    songs = [Episode("m1", "music", False, 5.0, 15.0), Episode("m2", "music", False, 22.0, 40.0)]
+    stream = EvaluatedStream("s", "d", 60.0, [("c0", 0.0), ("c1", 20.0), ("c2", 40.0)], songs, Held())
+    evaluation = Evaluation([stream])
+    by_volume = _by_volume(evaluation, {"c0": 3.0, "c1": 8.0, "c2": 0.0})
+    assert [e.event_type for e in by_volume.streams[0].episodes] == ["music@3", "music@8"]
+    m, rows = metrics_of(by_volume)
+    loud, quiet = _music_figures(m, rows, by_volume, "music@8"), _music_figures(m, rows, by_volume, "music@3")
+    assert loud["music_false_alarms"] == 1 and quiet["music_false_alarms"] == 0  # the onset at 25 s
+    assert loud["music_hours"] == pytest.approx(18.0 / 3600)
+    assert loud["music_present_fraction"] == pytest.approx(2.0 / 18.0, abs=0.01)
+    assert loud["music_entries"] == 0 and loud["music_entry_recall"] is None
 
 
 def test_doppler_band_level_of_a_tone():

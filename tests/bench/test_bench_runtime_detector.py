@@ -6,76 +6,50 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.runtime import (
-    active_segments,
-    event_latencies,
-    latency_stats,
-    observed_frames,
-    present_while_empty_s,
-)
+from bench.runtime import _episodes, _outcome, active_segments, latency_stats, observed_frames
 from runtime.detector import DetectorConfig, run_detector
 from runtime.labels import MAJOR
-from training.metrics import TOLERANCE_S, CaptureOutcome, count_outcomes
+from training.metrics import TOLERANCE_S, occupancy_metrics
 
 HOP = 0.032
 
 
-def _outcome(cid: str, present_from: list[tuple[float, float]], duration: float = 20.0) -> CaptureOutcome:
+class Walk:
+    """A fleet event stand-in: a walk-in from t0 to t1."""
+
+    event_type, is_presence, motion_class = "walk_in", True, "major"
+
+    def __init__(self, t0: float, t1: float):
+        self.t0, self.t1 = t0, t1
+
+
+def _clip(name: str, present_from: list[tuple[float, float]], walk: Walk, duration: float = 20.0):
     times = (np.arange(int(duration / HOP)) + 2) * HOP  # frame end times
     present = np.zeros(times.size, bool)
     for a, b in present_from:
         present |= (times >= a) & (times < b)
     onsets = times[present & ~np.concatenate([[False], present[:-1]])]
-    return CaptureOutcome(cid, duration, times, present, onsets)
+    return _outcome(name, "dev", duration, times, present, onsets), _episodes([walk], 0.0, name)
 
 
-def _event(cid: str, t0: float, t1: float, presence: bool = True) -> dict:
-    return {
-        "capture_id": cid,
-        "t0_s": t0,
-        "t1_s": t1,
-        "event_type": "walk_in" if presence else "ceiling_fan",
-        "is_presence": presence,
-        "motion_class": "major" if presence else "none",
-    }
-
-
-def test_event_latencies_follow_the_evaluation_rules() -> None:
-    outcomes = [
-        _outcome("a", [(3.4, 9.0)]),  # 0.4 s after the walk starts
-        _outcome("b", [(8.5, 12.0)]),  # after t1 + tolerance (t1 = 7): missed
-        _outcome("c", [(1.0, 2.5), (6.2, 7.0)]),  # present before t0 (held): latency from t0 = 0
+def test_walk_in_latencies_follow_the_evaluation_rules() -> None:
+    clips = [
+        _clip("a", [(3.4, 9.0)], Walk(3.0, 8.0)),  # 0.4 s after the walk starts
+        _clip("b", [(8.5, 12.0)], Walk(4.0, 7.0)),  # after t1 + tolerance (t1 = 7): missed
+        _clip("c", [(5.0, 6.0)], Walk(2.0, 6.0)),  # 3 s after the onset
     ]
-    events = [
-        _event("a", 3.0, 8.0),
-        _event("b", 4.0, 7.0),
-        _event("c", 2.0, 6.0),
-        _event("c", 9.0, 9.5, False),
-    ]
-    latencies = event_latencies(outcomes, events)
-    assert len(latencies) == 3  # presence events only
-    a, b, c = latencies
-    times = outcomes[0].times_s
-    assert a == pytest.approx(times[times >= 3.4][0] - 3.0)
-    assert b is None
-    assert c == pytest.approx(times[times >= 2.0][0] - 2.0)  # first present frame inside [t0, t1 + tol]
-    # the same rule as training.metrics over the whole set (its median over the detected events)
-    assert np.median([x for x in latencies if x is not None]) == pytest.approx(
-        count_outcomes(outcomes, events)["median_latency_s"]
-    )
-    # detection just inside the tolerance counts, just outside does not
-    late = _outcome("d", [(7.0 + TOLERANCE_S - 0.05, 15.0)])
-    later = _outcome("e", [(7.0 + TOLERANCE_S + 0.05, 15.0)])
-    assert event_latencies([late, later], [_event("d", 4.0, 7.0), _event("e", 4.0, 7.0)])[1] is None
-    assert event_latencies([late], [_event("d", 4.0, 7.0)])[0] is not None
-
-
-def test_latency_stats_median_p95_and_misses() -> None:
-    stats = latency_stats([0.1 * k for k in range(1, 21)] + [None, None])
-    assert stats["latency_median_s"] == pytest.approx(1.05)
-    assert stats["latency_p95_s"] == pytest.approx(np.percentile([0.1 * k for k in range(1, 21)], 95))
-    assert (stats["latency_n"], stats["latency_missed"]) == (20, 2)
-    assert latency_stats([None])["latency_median_s"] is None
+    stats = latency_stats(occupancy_metrics(clips)[0])
+    times = clips[0][0].times_s
+    expected = [times[times >= 3.4][0] - 3.0, times[times >= 5.0][0] - 2.0]
+    assert stats["latency_median_s"] == pytest.approx(np.median(expected))
+    assert stats["latency_p95_s"] == pytest.approx(np.percentile(expected, 95))
+    assert (stats["latency_n"], stats["latency_missed"]) == (2, 1)
+    # detection just inside the tolerance after the walk counts, just outside does not
+    inside = _clip("d", [(7.0 + TOLERANCE_S - 0.05, 15.0)], Walk(4.0, 7.0))
+    outside = _clip("e", [(7.0 + TOLERANCE_S + 0.05, 15.0)], Walk(4.0, 7.0))
+    assert latency_stats(occupancy_metrics([inside])[0])["latency_n"] == 1
+    assert latency_stats(occupancy_metrics([outside])[0])["latency_missed"] == 1
+    assert latency_stats(occupancy_metrics([outside])[0])["latency_median_s"] is None
 
 
 def test_active_segments_pad_merge_and_clip_to_the_day() -> None:
@@ -113,16 +87,6 @@ def test_duty_cycled_detector_switches_emission_off_for_emission_off_s_after_con
     assert trace.present[first_off : first_off + off].all()  # held while emission is off
     always = run_detector(probs, DetectorConfig(duty_cycling=False, emission_off_s=30.0, frame_hop_s=HOP))
     assert always.emission_on.all()
-
-
-def test_present_while_empty_counts_frames_outside_presence_events() -> None:
-    out = _outcome("a", [(2.0, 12.0)])
-    events = [_event("a", 3.0, 6.0), _event("a", 6.0, 9.0, presence=False)]
-    covered_until = 6.0 + TOLERANCE_S
-    times = out.times_s
-    expected = np.count_nonzero(out.present & ((times < 3.0) | (times > covered_until))) * HOP
-    assert present_while_empty_s(out, events, HOP) == pytest.approx(expected)
-    assert expected > 0
 
 
 def test_run_bench_merges_the_dsp_and_detector_figures(monkeypatch) -> None:
