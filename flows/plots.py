@@ -47,8 +47,13 @@ class Tile:
 
 
 @contextmanager
-def figure(out_png: Path, width_in: float, height_in: float, dpi: int, ncols: int = 1) -> Iterator:
-    """(fig, axes) in the report style; on exit the figure is saved atomically to out_png and closed."""
+def figure(
+    out_png: Path, width_in: float, height_in: float, dpi: int, ncols: int = 1, layout: str | None = "constrained"
+) -> Iterator:
+    """(fig, axes) in the report style; on exit the figure is saved atomically to out_png and closed.
+
+    layout=None leaves placement to the caller (cheaper than the constrained solver for many axes).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,7 +63,7 @@ def figure(out_png: Path, width_in: float, height_in: float, dpi: int, ncols: in
     style = {**STYLE, "axes.prop_cycle": cycler(color=list(PALETTE))}
     with plt.rc_context(style):
         fig, axes = plt.subplots(
-            1, ncols, figsize=(width_in, height_in), squeeze=False, layout="constrained"
+            1, ncols, figsize=(width_in, height_in), squeeze=False, layout=layout
         )
         try:
             yield fig, axes[0]
@@ -143,7 +148,11 @@ def spectrogram_gallery(
 ) -> None:
     """A row of Doppler spectrograms (time × radial velocity) on one colour scale, one caption each."""
     n = max(1, len(tiles))
-    with figure(out_png, 2.6 * n + 1.0, 3.4, dpi, ncols=n) as (fig, axes):
+    width = 2.6 * n + 1.4
+    with figure(out_png, width, 3.4, dpi, ncols=n, layout=None) as (fig, axes):
+        # fixed placement: 0.9 in on the left for the velocity axis, 1.1 in on the right for the colour bar
+        left, right = 0.9 / width, 1 - 1.1 / width
+        fig.subplots_adjust(left=left, right=right, bottom=0.2, top=0.8, wspace=0.12)
         stack = np.concatenate([t.frames.ravel() for t in tiles]) if tiles else np.zeros(1)
         lo, hi = np.percentile(stack, [2, 99.5])
         image = None
@@ -160,13 +169,15 @@ def spectrogram_gallery(
                 interpolation="nearest",
             )
             ax.set_title(tile.caption, fontsize=9, fontweight="normal")
-            ax.set_xlabel("time to window end (s)")
+            ax.set_xticks([-t_len, -t_len / 2, 0.0], [f"{-t_len:.1f}", f"{-t_len / 2:.1f}", "0"])
+            ax.set_xlabel("time to window end (s)", fontsize=9)
             ax.grid(False)
         axes[0].set_ylabel("radial velocity (m/s)")
         for ax in axes[1:]:
             ax.tick_params(labelleft=False)
         if image is not None:
-            fig.colorbar(image, ax=list(axes), label="Doppler power (dB)", fraction=0.05, pad=0.02)
+            cax = fig.add_axes((right + 0.2 / width, 0.2, 0.12 / width, 0.6))
+            fig.colorbar(image, cax=cax, label="Doppler power (dB)")
         fig.suptitle(title, fontsize=12, fontweight="bold")
 
 

@@ -140,8 +140,13 @@ def _calibration(report: dict, plots_dir: Path, dpi: int) -> list[str]:
     return ["calibration.png"]
 
 
+def by_duration(seconds: dict[str, float]) -> dict[str, float]:
+    """Stages longest first (the plot's and the page table's order)."""
+    return dict(sorted(seconds.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def _timings(report: dict, plots_dir: Path, dpi: int) -> list[str]:
     if not report.get("stage_seconds"):
         return []
-    plots.stage_seconds(report["stage_seconds"], plots_dir / "stage_timings.png", dpi)
+    plots.stage_seconds(by_duration(report["stage_seconds"]), plots_dir / "stage_timings.png", dpi)
     return ["stage_timings.png"]

@@ -220,7 +220,10 @@ def timings_section(report: dict, img: Images) -> str:
     seconds = report.get("stage_seconds") or {}
     if not seconds:
         return note("no stage records")
-    return img.tags("timings", "stage timings") + table(["stage", "seconds"], [[n, float(s)] for n, s in seconds.items()])
+    from flows.report_figures import by_duration
+
+    rows = [[n, float(s)] for n, s in by_duration(seconds).items()]
+    return img.tags("timings", "stage timings") + table(["stage", "seconds"], rows)
 
 
 def lineage_section(report: dict, img: Images) -> str:
