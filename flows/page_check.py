@@ -8,6 +8,7 @@ uncaught exceptions, whether every image decoded (naturalWidth > 0), and saves a
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import queue
@@ -159,7 +160,7 @@ def check_page(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=child_fds,  # noqa: PLW1509 - no threads of ours touch these fds before exec
+            preexec_fn=child_fds,
             pass_fds=(3, 4),  # kept open after preexec_fn placed the pipes there
         )
         os.close(to_child_r)
@@ -168,10 +169,8 @@ def check_page(
         try:
             _drive(cdp, url, width, screenshot, result, timeout_s)
         finally:
-            try:
+            with contextlib.suppress(RuntimeError, queue.Empty, OSError):
                 cdp.call("Browser.close", timeout_s=5)
-            except (RuntimeError, queue.Empty, OSError):
-                pass
             cdp.close()
             try:
                 proc.wait(timeout=10)
@@ -190,7 +189,9 @@ def _drive(cdp: _Pipe, url: str, width: int, screenshot: Path, result: PageCheck
     cdp.call("Page.navigate", {"url": url}, session=session)
     cdp.wait_event("Page.loadEventFired", timeout_s)
     images = cdp.call(
-        "Runtime.evaluate", {"expression": IMAGES_JS, "awaitPromise": True, "returnByValue": True}, session=session
+        "Runtime.evaluate",
+        {"expression": IMAGES_JS, "awaitPromise": True, "returnByValue": True},
+        session=session,
     )
     result.images = images["result"]["value"]
     size = cdp.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
@@ -200,7 +201,13 @@ def _drive(cdp: _Pipe, url: str, width: int, screenshot: Path, result: PageCheck
         {
             "format": "png",
             "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": max(width, size["width"]), "height": size["height"], "scale": 1},
+            "clip": {
+                "x": 0,
+                "y": 0,
+                "width": max(width, size["width"]),
+                "height": size["height"],
+                "scale": 1,
+            },
         },
         session=session,
         timeout_s=timeout_s,
@@ -213,7 +220,9 @@ def _drive(cdp: _Pipe, url: str, width: int, screenshot: Path, result: PageCheck
             url = p["request"]["url"]
             result.requests.append(url[:60] + "..." if url.startswith("data:") else url)
         elif e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            result.console_errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+            result.console_errors.append(
+                " ".join(str(a.get("value", a.get("description"))) for a in p["args"])
+            )
         elif e["method"] == "Runtime.exceptionThrown":
             result.console_errors.append(p["exceptionDetails"].get("text", "exception"))
         elif e["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":

@@ -48,7 +48,12 @@ class Tile:
 
 @contextmanager
 def figure(
-    out_png: Path, width_in: float, height_in: float, dpi: int, ncols: int = 1, layout: str | None = "constrained"
+    out_png: Path,
+    width_in: float,
+    height_in: float,
+    dpi: int,
+    ncols: int = 1,
+    layout: str | None = "constrained",
 ) -> Iterator:
     """(fig, axes) in the report style; on exit the figure is saved atomically to out_png and closed.
 
@@ -62,9 +67,7 @@ def figure(
 
     style = {**STYLE, "axes.prop_cycle": cycler(color=list(PALETTE))}
     with plt.rc_context(style):
-        fig, axes = plt.subplots(
-            1, ncols, figsize=(width_in, height_in), squeeze=False, layout=layout
-        )
+        fig, axes = plt.subplots(1, ncols, figsize=(width_in, height_in), squeeze=False, layout=layout)
         try:
             yield fig, axes[0]
             Path(out_png).parent.mkdir(parents=True, exist_ok=True)
@@ -208,8 +211,13 @@ def scatter_units(units: Sequence[Mapping], out_png: Path, dpi: int) -> None:
     with figure(out_png, 7.5, 3.8, dpi) as (_, (ax,)):
         for u in units:
             ax.plot(u["carrier_hz"] / 1e3, u["emission_db"], "o", color=PALETTE[0], markersize=7)
-            ax.annotate(u["device"], (u["carrier_hz"] / 1e3, u["emission_db"]), fontsize=8,
-                        xytext=(4, 4), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                u["device"],
+                (u["carrier_hz"] / 1e3, u["emission_db"]),
+                fontsize=8,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
         ax.set_xlabel("chosen carrier (kHz)")
         ax.set_ylabel("emission level (dB FS)")
         ax.set_title("Calibration per unit")

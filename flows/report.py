@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+from common.io import atomic_write_json, atomic_write_text, read_json
 from common.paths import Paths
 
 PAGE_NAME = "index.html"
@@ -302,3 +302,40 @@ def write_turn_report(params: dict, paths: Paths, records: list[dict]) -> dict:
     # the page is rendered from report.json as written (what `flywheel report compare` reads too)
     atomic_write_text(out / PAGE_NAME, render_page(read_json(out / "report.json"), out))
     return {"report": str(out / "report.json"), "page": str(out / PAGE_NAME)}
+
+
+def artifact_tables(report: dict) -> dict[str, tuple[str, list[dict]]]:
+    """The page's tables as Prefect table artifacts: key -> (description, rows)."""
+    from flows.report_sections import EPISODE_KEYS
+
+    tables = {
+        "turn-detectors": (
+            "Detectors on the held-out eval batch",
+            [{"detector": n, **row} for n, row in report.get("evaluation", {}).items()],
+        ),
+        "turn-detector-episodes": (
+            "Episode figures per detector (not measured when empty)",
+            [
+                {"detector": n, **{k: m.get(k) for k in EPISODE_KEYS}}
+                for n, m in (report.get("detectors") or {}).items()
+                if m
+            ],
+        ),
+        "turn-ingest": (
+            "Captures received / ingested / quarantined per batch",
+            [
+                {
+                    "batch": b,
+                    **{k: v for k, v in s.items() if k != "reasons"},
+                    "reasons": str(s.get("reasons") or {}),
+                }
+                for b, s in report.get("ingest", {}).items()
+            ],
+        ),
+        "turn-release-gate": (
+            "Release gate checks",
+            [dict(c) for c in (report.get("release") or {}).get("checks", [])],
+        ),
+        "turn-calibration": ("Calibration per unit", list(report.get("calibration_units") or [])),
+    }
+    return {k: v for k, v in tables.items() if v[1]}

@@ -91,12 +91,21 @@ def _gallery(report: dict, params: dict, paths: Paths, plots_dir: Path, dpi: int
     if triggers:
         frames = window_frames(paths.curated("eval"), [r["window_id"] for r in triggers], context)
         tiles = [
-            plots.Tile(f, f"{r.get('event_type') or '?'} · p={r['score']:.2f}" if "score" in r else
-                       f"{r.get('event_type') or '?'}")  # fmt: skip
+            plots.Tile(
+                f,
+                f"{r.get('event_type') or '?'} · p={r['score']:.2f}"
+                if "score" in r
+                else f"{r.get('event_type') or '?'}",
+            )
             for f, r in zip(frames, triggers, strict=True)
         ]
         plots.spectrogram_gallery(
-            tiles, velocity, hop_s, plots_dir / "gallery_false_triggers.png", dpi, "Worst false triggers (eval)"
+            tiles,
+            velocity,
+            hop_s,
+            plots_dir / "gallery_false_triggers.png",
+            dpi,
+            "Worst false triggers (eval)",
         )
         written.append("gallery_false_triggers.png")
     return written

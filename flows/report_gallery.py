@@ -44,7 +44,12 @@ def pick_rows(picks_file: Path, labels_file: Path, per_strategy: int) -> dict[st
 
 
 def false_trigger_rows(
-    episodes: list[dict], windows: pl.DataFrame, model_file: Path | None, curated_dir: Path, context: int, n: int
+    episodes: list[dict],
+    windows: pl.DataFrame,
+    model_file: Path | None,
+    curated_dir: Path,
+    context: int,
+    n: int,
 ) -> list[dict]:
     """The n highest-scoring false triggers: episode row + nearest eval window and the model's p_present."""
     triggers = [e for e in episodes if e.get("kind") == "false_trigger"]
@@ -77,7 +82,9 @@ def window_frames(curated_dir: Path, window_ids: list[str], context: int) -> np.
     from mining.pool import gather_windows, load_windows_table, open_frames
 
     table = load_windows_table(curated_dir).select("window_id", "end_row")
-    rows = pl.DataFrame({"window_id": window_ids}).join(table, on="window_id", how="left", maintain_order="left")
+    rows = pl.DataFrame({"window_id": window_ids}).join(
+        table, on="window_id", how="left", maintain_order="left"
+    )
     missing = rows.filter(pl.col("end_row").is_null())["window_id"].to_list()
     if missing:
         raise ValueError(f"{curated_dir / 'windows.parquet'}: window_id not found: {missing[:3]}")

@@ -16,14 +16,16 @@ from pathlib import Path
 NOT_MEASURED = "not measured in this turn"
 
 CSS = """
-body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0; color: #222; background: #f6f7f9; }
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0; color: #222;
+       background: #f6f7f9; }
 header { background: #1f2a38; color: #fff; padding: 16px 28px; }
 header h1 { margin: 0; font-size: 22px; }
 header p { margin: 4px 0 0; color: #c8d0da; font-size: 14px; }
 nav { padding: 8px 28px; background: #e9edf2; font-size: 13px; }
 nav a { margin-right: 14px; color: #1f4f8a; text-decoration: none; }
 main { padding: 8px 28px 40px; }
-section { background: #fff; border: 1px solid #dde2e8; border-radius: 6px; margin: 16px 0; padding: 12px 18px; }
+section { background: #fff; border: 1px solid #dde2e8; border-radius: 6px; margin: 16px 0;
+          padding: 12px 18px; }
 section h2 { font-size: 18px; margin: 4px 0 10px; }
 h3 { font-size: 15px; margin: 12px 0 6px; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 10px; }
@@ -31,8 +33,8 @@ th, td { border: 1px solid #dde2e8; padding: 4px 8px; text-align: left; vertical
 th { background: #f0f3f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
-.note { color: #7a5b00; background: #fff6d6; border: 1px solid #f0dc9a; padding: 4px 8px; display: inline-block;
-        border-radius: 4px; font-size: 13px; }
+.note { color: #7a5b00; background: #fff6d6; border: 1px solid #f0dc9a; padding: 4px 8px;
+        display: inline-block; border-radius: 4px; font-size: 13px; }
 .ok { color: #1d7a33; font-weight: bold; }
 .bad { color: #b3261e; font-weight: bold; }
 code { font-size: 12px; word-break: break-all; }
@@ -77,10 +79,11 @@ def table(header: list[str], rows: list[list]) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{_e(fmt(c))}</td>' if isinstance(c, int | float) and not isinstance(c, bool)
+            f'<td class="num">{_e(fmt(c))}</td>'
+            if isinstance(c, int | float) and not isinstance(c, bool)
             else f"<td>{_e(fmt(c))}</td>"
             for c in row
-        )  # fmt: skip
+        )
         + "</tr>"
         for row in rows
     )
@@ -100,19 +103,31 @@ def detectors_section(report: dict, img: Images) -> str:
     measured = {n: m for n, m in (report.get("detectors") or {}).items() if m}
     parts = []
     if measured:
-        parts.append(table(["detector", *EPISODE_KEYS], [[n, *(m.get(k) for k in EPISODE_KEYS)] for n, m in measured.items()]))
+        parts.append(
+            table(
+                ["detector", *EPISODE_KEYS],
+                [[n, *(m.get(k) for k in EPISODE_KEYS)] for n, m in measured.items()],
+            )
+        )
     else:
         parts.append(note(f"episode figures: {NOT_MEASURED}"))
     tags = img.tags("det", "detection-error trade-off")
     parts.append(tags or note(f"detection-error trade-off: {NOT_MEASURED}"))
     ops = [
-        [n, c["operating_point"].get("threshold"), c["operating_point"].get("false_triggers_per_empty_hour"),
-         c["operating_point"].get("missed_entry_rate")]
-        for n, c in (report.get("det_curves") or {}).items() if c and c.get("operating_point")
-    ]  # fmt: skip
+        [
+            n,
+            c["operating_point"].get("threshold"),
+            c["operating_point"].get("false_triggers_per_empty_hour"),
+            c["operating_point"].get("missed_entry_rate"),
+        ]
+        for n, c in (report.get("det_curves") or {}).items()
+        if c and c.get("operating_point")
+    ]
     if ops:
         parts.append("<h3>Operating points</h3>")
-        parts.append(table(["detector", "threshold", "false triggers per empty hour", "missed entry rate"], ops))
+        parts.append(
+            table(["detector", "threshold", "false triggers per empty hour", "missed entry rate"], ops)
+        )
     return "\n".join(parts)
 
 
@@ -140,8 +155,10 @@ def gallery_section(report: dict, img: Images) -> str:
     parts.append("<h3>The eval's worst false triggers</h3>")
     triggers = gallery.get("false_triggers") or []
     if triggers:
-        rows = [[r.get("device_id"), r.get("capture_id"), r.get("t_s"), r.get("event_type"), r.get("score")]
-                for r in triggers]  # fmt: skip
+        rows = [
+            [r.get("device_id"), r.get("capture_id"), r.get("t_s"), r.get("event_type"), r.get("score")]
+            for r in triggers
+        ]
         parts.append(table(["device", "capture", "t (s)", "event type", "p(present)"], rows))
     else:
         parts.append(note(f"false-trigger episodes: {NOT_MEASURED}"))
@@ -152,12 +169,22 @@ def data_quality_section(report: dict, img: Images) -> str:
     ingest = report.get("ingest") or {}
     if not ingest:
         return note("no ingest in this turn")
-    rows = [[b, s.get("received"), s.get("ingested"), s.get("quarantined"), s.get("already_present"),
-             "; ".join(f"{k}: {v}" for k, v in (s.get("reasons") or {}).items()) or "–"]
-            for b, s in ingest.items()]  # fmt: skip
+    rows = [
+        [
+            b,
+            s.get("received"),
+            s.get("ingested"),
+            s.get("quarantined"),
+            s.get("already_present"),
+            "; ".join(f"{k}: {v}" for k, v in (s.get("reasons") or {}).items()) or "–",
+        ]
+        for b, s in ingest.items()
+    ]
     parts = [
         img.tags("ingest", "ingest per batch"),
-        table(["batch", "received", "ingested", "quarantined", "already present", "quarantine reasons"], rows),
+        table(
+            ["batch", "received", "ingested", "quarantined", "already present", "quarantine reasons"], rows
+        ),
     ]
     dq_rows = []
     for batch, dq in (report.get("data_quality") or {}).items():
@@ -167,7 +194,9 @@ def data_quality_section(report: dict, img: Images) -> str:
         for w in dq.get("drift_warnings", []):
             dq_rows.append([batch, f"drift vs {dq.get('drift_reference')}", None, str(w)])
     parts.append("<h3>Expectations (great-expectations) and drift</h3>")
-    parts.append(table(["batch", "suite", "expectations evaluated", "failed"], dq_rows) if dq_rows else note())
+    parts.append(
+        table(["batch", "suite", "expectations evaluated", "failed"], dq_rows) if dq_rows else note()
+    )
     return "\n".join(parts)
 
 
@@ -176,20 +205,33 @@ def release_section(report: dict, img: Images) -> str:
     parts = []
     if release:
         parts.append(f"<p>The bundle ships <b>{_e(release['shipped'])}</b> ({_e(release['reason'])}).</p>")
-        rows = [[c["check"], c.get("candidate"), c.get("incumbent"), c.get("limit"),
-                 "not measured" if c["passed"] is None else ("yes" if c["passed"] else "NO")]
-                for c in release["checks"]]  # fmt: skip
+        rows = [
+            [
+                c["check"],
+                c.get("candidate"),
+                c.get("incumbent"),
+                c.get("limit"),
+                "not measured" if c["passed"] is None else ("yes" if c["passed"] else "NO"),
+            ]
+            for c in release["checks"]
+        ]
         parts.append(table(["check", release["candidate"], release["incumbent"], "limit", "passed"], rows))
     else:
         parts.append(note("release gate: not run in this turn"))
     parts.append("<h3>Staged rollout</h3>")
     ro = report.get("rollout")
     if ro:
-        parts.append(f"<p>Outcome <b>{_e(ro['outcome'])}</b>; decision log <code>{_e(ro['decision_log'])}</code></p>")
+        parts.append(
+            f"<p>Outcome <b>{_e(ro['outcome'])}</b>; decision log <code>{_e(ro['decision_log'])}</code></p>"
+        )
         numbers = ro.get("canary_numbers") or {}
         parts.append(table(["canary figure", "value"], [[k, v] for k, v in numbers.items()]))
-        parts.append(table(["step", "decision", "reasons"],
-                           [[d["step"], d["decision"], "; ".join(d.get("reasons") or [])] for d in ro["decisions"]]))  # fmt: skip
+        parts.append(
+            table(
+                ["step", "decision", "reasons"],
+                [[d["step"], d["decision"], "; ".join(d.get("reasons") or [])] for d in ro["decisions"]],
+            )
+        )
     else:
         parts.append(note("no rollout of this turn's bundle"))
     return "\n".join(parts)
@@ -208,9 +250,20 @@ def dsp_section(report: dict, img: Images) -> str:
     units = report.get("calibration_units") or []
     if units:
         parts.append(img.tags("calibration", "calibration per unit"))
-        rows = [[u["device"], u["carrier_hz"], u["emission_db"], u.get("snr_db"), u.get("interferers"), u.get("action")]
-                for u in units]  # fmt: skip
-        parts.append(table(["unit", "carrier (Hz)", "emission (dB FS)", "SNR (dB)", "interferers", "action"], rows))
+        rows = [
+            [
+                u["device"],
+                u["carrier_hz"],
+                u["emission_db"],
+                u.get("snr_db"),
+                u.get("interferers"),
+                u.get("action"),
+            ]
+            for u in units
+        ]
+        parts.append(
+            table(["unit", "carrier (Hz)", "emission (dB FS)", "SNR (dB)", "interferers", "action"], rows)
+        )
     else:
         parts.append(note("no unit calibrated in this turn"))
     return "\n".join(parts)
@@ -257,9 +310,9 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict, Images], str]], ...] = (
 def _document(title: str, subtitle: str, body: str) -> str:
     links = "".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name, _ in SECTIONS)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         # no request may leave the page: images are data: URIs, nothing else is fetched
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
         "style-src 'unsafe-inline'\">"
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header><nav>{links}</nav>"
@@ -276,7 +329,8 @@ def render_page(report: dict, report_dir: Path) -> str:
     """One turn's page; report is its report.json, report_dir holds its plots/."""
     img = Images(report_dir / "plots", report.get("plots") or {})
     body = "".join(
-        f'<section id="{sid}"><h2>{_e(name)}</h2>{render(report, img)}</section>' for sid, name, render in SECTIONS
+        f'<section id="{sid}"><h2>{_e(name)}</h2>{render(report, img)}</section>'
+        for sid, name, render in SECTIONS
     )
     return _document(f"Flywheel turn {report['turn']}", _subtitle(report), body)
 
