@@ -143,7 +143,7 @@ def grouped_bars(
         ax.set_xlabel(xlabel)
         ax.set_title(title)
         if series:
-            ax.legend(loc="lower right")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the bars
 
 
 def spectrogram_gallery(
@@ -151,10 +151,10 @@ def spectrogram_gallery(
 ) -> None:
     """A row of Doppler spectrograms (time × radial velocity) on one colour scale, one caption each."""
     n = max(1, len(tiles))
-    width = 2.6 * n + 1.4
+    width = 2.6 * n + 1.7
     with figure(out_png, width, 3.4, dpi, ncols=n, layout=None) as (fig, axes):
-        # fixed placement: 0.9 in on the left for the velocity axis, 1.1 in on the right for the colour bar
-        left, right = 0.9 / width, 1 - 1.1 / width
+        # fixed placement: 0.9 in on the left for the velocity axis, 1.4 in on the right for the colour bar
+        left, right = 0.9 / width, 1 - 1.4 / width
         fig.subplots_adjust(left=left, right=right, bottom=0.2, top=0.8, wspace=0.12)
         stack = np.concatenate([t.frames.ravel() for t in tiles]) if tiles else np.zeros(1)
         lo, hi = np.percentile(stack, [2, 99.5])
@@ -179,7 +179,7 @@ def spectrogram_gallery(
         for ax in axes[1:]:
             ax.tick_params(labelleft=False)
         if image is not None:
-            cax = fig.add_axes((right + 0.2 / width, 0.2, 0.12 / width, 0.6))
+            cax = fig.add_axes((right + 0.15 / width, 0.2, 0.12 / width, 0.6))
             fig.colorbar(image, cax=cax, label="Doppler power (dB)")
         fig.suptitle(title, fontsize=12, fontweight="bold")
 

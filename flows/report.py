@@ -134,7 +134,12 @@ def _fmt(value) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    lines = [f"# Flywheel turn {report['turn']}", ""]
+    lines = [
+        f"# Flywheel turn {report['turn']}",
+        "",
+        f"The turn page with every plot: [{PAGE_NAME}]({PAGE_NAME})",
+        "",
+    ]
     if report.get("preset"):
         lines += [f"Preset: `{report['preset']}`", ""]
     lines += [

@@ -13,6 +13,7 @@ import numpy as np
 from common.paths import Paths
 from flows import plots
 from flows.report_gallery import window_frames
+from flows.report_sections import in_detector_order
 
 
 def draw_all(report: dict, params: dict, paths: Paths, plots_dir: Path) -> dict[str, list[str]]:
@@ -30,7 +31,7 @@ def draw_all(report: dict, params: dict, paths: Paths, plots_dir: Path) -> dict[
 
 
 def _det(report: dict, plots_dir: Path, dpi: int) -> list[str]:
-    measured = {n: c for n, c in (report.get("det_curves") or {}).items() if c}
+    measured = in_detector_order({n: c for n, c in (report.get("det_curves") or {}).items() if c})
     if not measured:
         return []
     plots.det_curves(
@@ -45,7 +46,7 @@ def _det(report: dict, plots_dir: Path, dpi: int) -> list[str]:
 def _false_triggers(report: dict, plots_dir: Path, dpi: int) -> list[str]:
     rates = {
         det: {t: v.get("per_hour") for t, v in by_type.items() if v.get("per_hour") is not None}
-        for det, by_type in (report.get("false_triggers_by_type") or {}).items()
+        for det, by_type in in_detector_order(report.get("false_triggers_by_type") or {}).items()
         if by_type
     }
     if not rates:

@@ -40,6 +40,7 @@ img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
 code { font-size: 12px; word-break: break-all; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 .pair > div { min-width: 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -87,7 +88,7 @@ def table(header: list[str], rows: list[list]) -> str:
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def note(text: str = NOT_MEASURED) -> str:
@@ -98,46 +99,45 @@ def note(text: str = NOT_MEASURED) -> str:
 
 
 def detectors_section(report: dict, img: Images) -> str:
-    from flows.report_sections import EPISODE_KEYS
+    from flows.report_sections import EPISODE_FIGURES, in_detector_order
 
-    measured = {n: m for n, m in (report.get("detectors") or {}).items() if m}
+    measured = in_detector_order({n: m for n, m in (report.get("detectors") or {}).items() if m})
     parts = []
     if measured:
-        parts.append(
-            table(
-                ["detector", *EPISODE_KEYS],
-                [[n, *(m.get(k) for k in EPISODE_KEYS)] for n, m in measured.items()],
-            )
-        )
+        rows = [[label, *(m.get(key) for m in measured.values())] for key, label in EPISODE_FIGURES.items()]
+        parts.append(table(["episode figure", *measured], rows))
     else:
         parts.append(note(f"episode figures: {NOT_MEASURED}"))
     tags = img.tags("det", "detection-error trade-off")
     parts.append(tags or note(f"detection-error trade-off: {NOT_MEASURED}"))
+    curves = in_detector_order(report.get("det_curves") or {})
     ops = [
         [
             n,
-            c["operating_point"].get("threshold"),
-            c["operating_point"].get("false_triggers_per_empty_hour"),
-            c["operating_point"].get("missed_entry_rate"),
+            *(
+                c["operating_point"].get(k)
+                for k in ("threshold", "false_triggers_per_empty_hour", "missed_entry_rate")
+            ),
         ]
-        for n, c in (report.get("det_curves") or {}).items()
+        for n, c in curves.items()
         if c and c.get("operating_point")
     ]
     if ops:
         parts.append("<h3>Operating points</h3>")
-        parts.append(
-            table(["detector", "threshold", "false triggers per empty hour", "missed entry rate"], ops)
-        )
+        header = ["detector", "threshold", "false triggers per empty hour (1/h)", "missed entry rate"]
+        parts.append(table(header, ops))
     return "\n".join(parts)
 
 
 def false_triggers_section(report: dict, img: Images) -> str:
-    by_det = {d: t for d, t in (report.get("false_triggers_by_type") or {}).items() if t}
+    from flows.report_sections import in_detector_order
+
+    by_det = in_detector_order({d: t for d, t in (report.get("false_triggers_by_type") or {}).items() if t})
     if not by_det:
         return note(f"false triggers by nuisance type: {NOT_MEASURED}")
     types = sorted({t for per in by_det.values() for t in per})
     rows = [[t, *(by_det[d].get(t, {}).get("per_hour") for d in by_det)] for t in types]
-    header = ["nuisance type", *(f"{d} (per nuisance-hour)" for d in by_det)]
+    header = ["nuisance type", *(f"{d} (1/nuisance-hour)" for d in by_det)]
     return img.tags("false_triggers", "false triggers by nuisance type") + table(header, rows)
 
 

@@ -13,20 +13,21 @@ from pathlib import Path
 from common.io import read_json
 from common.paths import Paths
 
-# Episode-based figures of an evaluation summary (training/evaluate.py), shown per detector.
-EPISODE_KEYS = (
-    "false_triggers_per_empty_hour",
-    "false_triggers_per_device_day",
-    "entry_recall",
-    "entry_latency_median_s",
-    "entry_latency_p95_s",
-    "false_absences_per_occupied_hour",
-    "occupied_absent_fraction",
-    "empty_present_fraction",
-    "empty_hours",
-    "occupied_hours",
-    "device_days",
-)
+# Episode-based figures of an evaluation summary (training/evaluate.py), shown per detector: key -> label
+EPISODE_FIGURES = {
+    "false_triggers_per_empty_hour": "false triggers per empty hour (1/h)",
+    "false_triggers_per_device_day": "false triggers per device-day (1/day)",
+    "entry_recall": "entry recall",
+    "entry_latency_median_s": "entry latency, median (s)",
+    "entry_latency_p95_s": "entry latency, 95th percentile (s)",
+    "false_absences_per_occupied_hour": "false absences per occupied hour (1/h)",
+    "occupied_absent_fraction": "occupied time reported absent (fraction)",
+    "empty_present_fraction": "empty time reported present (fraction)",
+    "empty_hours": "empty hours measured (h)",
+    "occupied_hours": "occupied hours measured (h)",
+    "device_days": "device-days measured (day)",
+}
+EPISODE_KEYS = tuple(EPISODE_FIGURES)
 # evaluation JSON per detector shown on the page: (name on the page, evaluation folder, file)
 DETECTORS = (
     ("seed", "seed", "int8.json"),
@@ -34,6 +35,12 @@ DETECTORS = (
     ("cfar", "cfar", "cfar.json"),
 )
 EPISODES_FILE = "episodes.jsonl"
+
+
+def in_detector_order(by_detector: dict) -> dict:
+    """by_detector re-ordered seed, retrained, cfar (report.json stores keys sorted), others after."""
+    rank = {name: i for i, (name, _, _) in enumerate(DETECTORS)}
+    return dict(sorted(by_detector.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
 def _load(path: Path) -> dict | None:
