@@ -111,7 +111,13 @@ def det_curves(
                     markeredgecolor="black",
                     label=f"{name} operating point",
                 )
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.5, 1, 2 rather than 5×10⁻¹
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=8)
         ax.set_xlabel("false triggers per empty hour (1/h, log scale)")
         ax.set_ylabel("missed entries (%)")
         ax.set_ylim(-2, 102)
