@@ -40,15 +40,9 @@ def detector_recall(params: dict, quick: bool = False) -> dict[str, Any]:
             sim["calibration"]["enabled"] = enabled
             raw, truth = Path(tmp) / "raw" / name, Path(tmp) / "truth" / name
             simulate_batch(
-                "eval",
-                int(b["devices"]),
-                float(b["hours"]),
-                int(b["seed"]),
-                raw,
-                truth,
-                sim_params=sim,
-                calibration=params["calibration"]["config"],
-            )
+                "eval", int(b["devices"]), float(b["hours"]), int(b["seed"]), raw, truth,
+                sim_params=sim, calibration=params["calibration"]["config"],
+            )  # fmt: skip
             metrics, _ = evaluate_with(decide, raw, truth, fs)
             for key in RATES:
                 out[f"{key}_{name}"] = metrics[key]

@@ -169,16 +169,9 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
         for name, played in (("without_mbdp", None), ("with_mbdp", tuning)):
             raw, truth = tmp / "raw" / name, tmp / "truth" / name
             summary = simulate_batch(
-                "eval",
-                int(b["devices"]),
-                float(b["hours"]),
-                int(b["seed"]),
-                raw,
-                truth,
-                sim_params=sim,
-                calibration=params["calibration"]["config"],
-                mbdp=played,
-            )
+                "eval", int(b["devices"]), float(b["hours"]), int(b["seed"]), raw, truth,
+                sim_params=sim, calibration=params["calibration"]["config"], mbdp=played,
+            )  # fmt: skip
             runs[name] = _evaluate(det, raw, truth)
             runs[name]["sim_device_seconds_per_cpu_second"] = summary["device_seconds_per_cpu_second"]
             runs[name]["music_fraction"] = summary["event_fraction"].get("music", 0.0)
