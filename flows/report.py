@@ -1,12 +1,17 @@
-"""The turn report: report.json (DVC metrics), report.md and plots, from what the stages left on disk."""
+"""The turn report: report.json (DVC metrics), report.md, plots and index.html, from what the stages left.
+
+collect() reads every stage's outputs into report.json; flows/report_figures.py draws the plots from
+it, and flows/report_page.py renders the self-contained page (index.html) from report.json and plots/.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from common.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+from common.io import atomic_write_json, atomic_write_text, read_json
 from common.paths import Paths
 
+PAGE_NAME = "index.html"
 MODEL_ROWS = (("seed", "float"), ("seed", "int8"), ("retrained", "float"), ("retrained", "int8"))
 HEADLINE = (  # training.metrics figures (docs/evaluation.md)
     "false_triggers_per_empty_hour",
@@ -73,6 +78,52 @@ def collect(params: dict, paths: Paths, records: list[dict]) -> dict:
         "int8_gate": {m: _load(paths.evaluation(m) / "int8_gate.json") for m in ("seed", "retrained")},
         "budget": _load(paths.model(shipped) / "onnx" / "budget.json"),
         "deployment": _load(paths.deployment / "deploy.json"),
+        **collect_page_sections(params, paths, shipped),
+    }
+
+
+def collect_page_sections(params: dict, paths: Paths, shipped: str) -> dict:
+    """What only the page shows: episode figures, DET curves, gallery, rollout, DSP, lineage."""
+    import polars as pl
+
+    from common.io import read_jsonl
+    from flows import report_gallery as gallery
+    from flows import report_sections as sec
+
+    rp = params["report"]
+    results = sec.detector_results(paths)
+    manifest = sec.bundle_manifest(paths)
+    fleet_dir = paths.root / rp["fleet_dir"]
+    deployment = _load(paths.deployment / "deploy.json")
+    episodes_file = sec.episodes_path(paths, shipped)
+    eval_windows = paths.curated("eval") / "windows.parquet"
+    false_triggers = []
+    if episodes_file.exists() and eval_windows.exists():
+        false_triggers = gallery.false_trigger_rows(
+            read_jsonl(episodes_file),
+            pl.read_parquet(eval_windows),
+            paths.model(shipped) / "onnx" / "model_int8.onnx",
+            paths.curated("eval"),
+            int(params["ingest"]["context_frames"]),
+            int(rp["gallery_false_triggers"]),
+        )
+    return {
+        "detectors": {n: sec.episode_metrics(r) for n, r in results.items()},
+        "det_curves": {n: sec.det_curve(r) for n, r in results.items()},
+        "false_triggers_by_type": {n: sec.false_triggers_by_type(r) for n, r in results.items()},
+        "gallery": {
+            "picks": gallery.pick_rows(
+                paths.labels("field-picks") / "picks.parquet",
+                paths.labels("field") / "labels.parquet",
+                int(rp["gallery_per_strategy"]),
+            ),
+            "false_triggers_of": shipped,
+            "false_triggers": false_triggers,
+        },
+        "rollout": sec.rollout(paths, manifest, fleet_dir),
+        "calibration_units": sec.calibration_units(paths, deployment, fleet_dir),
+        "mbdp": sec.crossover(paths),
+        "lineage": sec.lineage(paths, manifest),
     }
 
 
@@ -85,7 +136,12 @@ def _fmt(value) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    lines = [f"# Flywheel turn {report['turn']}", ""]
+    lines = [
+        f"# Flywheel turn {report['turn']}",
+        "",
+        f"The turn page with every plot: [{PAGE_NAME}]({PAGE_NAME})",
+        "",
+    ]
     if report.get("preset"):
         lines += [f"Preset: `{report['preset']}`", ""]
     lines += [
@@ -209,44 +265,81 @@ def _data_quality_lines(report: dict) -> list[str]:
     return lines
 
 
-def plot_false_alarms(report: dict, out_png: Path) -> None:
-    """Grouped bars: false alarms per hour by non-presence event type, one group per detector."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+def false_alarm_rates(report: dict) -> dict[str, dict[str, float]]:
+    """detector -> nuisance type -> false triggers per nuisance-hour (training.metrics; types with any)."""
     detectors = [d for d in report["by_event_type"] if report["by_event_type"][d]]
-    # false alarms are attributed to non-presence event types (or "empty"): show those that have any
-    types = sorted(
-        {
-            t
-            for d in detectors
-            for t, st in report["by_event_type"][d].items()
-            if st.get("false_triggers", 0) > 0
-        }
+    types = {
+        t
+        for d in detectors
+        for t, st in report["by_event_type"][d].items()
+        if st.get("false_triggers", 0) > 0
+    }
+    return {
+        d: {t: report["by_event_type"][d].get(t, {}).get("per_hour") or 0.0 for t in sorted(types)}
+        for d in detectors
+    }
+
+
+def plot_false_alarms(report: dict, out_png: Path, dpi: int) -> None:
+    """Grouped bars: false triggers per nuisance-hour by nuisance type, one bar per detector."""
+    from flows.plots import grouped_bars
+
+    grouped_bars(
+        false_alarm_rates(report),
+        out_png,
+        dpi,
+        xlabel="false triggers per hour of the nuisance in an empty room (1/h)",
+        title="False triggers by nuisance type (eval batch)",
     )
-    fig, ax = plt.subplots(figsize=(max(6, len(types) * 0.9), 4))
-    width = 0.8 / max(1, len(detectors))
-    for i, det in enumerate(detectors):
-        stats = report["by_event_type"][det]
-        rate = [stats.get(t, {}).get("per_hour") or 0.0 for t in types]
-        ax.bar(np.arange(len(types)) + i * width, rate, width, label=det)
-    ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, types, rotation=45, ha="right")
-    ax.set_ylabel("false triggers per nuisance-hour")
-    ax.set_title("False triggers by nuisance type (eval batch)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def write_turn_report(params: dict, paths: Paths, records: list[dict]) -> dict:
+    from flows.report_figures import draw_all
+    from flows.report_page import render_page
+
     report = collect(params, paths, records)
     out = paths.report_dir
-    plot_false_alarms(report, out / "plots" / "false_alarms_by_type.png")
+    plot_false_alarms(report, out / "plots" / "false_alarms_by_type.png", int(params["report"]["plot_dpi"]))
+    report["plots"] = draw_all(report, params, paths, out / "plots")
     atomic_write_text(out / "report.md", render_markdown(report))
     atomic_write_json(out / "report.json", report)
-    return {"report": str(out / "report.json")}
+    # the page is rendered from report.json as written (what `flywheel report compare` reads too)
+    atomic_write_text(out / PAGE_NAME, render_page(read_json(out / "report.json"), out))
+    return {"report": str(out / "report.json"), "page": str(out / PAGE_NAME)}
+
+
+def artifact_tables(report: dict) -> dict[str, tuple[str, list[dict]]]:
+    """The page's tables as Prefect table artifacts: key -> (description, rows)."""
+    from flows.report_sections import EPISODE_KEYS
+
+    tables = {
+        "turn-detectors": (
+            "Detectors on the held-out eval batch",
+            [{"detector": n, **row} for n, row in report.get("evaluation", {}).items()],
+        ),
+        "turn-detector-episodes": (
+            "Episode figures per detector (not measured when empty)",
+            [
+                {"detector": n, **{k: m.get(k) for k in EPISODE_KEYS}}
+                for n, m in (report.get("detectors") or {}).items()
+                if m
+            ],
+        ),
+        "turn-ingest": (
+            "Captures received / ingested / quarantined per batch",
+            [
+                {
+                    "batch": b,
+                    **{k: v for k, v in s.items() if k != "reasons"},
+                    "reasons": str(s.get("reasons") or {}),
+                }
+                for b, s in report.get("ingest", {}).items()
+            ],
+        ),
+        "turn-release-gate": (
+            "Release gate checks",
+            [dict(c) for c in (report.get("release") or {}).get("checks", [])],
+        ),
+        "turn-calibration": ("Calibration per unit", list(report.get("calibration_units") or [])),
+    }
+    return {k: v for k, v in tables.items() if v[1]}

@@ -590,9 +590,13 @@ TEMPLATES: tuple[StageTemplate, ...] = (
     StageTemplate(
         "report",
         report,
-        lambda p: [p.evaluation(m) for m in (*MODELS, "cfar")] + [p.deployment, p.bundle_dir],
-        lambda p: [p.report_dir / "report.md", p.report_dir / "plots"],
-        ("turn",),
+        lambda p: (
+            [p.evaluation(m) for m in (*MODELS, "cfar")]
+            + [p.deployment, p.bundle_dir, p.labels("field-picks"), p.labels("field")]
+            + [p.curated("field"), p.curated("eval")]
+        ),
+        lambda p: [p.report_dir / "report.md", p.report_dir / "index.html", p.report_dir / "plots"],
+        ("turn", "report", "frontend", "ingest.context_frames"),
         metrics=lambda p: [p.report_dir / "report.json"],
     ),
 )

@@ -106,11 +106,30 @@ def _upstream(name: str, paths: Paths) -> list[str]:
 
 
 def _publish_artifacts(paths: Paths, records: dict) -> None:
+    """The turn page linked from a markdown artifact (with report.md), and its tables as table artifacts."""
+    from common.io import read_json
+    from flows.report import artifact_tables
+
     rows = [
         {"stage": n, "seconds": r.get("seconds", 0.0), "skipped": bool(r.get("skipped"))}
         for n, r in records.items()
     ]
     create_table_artifact(key="turn-stage-timings", table=rows, description="Stage timings of this turn")
+    report_json = paths.report_dir / "report.json"
+    if report_json.exists():
+        for key, (description, table) in artifact_tables(read_json(report_json)).items():
+            create_table_artifact(key=key, table=table, description=description)
     report_md = paths.report_dir / "report.md"
     if report_md.exists():
-        create_markdown_artifact(key="turn-report", markdown=report_md.read_text(), description="Turn report")
+        create_markdown_artifact(
+            key="turn-report", markdown=turn_markdown(paths, report_md.read_text()), description="Turn report"
+        )
+
+
+def turn_markdown(paths: Paths, report_md: str) -> str:
+    """report.md headed by a link to the turn page (index.html), for the Prefect UI."""
+    from flows.report import PAGE_NAME
+
+    page = (paths.report_dir / PAGE_NAME).resolve()
+    link = f"**[Open the turn page]({page.as_uri()})** (`{page}`; `flywheel report open {paths.turn}`)\n\n"
+    return (link if page.exists() else "") + report_md

@@ -70,6 +70,8 @@ def test_report_has_the_headline_numbers(turn):
             assert value == result.get(key), (name, key)
     assert report["labels"]["field_paid"] <= report["labels"]["budget"]
     assert (data / "reports" / "turn-001" / "plots" / "false_alarms_by_type.png").stat().st_size > 0
+    page = (data / "reports" / "turn-001" / "index.html").read_text()  # the turn page (flows/report_page.py)
+    assert page.count("data:image/png;base64,") == sum(len(v) for v in report["plots"].values()) > 0
 
 
 def test_bundle_verifies_and_is_active_on_the_device(turn, project_root):
