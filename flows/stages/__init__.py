@@ -8,8 +8,23 @@ from the registry (flows/dvcfile.py), so the two can never disagree about what a
 No Prefect import here.
 """
 
-from flows.stages.base import BATCHES, MODELS, STAGE_RECORD, TRAINING_DATA, Stage, StageTemplate
-from flows.stages.registry import REGISTRY, execution_order, filter_params, run_stage, stage_records
+from flows.stages.base import (
+    BATCHES,
+    MODELS,
+    STAGE_RECORD,
+    TRAINING_DATA,
+    Stage,
+    StageTemplate,
+    training_batches,
+)
+from flows.stages.registry import (
+    REGISTRY,
+    execution_order,
+    filter_params,
+    run_stage,
+    run_stage_function,
+    stage_records,
+)
 
 __all__ = [
     "BATCHES",
@@ -22,5 +37,7 @@ __all__ = [
     "execution_order",
     "filter_params",
     "run_stage",
+    "run_stage_function",
     "stage_records",
+    "training_batches",
 ]

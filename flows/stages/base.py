@@ -17,7 +17,7 @@ from common.paths import Paths
 
 BATCHES = ("seed", "field", "eval")
 MODELS = ("seed", "retrained")
-TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}
+TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}  # for a turn's own Paths
 STAGE_RECORD = "_stage.json"
 
 
@@ -48,6 +48,12 @@ class StageTemplate:
     items: tuple[str, ...] = ()
     metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
     persist: bool = False
+
+
+def training_batches(paths: Paths, model: str) -> tuple[str, ...]:
+    """The curated batches a model learns from: the seed model the lab batch only, any other model also
+    the run's field batches (a turn: "field", so TRAINING_DATA; an experiment's turn t: field-1..field-t)."""
+    return TRAINING_DATA["seed"] if model == "seed" else (*TRAINING_DATA["seed"], *paths.field_batches)
 
 
 def record(out_dir: Path, name: str, started: float, summary: dict) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from common.io import atomic_write_json
 from common.paths import Paths
-from flows.stages.base import TRAINING_DATA, StageTemplate, record
+from flows.stages.base import StageTemplate, record, training_batches
 
 
 def label_seed(params: dict, paths: Paths) -> dict:
@@ -100,7 +100,9 @@ def rare_event(params: dict, paths: Paths) -> dict:
 
     started = time.perf_counter()
     out = paths.model("rare_event")
-    label_sets = [(paths.curated(b), paths.labels(b) / "labels.parquet") for b in TRAINING_DATA["retrained"]]
+    label_sets = [
+        (paths.curated(b), paths.labels(b) / "labels.parquet") for b in training_batches(paths, "retrained")
+    ]
     try:
         model, summary = fit_trigger_on_labels(
             params,

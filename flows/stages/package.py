@@ -6,7 +6,7 @@ import time
 
 from common.io import atomic_write_json, read_json
 from common.paths import Paths
-from flows.stages.base import MODELS, TRAINING_DATA, StageTemplate, record
+from flows.stages.base import MODELS, StageTemplate, record, training_batches
 
 
 def _release_evidence(paths: Paths, model: str):
@@ -53,7 +53,7 @@ def package(params: dict, paths: Paths) -> dict:
     test_inputs = gather_windows(
         open_frames(paths.curated("eval")), rows[pick], int(params["ingest"]["context_frames"])
     )
-    trained_on = [p for b in TRAINING_DATA[shipped] for p in (paths.curated(b), paths.labels(b))]
+    trained_on = [p for b in training_batches(paths, shipped) for p in (paths.curated(b), paths.labels(b))]
     detector = read_json(model_dir / "checkpoint" / "detector.json")
     extra: dict = {}
     trigger = read_json(paths.model("rare_event") / "summary.json")
@@ -101,8 +101,8 @@ TEMPLATES = (
             p.model("rare_event"),
             *(p.evaluation(m) for m in MODELS),
             p.curated("eval"),
-            *(p.curated(b) for b in TRAINING_DATA["retrained"]),  # hashed into the lineage
-            *(p.labels(b) for b in TRAINING_DATA["retrained"]),
+            *(p.curated(b) for b in training_batches(p, "retrained")),  # hashed into the lineage
+            *(p.labels(b) for b in training_batches(p, "retrained")),
         ],
         lambda p: [p.bundle_dir],
         ("package", "frontend", "calibration.config", "deploy.self_test_atol", "ingest.context_frames"),

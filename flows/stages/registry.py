@@ -120,6 +120,20 @@ def stage_records(paths: Paths) -> list[dict]:
     return records
 
 
+TEMPLATE_BY_NAME: dict[str, StageTemplate] = {t.name: t for t in TEMPLATES}
+
+
+def run_stage_function(template: str, params: dict, paths: Paths, item: str | None = None) -> dict:
+    """A registered stage function on any item, on its declared params: how runs other than a turn (the
+    experiment: batch field-3, model turn-2 under a per-strategy Paths) simulate, ingest, train, export and
+    evaluate exactly as a turn does."""
+    t = TEMPLATE_BY_NAME[template]
+    if bool(t.items) != (item is not None):
+        raise ValueError(f"stage {template!r} {'needs' if t.items else 'takes no'} item")
+    view = filter_params(params, t.params)
+    return t.run(view, paths) if item is None else t.run(view, paths, item)
+
+
 def run_stage(name: str, params: dict, paths: Paths) -> dict:
     """Run one stage on the params it declares (and nothing else)."""
     if name not in REGISTRY:

@@ -6,7 +6,7 @@ import time
 
 from common.io import atomic_write_json
 from common.paths import Paths
-from flows.stages.base import MODELS, TRAINING_DATA, StageTemplate, record
+from flows.stages.base import MODELS, StageTemplate, record, training_batches
 
 
 def train(params: dict, paths: Paths, model: str) -> dict:
@@ -15,7 +15,8 @@ def train(params: dict, paths: Paths, model: str) -> dict:
 
     started = time.perf_counter()
     batches = [
-        TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet") for b in TRAINING_DATA[model]
+        TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet")
+        for b in training_batches(paths, model)
     ]
     out = paths.model(model) / "checkpoint"
     metrics = train_classifier(batches, params, out)
@@ -31,7 +32,7 @@ def export(params: dict, paths: Paths, model: str) -> dict:
     started = time.perf_counter()
     out = paths.model(model) / "onnx"
     export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
-    calibration = _calibration_windows(params, paths, TRAINING_DATA[model])
+    calibration = _calibration_windows(params, paths, training_batches(paths, model))
     gate = _sample_windows(params, paths, ("eval",), int(params["quantize"]["gate_windows"]))
     quant = quantize_int8(
         out / "model_float.onnx", calibration, out / "model_int8.onnx", params, gate_windows=gate
@@ -70,7 +71,9 @@ TEMPLATES = (
     StageTemplate(
         "train",
         train,
-        lambda p, m: [p.curated(b) for b in TRAINING_DATA[m]] + [p.labels(b) for b in TRAINING_DATA[m]],
+        lambda p, m: (
+            [p.curated(b) for b in training_batches(p, m)] + [p.labels(b) for b in training_batches(p, m)]
+        ),
         lambda p, m: [p.model(m) / "checkpoint"],
         ("training", "detector", "ingest.context_frames", "ingest.window_stride", "frontend"),
         items=MODELS,
@@ -78,7 +81,7 @@ TEMPLATES = (
     StageTemplate(
         "export",
         export,
-        lambda p, m: [p.model(m) / "checkpoint", *(p.curated(b) for b in (*TRAINING_DATA[m], "eval"))],
+        lambda p, m: [p.model(m) / "checkpoint", *(p.curated(b) for b in (*training_batches(p, m), "eval"))],
         lambda p, m: [p.model(m) / "onnx"],
         ("quantize", "package.profile", "training.seed", "training.export", "ingest.context_frames"),
         items=MODELS,
