@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = ("common", "deploy", "fleet", "flows", "ingest", "mining", "runtime", "training")
+FIRST_PARTY = ("bench", "common", "deploy", "fleet", "flows", "ingest", "mining", "runtime", "training")
 
 # module file -> data files (or folders) it reads at run time, relative to the repository root
 DATA_FILES: dict[str, tuple[str, ...]] = {

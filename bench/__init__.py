@@ -1,0 +1,1 @@
+"""Benchmark suites (`flywheel bench`) and experiments: measurements that may import every package."""
