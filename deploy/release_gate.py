@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from runtime.config import config_from_dict
+
 
 class ReleaseGateError(ValueError):
     """No model of the turn may ship (neither passes its int8 gate), or the gate's inputs are unusable."""
@@ -37,15 +39,7 @@ class ReleaseRules:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ReleaseRules:
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown release gate keys: {sorted(unknown)}")
-        return cls(
-            enabled=bool(d.get("enabled", True)),
-            max_recall_drop=float(d.get("max_recall_drop", 0.02)),
-            max_fa_ratio=float(d.get("max_fa_ratio", 1.0)),
-        )
+        return config_from_dict(cls, d, "package.release")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime.config import config_from_dict
+
 
 @dataclass(frozen=True)
 class CfarConfig:
@@ -47,12 +49,7 @@ class CfarConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CfarConfig:
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown cfar keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int}
-        return cls(**{k: casts[fields[k]](v) for k, v in d.items()})
+        return config_from_dict(cls, d, "runtime.cfar")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CfarConfig:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.config import config_from_dict
 from runtime.labels import MAJOR, MINOR
 
 _NEVER = 1 << 60  # "frames since" for an event that has not happened
@@ -52,12 +53,7 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DetectorConfig:
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown detector keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int, "bool": bool}
-        return cls(**{k: casts[fields[k]](v) for k, v in d.items()})
+        return config_from_dict(cls, d, "detector")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DetectorConfig:
