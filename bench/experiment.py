@@ -196,10 +196,13 @@ def run_strategy(
 ) -> tuple[list[dict], list[tuple[Path, Path]], tuple[Path, dict]]:
     """T turns of one strategy under run_dir/<strategy> → (rows per turn, label sets of its last model,
     last model (float ONNX, detector))."""
+    from mining.config import MiningConfig
     from mining.labels import weak_label_table
     from mining.select import mine_batch
+    from runtime.detector import DetectorConfig
 
-    context = int(params["ingest"]["context_frames"])
+    cfg, detector_cfg = MiningConfig.from_params(params), DetectorConfig.from_params(params)
+    context = detector_cfg.context_frames
     strategy_dir = run_dir / strategy
     seed_labels(params, world, strategy_dir)
     label_sets = label_sets_of(turn_paths(world, strategy_dir, 0), "seed")
@@ -207,18 +210,16 @@ def run_strategy(
     rows, paid_total, weak_total = [], 0, 0
     for turn in range(1, turns + 1):
         batch, paths, name = f"field-{turn}", turn_paths(world, strategy_dir, turn), f"turn-{turn}"
-        known = labeled_embeddings(
-            model, label_sets, context, int(ex["labeled_embedding_limit"]), int(params["mining"]["seed"])
-        )
+        known = labeled_embeddings(model, label_sets, context, int(ex["labeled_embedding_limit"]), cfg.seed)
         picks = mine_batch(
-            model, world.curated(batch), known, params, policy=strategy, budget=int(ex["budget"])
+            model, world.curated(batch), known, cfg, detector_cfg, policy=strategy, budget=int(ex["budget"])
         )
         paid = annotator_labels(params, world, picks, turn)
         weak = pl.DataFrame(schema=paid.schema)
         if ex["weak_labels"]:
-            weak = weak_label_table(
-                world.curated(batch), batch, float(params["mining"]["weak_label_confidence_min"])
-            ).filter(~pl.col("window_id").is_in(paid["window_id"].implode()))
+            weak = weak_label_table(world.curated(batch), batch, cfg.weak_label_confidence_min).filter(
+                ~pl.col("window_id").is_in(paid["window_id"].implode())
+            )
         atomic_write_parquet(paths.labels(batch) / "labels.parquet", pl.concat([paid, weak]))
         label_sets = label_sets_of(paths, name)
         paid_total, weak_total = paid_total + paid.height, weak_total + weak.height
@@ -248,9 +249,12 @@ def train_rare_trigger(
 ) -> tuple[Path, dict]:
     """Fit the rare-event trigger on the paid field labels; write a bundle folder → (folder, summary)."""
     from bench.enrichment import write_bundle_folder
+    from mining.config import MiningConfig
     from mining.rare_event import detector_with_trigger, fit_trigger_on_labels
 
-    model, summary = fit_trigger_on_labels(params, label_sets, seed_onnx, ship[0], lab_sample)
+    cfg = MiningConfig.from_params(params)
+    context = int(params["ingest"]["context_frames"])
+    model, summary = fit_trigger_on_labels(cfg, context, label_sets, seed_onnx, ship[0], lab_sample)
     detector = detector_with_trigger(ship[1], summary["threshold"])
     folder = write_bundle_folder(out_dir / "bundle", ship[0], params["frontend"], detector, model)
     return folder, summary

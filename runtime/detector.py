@@ -57,11 +57,12 @@ class DetectorConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DetectorConfig:
-        """Detector section of params.yaml plus frame hop (frontend) and context (ingest)."""
-        fe = params.get("frontend", {})
-        hop_s = float(fe.get("hop", 64)) / float(fe.get("baseband_fs_hz", 2000.0))
-        context = int(params.get("ingest", {}).get("context_frames", 32))
-        return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params.get("detector", {})})
+        """Detector section of params.yaml plus frame hop (frontend) and context (ingest); every one of
+        them must be there (no silent default for a section a stage did not declare)."""
+        fe = params["frontend"]
+        hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
+        context = int(params["ingest"]["context_frames"])
+        return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params["detector"]})
 
     def frames(self, seconds: float) -> int:
         """A duration in whole frames (rounded)."""

@@ -35,14 +35,18 @@ def label_seed(params: dict, paths: Paths) -> dict:
 def mine(params: dict, paths: Paths) -> dict:
     """Score the field pool with the seed model and pick windows to label within the budget."""
     from common.io import atomic_write_parquet
+    from mining.config import MiningConfig
     from mining.scoring import score_pool
     from mining.select import mine_batch
+    from runtime.detector import DetectorConfig
 
     started = time.perf_counter()
     model = paths.model("seed") / "onnx" / "model_float.onnx"
-    context = int(params["ingest"]["context_frames"])
-    _, labeled_embeddings = score_pool(model, paths.curated("seed"), context)
-    picks = mine_batch(model, paths.curated("field"), labeled_embeddings, params, policy="flywheel")
+    detector = DetectorConfig.from_params(params)
+    _, labeled_embeddings = score_pool(model, paths.curated("seed"), detector.context_frames)
+    picks = mine_batch(
+        model, paths.curated("field"), labeled_embeddings, MiningConfig.from_params(params), detector
+    )
     out = paths.labels("field-picks")
     atomic_write_parquet(out / "picks.parquet", picks)
     by_strategy = dict(picks.group_by("strategy").len().sort("strategy").iter_rows())
@@ -96,6 +100,7 @@ def label_field(params: dict, paths: Paths) -> dict:
 def rare_event(params: dict, paths: Paths) -> dict:
     """The rare-event capture trigger, fit on the paid labels; shipped in the bundle when it trained."""
     from common.io import atomic_write_bytes
+    from mining.config import MiningConfig
     from mining.rare_event import fit_trigger_on_labels
 
     started = time.perf_counter()
@@ -104,12 +109,14 @@ def rare_event(params: dict, paths: Paths) -> dict:
         (paths.curated(b), paths.labels(b) / "labels.parquet") for b in training_batches(paths, "retrained")
     ]
     try:
+        cfg = MiningConfig.from_params(params)
         model, summary = fit_trigger_on_labels(
-            params,
+            cfg,
+            int(params["ingest"]["context_frames"]),
             label_sets,
             seed_model=paths.model("seed") / "onnx" / "model_float.onnx",
             ship_model=paths.model("retrained") / "onnx" / "model_int8.onnx",
-            lab_sample=int(params["mining"]["rare_event"]["lab_windows"]),
+            lab_sample=cfg.rare_event.lab_windows,
         )
         atomic_write_bytes(out / "rare_event.onnx", model)
     except ValueError as exc:  # e.g. mining bought no hard negative: nothing to learn, ship without it
@@ -131,7 +138,7 @@ TEMPLATES = (
         mine,
         lambda p: [p.model("seed") / "onnx", p.curated("seed"), p.curated("field")],
         lambda p: [p.labels("field-picks")],
-        ("mining", "detector", "ingest.context_frames"),
+        ("mining", "detector", "ingest.context_frames", "frontend.hop", "frontend.baseband_fs_hz"),
     ),
     StageTemplate(
         "label_field",
@@ -152,6 +159,6 @@ TEMPLATES = (
             p.model("retrained") / "onnx",
         ],
         lambda p: [p.model("rare_event")],
-        ("mining.rare_event", "mining.seed", "ingest.context_frames"),
+        ("mining", "ingest.context_frames"),
     ),
 )
