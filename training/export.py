@@ -73,12 +73,13 @@ def export_onnx(ckpt_path: str | Path, onnx_path: str | Path, params: dict) -> N
     import onnxruntime as ort
     import torch
 
-    ex = params["training"].get("export", {}) or {}
-    opset = int(ex.get("opset", 17))
-    atol = float(ex.get("atol", 1e-4))
+    from training.config import TrainingConfig
+
+    tr = TrainingConfig.from_params(params)
+    opset, atol = tr.export.opset, tr.export.atol
     model = fold_batchnorm(load_checkpoint(ckpt_path))
     cfg = model.cfg
-    rng = np.random.default_rng(int(params["training"]["seed"]))
+    rng = np.random.default_rng(tr.seed)
     example = torch.from_numpy(
         rng.normal(-50, 8, (2, cfg.context_frames, cfg.n_velocity_bins)).astype(np.float32)
     )

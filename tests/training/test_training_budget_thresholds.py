@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from training_testkit import TINY_PARAMS
 
 from training.budget import BudgetError, analyse_model, check_budget, load_profile
 from training.thresholds import choose_thresholds, count_onsets, operating_point
@@ -248,7 +249,15 @@ def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
     params = {
         "frontend": {"hop": 64, "baseband_fs_hz": 2000.0},
         "ingest": {"window_stride": 8, "context_frames": 32},
-        "training": {"target_false_alarms_per_hour": 0.5, "min_strict_threshold": 0.5},
+        "training": {
+            **TINY_PARAMS["training"],
+            "target_false_alarms_per_hour": 0.5,
+            "min_strict_threshold": 0.5,
+            "min_lenient_threshold": 0.3,
+            "lenient_false_alarms_per_hour": None,
+            "lenient_minor_recall": None,
+            "threshold_sources": [],  # every validation window counts
+        },
         "detector": {},
     }
     everything, _ = thresholds_from_run(tmp_path, params)
