@@ -35,12 +35,11 @@ class FeedbackConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
+    known_profiles: tuple[str, ...]
     context_frames: int
     window_stride: int
     max_bad_fraction: float
     max_declared_mb: float
-    known_profiles: tuple[str, ...]
-    device_carrier_hz: tuple[float, ...]  # (low, high)
     lab_min_carrier_hz: float
     max_n_mics: int
     max_duration_s: float
@@ -48,6 +47,7 @@ class IngestConfig:
     clock_tolerance_s: float
     nonfinite_check_chunk: int
     window_part_captures: int
+    device_carrier_hz: tuple[float, ...]  # (low, high)
     feature_db_bounds: tuple[float, ...]
     feature_energy_db_bounds: tuple[float, ...]
     drift: DriftConfig
