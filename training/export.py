@@ -73,13 +73,14 @@ def export_onnx(ckpt_path: str | Path, onnx_path: str | Path, params: dict) -> N
     import onnxruntime as ort
     import torch
 
-    from training.config import TrainingConfig
+    from runtime.config import config_from_dict
+    from training.config import ExportConfig
 
-    tr = TrainingConfig.from_params(params)
-    opset, atol = tr.export.opset, tr.export.atol
+    ex = config_from_dict(ExportConfig, params["training"]["export"], "training.export")
+    opset, atol = ex.opset, ex.atol
     model = fold_batchnorm(load_checkpoint(ckpt_path))
     cfg = model.cfg
-    rng = np.random.default_rng(tr.seed)
+    rng = np.random.default_rng(int(params["training"]["seed"]))
     example = torch.from_numpy(
         rng.normal(-50, 8, (2, cfg.context_frames, cfg.n_velocity_bins)).astype(np.float32)
     )
