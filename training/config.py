@@ -1,4 +1,4 @@
-"""The `training` section of params.yaml as a frozen, typed config (runtime.config's strictness policy).
+"""The `training` and `quantize` sections of params.yaml as frozen, typed configs (runtime.config's policy).
 
 Every tunable is required (no code default copies a value from params.yaml); the optional ones are
 those params.yaml itself may leave null.
@@ -22,6 +22,18 @@ class AugmentConfig:
 class ExportConfig:
     opset: int  # for the legacy exporter fallback
     atol: float  # onnxruntime vs torch tolerance
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    calibration_windows: int  # activation ranges from at most this many windows
+    gate_windows: int  # float vs int8 argmax agreement measured on this many eval windows
+    agreement_target: float
+    exclude_nodes: int  # last fallback: leave this many worst nodes in float
+
+    @classmethod
+    def from_params(cls, params: dict) -> QuantizeConfig:
+        return config_from_dict(cls, params["quantize"], "quantize")
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,8 @@ def test_budget_on_quantized_model_matches_float(tmp_path):
     float_path = tmp_path / "f.onnx"
     float_path.write_bytes(_known_model())
     windows = np.random.default_rng(1).normal(size=(32, 8, 8)).astype(np.float32)
-    report = quantize_int8(float_path, windows, tmp_path / "q.onnx", {"quantize": {"agreement_target": 0.5}})
+    quantize = {**TINY_PARAMS["quantize"], "calibration_windows": 512, "agreement_target": 0.5}
+    report = quantize_int8(float_path, windows, tmp_path / "q.onnx", {"quantize": quantize})
     assert report["passed"]
     f, q = analyse_model(float_path.read_bytes()), analyse_model(str(tmp_path / "q.onnx"))
     assert q["quantized"] and not f["quantized"]

@@ -26,7 +26,7 @@ TINY_PARAMS = {
         "min_lenient_threshold": 0.3,
         "export": {"opset": 17, "atol": 1.0e-4},
     },
-    "quantize": {"calibration_windows": 64, "agreement_target": 0.95},
+    "quantize": {"calibration_windows": 64, "gate_windows": 64, "agreement_target": 0.95, "exclude_nodes": 2},
     "detector": {"strict_threshold": 0.8, "lenient_threshold": 0.5, "hold_s": 5.0},
 }
 
