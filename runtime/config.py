@@ -16,8 +16,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-# Keys a params section may still hold but no config models: moved to the top-level bench: section (issue 21)
-SKIPPED_KEYS = frozenset({"bench"})
+# Keys a params section may still hold that no config models (skipped, not rejected):
+SKIPPED_KEYS = frozenset({"bench"})  # moved to the top-level bench: section (issue 21)
 
 
 def _cast(value: Any, tp: Any, where: str) -> Any:
