@@ -5,7 +5,7 @@
 - selection_1m_seconds / selection_1m_peak_rss_mb: the flywheel quota mix over a synthetic pool of
   bench.mining.pool_windows windows with 32-dim embeddings, run in a fresh child process so its peak
   RSS (VmHWM; ru_maxrss where /proc is missing) is the selection's own, compared against memory_limit_mb.
-- rare_event_enrichment: a flywheel-only run of the experiment (mining/experiment.py) on the quick
+- rare_event_enrichment: a flywheel-only run of the experiment (bench/experiment.py) on the quick
   fleet: rare share of uploads with the trained trigger / with the factory policy.
 """
 
@@ -136,7 +136,7 @@ def measure_scoring(params: dict, model: Path, n: int) -> float:
 
 
 def measure_enrichment(params: dict, work: Path, quick: bool) -> dict:
-    from mining.experiment import run_experiment
+    from bench.experiment import run_experiment
 
     p = copy.deepcopy(params)
     q = p["experiment"].setdefault("quick", {})

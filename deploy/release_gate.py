@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from runtime.config import config_from_dict
+
 
 class ReleaseGateError(ValueError):
     """No model of the turn may ship (neither passes its int8 gate), or the gate's inputs are unusable."""
@@ -44,12 +46,7 @@ class ReleaseRules:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ReleaseRules:
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown release gate keys: {sorted(unknown)}")
-        casts = {"enabled": bool}
-        return cls(**{k: casts.get(k, float)(v) for k, v in d.items()})
+        return config_from_dict(cls, d, "package.release")
 
 
 @dataclass(frozen=True)

@@ -374,9 +374,9 @@ def experiment(
     """Compare the flywheel's mining with random and uncertainty-only selection at equal label budgets."""
     from rich.progress import Progress
 
+    from bench.experiment import count_steps, experiment_config, run_experiment
     from common.io import atomic_write_json
     from common.params import load_params
-    from mining.experiment import count_steps, experiment_config, run_experiment
 
     p = load_params(params)
     ex = experiment_config(p, quick)

@@ -11,7 +11,7 @@ from flows.stages import REGISTRY, Stage
 
 # DVC resolves ${turn.id} from params.yaml, so changing the turn id needs no re-render.
 DVC_PATHS = Paths(root=Path("data"), turn="${turn.id}")
-HEADER = "# Rendered from flows/stages.py by `flywheel dvc-yaml`; edit the registry, not this file.\n"
+HEADER = "# Rendered from the registry (flows/stages/) by `flywheel dvc-yaml`; edit it, not this file.\n"
 
 
 def dvc_name(stage_name: str) -> str:

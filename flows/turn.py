@@ -22,7 +22,7 @@ from rich.console import Console
 from common.params import load_params
 from common.paths import Paths
 from flows.dvcfile import dvc_name
-from flows.stages import REGISTRY, execution_order
+from flows.stages import REGISTRY, execution_order, run_stage
 
 _dvc_lock = threading.Lock()  # the DVC repo object is not thread-safe
 _console = Console(stderr=True)
@@ -55,7 +55,7 @@ def run_stage_task(name: str, params: dict, data_dir: str, bridge=None) -> dict:
     _clear_outputs(name, paths)
     _console.print(f"[cyan]▶ {name}[/cyan]")
     started = time.perf_counter()
-    record = REGISTRY[name].run(params, paths)
+    record = run_stage(name, params, paths)  # the stage sees only the params it declares
     if bridge is not None:
         with _dvc_lock:
             bridge.commit(dvc_name(name))

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from common.io import read_json
+from ingest.config import DriftConfig
 
 
 def device_rates(captures: pl.DataFrame, dialogue_events: pl.DataFrame) -> dict[str, dict]:
@@ -57,7 +58,7 @@ def build_profile(bin_mean: np.ndarray, bin_std: np.ndarray, n_frames: int, rate
     }
 
 
-def compare_profiles(current: dict, reference: dict, cfg: dict) -> list[str]:
+def compare_profiles(current: dict, reference: dict, cfg: DriftConfig) -> list[str]:
     """Human-readable warnings where the current batch departs from the reference."""
     warnings = []
     if current["n_frames"] and reference["n_frames"]:
@@ -65,15 +66,15 @@ def compare_profiles(current: dict, reference: dict, cfg: dict) -> list[str]:
         ref_std = np.maximum(np.asarray(reference["bin_std"]), 1e-6)
         if cur.shape == ref.shape:
             level_z = abs(cur.mean() - ref.mean()) / ref_std.mean()
-            if level_z > cfg["feature_z_max"]:
+            if level_z > cfg.feature_z_max:
                 warnings.append(
                     f"feature level moved {cur.mean() - ref.mean():+.2f} dB ({level_z:.1f} reference std)"
                 )
             bin_z = np.abs(cur - ref) / ref_std
-            bad = np.flatnonzero(bin_z > cfg["feature_z_max"])
+            bad = np.flatnonzero(bin_z > cfg.feature_z_max)
             if bad.size:
                 warnings.append(
-                    f"feature mean moved > {cfg['feature_z_max']} std in {bad.size} velocity bins "
+                    f"feature mean moved > {cfg.feature_z_max} std in {bad.size} velocity bins "
                     f"(worst bin {int(bin_z.argmax())}: {bin_z.max():.1f} std)"
                 )
         else:
@@ -82,19 +83,19 @@ def compare_profiles(current: dict, reference: dict, cfg: dict) -> list[str]:
         cur, ref = current["devices"][device], reference["devices"][device]
         for key in sorted(set(cur["counts"]) | set(ref["counts"])):
             n_cur, n_ref = cur["counts"].get(key, 0), ref["counts"].get(key, 0)
-            if max(n_cur, n_ref) < cfg["min_events"]:
+            if max(n_cur, n_ref) < cfg.min_events:
                 continue
             rate_cur, rate_ref = n_cur / cur["hours"], n_ref / ref["hours"]
             ratio = (rate_cur + 1e-9) / (rate_ref + 1e-9)
-            if ratio > cfg["rate_ratio_max"] or ratio < 1.0 / cfg["rate_ratio_max"]:
+            if ratio > cfg.rate_ratio_max or ratio < 1.0 / cfg.rate_ratio_max:
                 warnings.append(f"{device}: {key} rate {rate_cur:.2f}/h vs {rate_ref:.2f}/h in the reference")
     return warnings
 
 
-def pick_reference(curated_root: Path, batch_id: str, cfg: dict) -> Path | None:
+def pick_reference(curated_root: Path, batch_id: str, cfg: DriftConfig) -> Path | None:
     """The reference batch folder: params drift.reference_batch, else the first other batch by name."""
-    if cfg.get("reference_batch"):
-        path = curated_root / cfg["reference_batch"]
+    if cfg.reference_batch:
+        path = curated_root / cfg.reference_batch
         return path if (path / "profile.json").exists() and path.name != batch_id else None
     candidates = sorted(
         p
@@ -108,7 +109,7 @@ def pick_reference(curated_root: Path, batch_id: str, cfg: dict) -> Path | None:
 
 
 def drift_warnings(
-    profile: dict, curated_root: Path, batch_id: str, cfg: dict
+    profile: dict, curated_root: Path, batch_id: str, cfg: DriftConfig
 ) -> tuple[str | None, list[str]]:
     reference = pick_reference(curated_root, batch_id, cfg)
     if reference is None:

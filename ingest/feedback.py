@@ -21,6 +21,8 @@ import datetime as dt
 
 import polars as pl
 
+from ingest.config import FeedbackConfig
+
 WEAK_SCHEMA = {"window_id": pl.String, "label": pl.Int8, "source": pl.String, "confidence": pl.Float64}
 WINDOW_FEEDBACK_SCHEMA = {
     "playback_volume": pl.Float64,
@@ -51,7 +53,7 @@ def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=float(value))
 
 
-def lights_on_turns(turns: pl.DataFrame, intents: list[str]) -> pl.DataFrame:
+def lights_on_turns(turns: pl.DataFrame, intents: tuple[str, ...] | list[str]) -> pl.DataFrame:
     """Turns asking for the lights to come (back) on: by intent, by a lights intent with action "on" in
     its slots, or by the utterance (a "lights" word and an "on" word)."""
     utterance = pl.col("utterance").str.to_lowercase()
@@ -63,9 +65,11 @@ def lights_on_turns(turns: pl.DataFrame, intents: list[str]) -> pl.DataFrame:
     return turns.filter(by_intent | by_text | by_slots)
 
 
-def missed_presence_intervals(turns: pl.DataFrame, routines: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+def missed_presence_intervals(
+    turns: pl.DataFrame, routines: pl.DataFrame, cfg: FeedbackConfig
+) -> pl.DataFrame:
     """[routine - lookback, lights-on turn] for every lights-on turn right after a no_motion routine."""
-    lights = lights_on_turns(turns, cfg["lights_on_intents"]).select("device_id", "ts").sort("ts")
+    lights = lights_on_turns(turns, cfg.lights_on_intents).select("device_id", "ts").sort("ts")
     no_motion = (
         routines.filter(pl.col("trigger") == "no_motion")
         .select("device_id", pl.col("ts").alias("routine_ts"))
@@ -79,32 +83,34 @@ def missed_presence_intervals(turns: pl.DataFrame, routines: pl.DataFrame, cfg: 
         right_on="routine_ts",
         by="device_id",
         strategy="backward",
-        tolerance=_seconds(cfg["lights_back_on_s"]),
+        tolerance=_seconds(cfg.lights_back_on_s),
         check_sortedness=False,
     ).drop_nulls("routine_ts")
     return pairs.select(
         "device_id",
-        (pl.col("routine_ts") - _seconds(cfg["lights_lookback_s"])).alias("start"),
+        (pl.col("routine_ts") - _seconds(cfg.lights_lookback_s)).alias("start"),
         pl.col("ts").alias("end"),
         pl.lit(_class_index("minor"), pl.Int8).alias("label"),
         pl.lit("weak:lights_back_on").alias("source"),
-        pl.lit(float(cfg["lights_confidence"])).alias("confidence"),
+        pl.lit(float(cfg.lights_confidence)).alias("confidence"),
     )
 
 
-def false_trigger_intervals(feedback: pl.DataFrame, routines: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+def false_trigger_intervals(
+    feedback: pl.DataFrame, routines: pl.DataFrame, cfg: FeedbackConfig
+) -> pl.DataFrame:
     """Windows around every motion routine the user reported as a false trigger."""
-    values = [str(v).lower() for v in cfg["false_trigger_values"]]
+    values = [str(v).lower() for v in cfg.false_trigger_values]
     reports = feedback.filter(pl.col("value").is_in(values)).select("device_id", "target_event_id")
     motion = routines.filter(pl.col("trigger") == "motion").select("device_id", "event_id", "ts")
     hits = reports.join(motion, left_on=["device_id", "target_event_id"], right_on=["device_id", "event_id"])
     return hits.select(
         "device_id",
-        (pl.col("ts") - _seconds(cfg["false_trigger_before_s"])).alias("start"),
-        (pl.col("ts") + _seconds(cfg["false_trigger_after_s"])).alias("end"),
+        (pl.col("ts") - _seconds(cfg.false_trigger_before_s)).alias("start"),
+        (pl.col("ts") + _seconds(cfg.false_trigger_after_s)).alias("end"),
         pl.lit(_class_index("none"), pl.Int8).alias("label"),
         pl.lit("weak:false_trigger").alias("source"),
-        pl.lit(float(cfg["false_trigger_confidence"])).alias("confidence"),
+        pl.lit(float(cfg.false_trigger_confidence)).alias("confidence"),
     ).unique()
 
 
@@ -127,7 +133,7 @@ def _windows_in_intervals(windows: pl.DataFrame, intervals: pl.DataFrame) -> pl.
     return pl.concat(out).cast(WEAK_SCHEMA)
 
 
-def talking_labels(windows: pl.DataFrame, turns: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+def talking_labels(windows: pl.DataFrame, turns: pl.DataFrame, cfg: FeedbackConfig) -> pl.DataFrame:
     if turns.is_empty() or windows.is_empty():
         return pl.DataFrame(schema=WEAK_SCHEMA)
     talk = turns.select("device_id", "ts", pl.col("asr_confidence").fill_null(1.0)).sort("ts")
@@ -139,7 +145,7 @@ def talking_labels(windows: pl.DataFrame, turns: pl.DataFrame, cfg: dict) -> pl.
             right_on="ts",
             by="device_id",
             strategy="nearest",
-            tolerance=_seconds(cfg["talk_window_s"]),
+            tolerance=_seconds(cfg.talk_window_s),
             check_sortedness=False,
         )
         .drop_nulls("ts")
@@ -148,7 +154,7 @@ def talking_labels(windows: pl.DataFrame, turns: pl.DataFrame, cfg: dict) -> pl.
         "window_id",
         pl.lit(_class_index("minor"), pl.Int8).alias("label"),
         pl.lit("weak:talking").alias("source"),
-        (float(cfg["talk_confidence"]) * pl.col("asr_confidence")).alias("confidence"),
+        (float(cfg.talk_confidence) * pl.col("asr_confidence")).alias("confidence"),
     ).cast(WEAK_SCHEMA)
 
 
@@ -184,7 +190,7 @@ def playback_state(windows: pl.DataFrame, playback_events: pl.DataFrame) -> pl.D
     )
 
 
-def join_feedback(windows: pl.DataFrame, tables, cfg: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+def join_feedback(windows: pl.DataFrame, tables, cfg: FeedbackConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(windows with playback and weak-label columns, weak_labels rows) for one or more devices."""
     windows = windows.sort("t_end_utc")
     intervals = pl.concat(

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from common.io import atomic_dir, atomic_write_json, atomic_write_parquet, read_json
+from ingest.config import IngestConfig
 from ingest.contract import CAPTURE_FIELDS, CaptureLimits, Reject, check_capture_record, parse_utc
 from ingest.dialogue import DialogueTables, read_dialogue
 from ingest.drift import build_profile, device_rates, drift_warnings
@@ -107,14 +108,14 @@ def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, pa
 
     raw_dir, curated_root = Path(raw_dir), Path(curated_root)
     batch_id = raw_dir.name
-    ing = params["ingest"]
+    ing = IngestConfig.from_params(params)  # strict: an unknown or missing ingest key fails here
     captures_path = raw_dir / CAPTURES_FILE
     if not captures_path.is_file():
         raise IngestError(f"{captures_path}: missing — not a raw batch folder")
     frontend_cfg = FrontendConfig.from_dict(params["frontend"])
     limits = CaptureLimits.from_params(params)
     sample_limits = SampleLimits.from_params(params)
-    context, stride = int(ing["context_frames"]), int(ing["window_stride"])
+    context, stride = ing.context_frames, ing.window_stride
     quarantine = QuarantineLog(batch_id, raw_dir, max_copy_bytes=sample_limits.max_declared_bytes)
 
     curated_root.mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,7 @@ def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, pa
     staging = Path(tempfile.mkdtemp(prefix=f".{batch_id}.staging-", dir=curated_root))
     try:
         store = FeatureStore(staging / "frames.npy", frontend_cfg.n_velocity_bins)
-        parts = WindowParts(staging / "_window_parts", int(ing["window_part_captures"]))
+        parts = WindowParts(staging / "_window_parts", ing.window_part_captures)
         stats = FeatureStats(frontend_cfg.n_velocity_bins)
         capture_rows: list[dict] = []
         if previous is not None:  # new captures of a batch ingested before are added to it
@@ -138,7 +139,7 @@ def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, pa
         last_start: dict[str, dt.datetime] = {}
         seen_ids: set[str] = set()
         received = already_present = 0
-        clock_tolerance = dt.timedelta(seconds=float(ing["clock_tolerance_s"]))
+        clock_tolerance = dt.timedelta(seconds=ing.clock_tolerance_s)
         for line_no, raw, record in iter_jsonl(captures_path):
             received += 1
             problems = [record] if isinstance(record, Reject) else check_capture_record(record, limits)
@@ -222,10 +223,10 @@ def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, pa
         dialogue = read_dialogue(raw_dir, batch_id, devices, quarantine)
         quarantine.write(curated_root / QUARANTINE_DIR)
         bad_fraction = quarantined / received if received else 0.0
-        if bad_fraction > float(ing["max_bad_fraction"]):
+        if bad_fraction > ing.max_bad_fraction:
             raise IngestError(
                 f"batch {batch_id}: {quarantined} of {received} captures quarantined ({bad_fraction:.0%} > "
-                f"max_bad_fraction {float(ing['max_bad_fraction']):.0%}); "
+                f"max_bad_fraction {ing.max_bad_fraction:.0%}); "
                 f"reasons {quarantine.reasons(CAPTURES_FILE)}; "
                 f"see {curated_root / QUARANTINE_DIR / batch_id / 'quarantine.jsonl'}"
             )
@@ -287,7 +288,7 @@ def _finish_batch(
     """Write every table of the batch into staging; return the validation and drift part of the summary."""
     from ingest.validation import validate_tables
 
-    ing = params["ingest"]
+    ing = IngestConfig.from_params(params)
     captures = pl.DataFrame(capture_rows, schema=_captures_schema(), orient="row")
     if previous is not None:
         captures = pl.concat([pl.read_parquet(previous / "captures.parquet"), captures], how="vertical")
@@ -309,7 +310,7 @@ def _finish_batch(
     windows_parts, weak_parts = [], []
     for k, device in enumerate(sorted(captures["device_id"].unique().to_list())):
         windows = base.filter(pl.col("device_id") == device).collect()
-        out, weak = join_feedback(windows, _device_tables(dialogue, device), ing["feedback"])
+        out, weak = join_feedback(windows, _device_tables(dialogue, device), ing.feedback)
         windows_parts.append(joined_dir / f"windows-{k:05d}.parquet")
         weak_parts.append(joined_dir / f"weak-{k:05d}.parquet")
         out.write_parquet(windows_parts[-1])
@@ -354,7 +355,7 @@ def _finish_batch(
     bin_mean, bin_std = stats.bin_mean_std()
     profile = build_profile(bin_mean, bin_std, stats.count, device_rates(captures, events))
     atomic_write_json(staging / "profile.json", profile)
-    reference, warnings = drift_warnings(profile, curated_root, batch_id, ing["drift"])
+    reference, warnings = drift_warnings(profile, curated_root, batch_id, ing.drift)
     weak_counts = weak_all.group_by("source").len().sort("source")
     return {
         "batch_written": True,

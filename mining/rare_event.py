@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mining.config import MiningConfig, RareEventConfig
 from runtime.labels import CLASSES
 
 NONE = CLASSES.index("none")
@@ -91,7 +92,7 @@ def rare_event_scores(model: bytes, embeddings: np.ndarray) -> np.ndarray:
 
 
 def train_rare_event_model(
-    embeddings: np.ndarray, labels: np.ndarray, seed_p_present: np.ndarray, params: dict
+    embeddings: np.ndarray, labels: np.ndarray, seed_p_present: np.ndarray, rp: RareEventConfig
 ) -> tuple[bytes, dict]:
     """Fit the trigger on labelled windows; return (ONNX bytes, summary with the chosen threshold).
 
@@ -100,15 +101,12 @@ def train_rare_event_model(
     The threshold keeps the trigger's rate on counter-examples at most `max_other_rate`, never below
     `min_threshold`.
     """
-    rp = params["mining"]["rare_event"]
-    y = rare_event_targets(labels, seed_p_present, float(rp["min_seed_score"]))
-    w, b, mean, std = fit_logistic(
-        embeddings, y, l2=float(rp["l2"]), epochs=int(rp["epochs"]), learning_rate=float(rp["learning_rate"])
-    )
+    y = rare_event_targets(labels, seed_p_present, rp.min_seed_score)
+    w, b, mean, std = fit_logistic(embeddings, y, l2=rp.l2, epochs=rp.epochs, learning_rate=rp.learning_rate)
     model = logistic_onnx(w, b, mean, std)
     scores = rare_event_scores(model, embeddings)
     other = scores[y == 0]
-    threshold = max(float(np.quantile(other, 1.0 - float(rp["max_other_rate"]))), float(rp["min_threshold"]))
+    threshold = max(float(np.quantile(other, 1.0 - rp.max_other_rate)), rp.min_threshold)
     threshold = min(threshold, 0.999)
     summary = {
         "n_rare": int(y.sum()),
@@ -116,8 +114,7 @@ def train_rare_event_model(
         "threshold": threshold,
         "recall_on_rare": float(np.mean(scores[y > 0] > threshold)),
         "rate_on_other": float(np.mean(other > threshold)),
-        "definition": "labelled none and seed-model p_present >= "
-        f"{float(rp['min_seed_score'])} (hard negatives)",
+        "definition": f"labelled none and seed-model p_present >= {rp.min_seed_score} (hard negatives)",
     }
     return model, summary
 
@@ -126,7 +123,8 @@ PAID_SOURCES = ("oracle", "lab", "label_studio")  # weak labels do not define ra
 
 
 def fit_trigger_on_labels(
-    params: dict,
+    cfg: MiningConfig,
+    context_frames: int,
     label_sets: list[tuple[Path, Path]],
     seed_model: Path,
     ship_model: Path,
@@ -143,8 +141,8 @@ def fit_trigger_on_labels(
 
     from mining.scoring import score_windows
 
-    context = int(params["ingest"]["context_frames"])
-    rng = np.random.default_rng(int(params["mining"]["seed"]))
+    context = int(context_frames)
+    rng = np.random.default_rng(cfg.seed)
     embs, labels, seed_scores = [], [], []
     for curated, labels_path in label_sets:
         paid = pl.read_parquet(labels_path).filter(pl.col("source").is_in(list(PAID_SOURCES)))
@@ -160,7 +158,7 @@ def fit_trigger_on_labels(
     if not embs:
         raise ValueError("rare-event model needs paid labels; none were found")
     return train_rare_event_model(
-        np.concatenate(embs), np.concatenate(labels), np.concatenate(seed_scores), params
+        np.concatenate(embs), np.concatenate(labels), np.concatenate(seed_scores), cfg.rare_event
     )
 
 

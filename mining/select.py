@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mining.config import MiningConfig
 from mining.scoring import score_pool
 from mining.strategies import MiningContext, select_with_quotas
+from runtime.detector import DetectorConfig
 from runtime.labels import CLASSES
 
 NONE, MINOR, MAJOR = (CLASSES.index(c) for c in ("none", "minor", "major"))
 
 # Named selection policies: the product's flywheel mix and the baselines it must beat.
 POLICIES = {
-    "flywheel": None,  # params mining.quotas
+    "flywheel": None,  # MiningConfig.quotas (params mining.quotas)
     "random": {"random": 1.0},
     "uncertainty": {"uncertainty_only": 1.0},
 }
@@ -42,24 +44,23 @@ def mine_batch(
     model_path: str | Path,
     curated_dir: str | Path,
     labeled_embeddings: np.ndarray,
-    params: dict,
+    cfg: MiningConfig,
+    detector: DetectorConfig,
     policy: str = "flywheel",
     budget: int | None = None,
     exclude: set[str] | None = None,
 ) -> pl.DataFrame:
-    """Return the picks (window_id, strategy, scores) for `policy`, at most `budget` rows."""
+    """Return the picks (window_id, strategy, scores) for `policy`, at most `budget` rows (cfg.budget when
+    None). `detector`: its thresholds centre the uncertainty band, its context sizes the model's windows."""
     if policy not in POLICIES:
         raise ValueError(f"unknown mining policy {policy!r} (known: {sorted(POLICIES)})")
-    mp = params["mining"]
-    quotas = POLICIES[policy] or mp["quotas"]
-    budget = int(mp["budget"] if budget is None else budget)
-    context = int(params["ingest"]["context_frames"])
-    scores, embeddings = score_pool(model_path, curated_dir, context)
+    quotas = POLICIES[policy] or cfg.quotas
+    budget = int(cfg.budget if budget is None else budget)
+    scores, embeddings = score_pool(model_path, curated_dir, detector.context_frames)
     if exclude:
         keep = ~scores["window_id"].is_in(sorted(exclude)).to_numpy()
         scores, embeddings = scores.filter(pl.Series(keep)), embeddings[keep]
-    weak_none, weak_present = weak_flags(curated_dir, scores["window_id"], mp["weak_label_confidence_min"])
-    det = params["detector"]
+    weak_none, weak_present = weak_flags(curated_dir, scores["window_id"], cfg.weak_label_confidence_min)
     ctx = MiningContext(
         p_present=scores["p_present"].to_numpy(),
         p_major=scores["p_major"].to_numpy(),
@@ -68,10 +69,10 @@ def mine_batch(
         weak_none=weak_none,
         weak_present=weak_present,
         device_ids=scores["device_id"].to_numpy(),
-        strict_threshold=float(det["strict_threshold"]),
-        lenient_threshold=float(det["lenient_threshold"]),
-        uncertainty_band=float(mp["uncertainty_band"]),
-        rng=np.random.default_rng(int(mp["seed"])),
+        strict_threshold=detector.strict_threshold,
+        lenient_threshold=detector.lenient_threshold,
+        uncertainty_band=cfg.uncertainty_band,
+        rng=np.random.default_rng(cfg.seed),
     )
     picks = select_with_quotas(ctx, budget, quotas)
     rows = np.asarray([i for i, _ in picks], dtype=np.int64)

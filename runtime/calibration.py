@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage, signal
 
+from runtime.config import config_from_dict
+
 RECORD_VERSION = "calibration-sweep-1"
 
 
@@ -60,10 +62,10 @@ class CalibrationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> CalibrationConfig:
-        kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "candidates_hz" in kw:
-            kw["candidates_hz"] = tuple(float(f) for f in kw["candidates_hz"])
-        return cls(**kw)
+        # a bundle's calibration.json also names the runtime version that reads it (to_dict)
+        return config_from_dict(
+            cls, {k: v for k, v in d.items() if k != "runtime_version"}, "calibration.config"
+        )
 
 
 @dataclass

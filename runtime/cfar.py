@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime.config import config_from_dict
+
 
 @dataclass(frozen=True)
 class CfarConfig:
@@ -47,23 +49,18 @@ class CfarConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CfarConfig:
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown cfar keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int}
-        return cls(**{k: casts[fields[k]](v) for k, v in d.items()})
+        return config_from_dict(cls, d, "runtime.cfar")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CfarConfig:
         """runtime.cfar section plus the front-end's hop, axis and bin count."""
-        fe = params.get("frontend", {})
+        fe = params["frontend"]
         derived = {
-            "frame_hop_s": float(fe.get("hop", 64)) / float(fe.get("baseband_fs_hz", 2000.0)),
-            "n_velocity_bins": int(fe.get("n_velocity_bins", 48)),
-            "v_axis_max_mps": float(fe.get("v_max_mps", 2.5)),
+            "frame_hop_s": float(fe["hop"]) / float(fe["baseband_fs_hz"]),
+            "n_velocity_bins": int(fe["n_velocity_bins"]),
+            "v_axis_max_mps": float(fe["v_max_mps"]),
         }
-        return cls.from_dict({**derived, **params.get("runtime", {}).get("cfar", {})})
+        return cls.from_dict({**derived, **params["runtime"]["cfar"]})
 
     def band_mask(self) -> np.ndarray:
         v = np.abs(np.linspace(-self.v_axis_max_mps, self.v_axis_max_mps, self.n_velocity_bins))

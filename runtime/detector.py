@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.config import config_from_dict
 from runtime.labels import MAJOR, MINOR
 
 _NEVER = 1 << 60  # "frames since" for an event that has not happened
@@ -52,20 +53,16 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DetectorConfig:
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(fields)
-        if unknown:
-            raise ValueError(f"unknown detector keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int, "bool": bool}
-        return cls(**{k: casts[fields[k]](v) for k, v in d.items()})
+        return config_from_dict(cls, d, "detector")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DetectorConfig:
-        """Detector section of params.yaml plus frame hop (frontend) and context (ingest)."""
-        fe = params.get("frontend", {})
-        hop_s = float(fe.get("hop", 64)) / float(fe.get("baseband_fs_hz", 2000.0))
-        context = int(params.get("ingest", {}).get("context_frames", 32))
-        return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params.get("detector", {})})
+        """Detector section of params.yaml plus frame hop (frontend) and context (ingest); every one of
+        them must be there (no silent default for a section a stage did not declare)."""
+        fe = params["frontend"]
+        hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
+        context = int(params["ingest"]["context_frames"])
+        return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params["detector"]})
 
     def frames(self, seconds: float) -> int:
         """A duration in whole frames (rounded)."""

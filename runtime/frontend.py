@@ -29,6 +29,7 @@ from scipy import signal
 
 from runtime.canceller import DirectPathCanceller, bin_powers, power_sum, signature
 from runtime.clutter import ClutterFilter
+from runtime.config import config_from_dict
 from runtime.resample import StreamingResampler
 
 POWER_FLOOR = 1e-15  # added before the log: -150 dB re a unit-amplitude tone
@@ -82,12 +83,7 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontendConfig:
-        known = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(known)
-        if unknown:
-            raise ValueError(f"unknown frontend keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int, "bool": bool, "str": str}
-        return cls(**{k: casts[known[k]](v) for k, v in d.items()})
+        return config_from_dict(cls, d, "frontend")
 
 
 def velocity_axis(cfg: FrontendConfig) -> np.ndarray:

@@ -196,7 +196,9 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    tr = params["training"]
+    from training.config import TrainingConfig
+
+    tr = TrainingConfig.from_params(params)
     context = int(params["ingest"]["context_frames"])
 
     class WindowDataset(Dataset):
@@ -224,9 +226,7 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
         def __init__(self) -> None:
             super().__init__()
             self.index = load_window_index(batches, context)
-            self.val_mask = split_by_capture(
-                self.index.capture_id, float(tr["val_fraction"]), int(tr["seed"])
-            )
+            self.val_mask = split_by_capture(self.index.capture_id, tr.val_fraction, tr.seed)
             self.train_index = self.index.subset(~self.val_mask)
             self.val_index = self.index.subset(self.val_mask)
             if len(self.train_index) == 0:
@@ -235,10 +235,10 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
             self.mean, self.std = normalisation_stats(self.train_index, context)
 
         def train_dataloader(self):
-            gen = torch.Generator().manual_seed(int(tr["seed"]))
+            gen = torch.Generator().manual_seed(tr.seed)
             return DataLoader(
                 WindowDataset(self.train_index),
-                batch_size=int(tr["batch_size"]),
+                batch_size=tr.batch_size,
                 shuffle=True,
                 generator=gen,
                 num_workers=0,
@@ -248,7 +248,7 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
         def val_dataloader(self):
             return DataLoader(
                 WindowDataset(self.val_index),
-                batch_size=int(tr["batch_size"]),
+                batch_size=tr.batch_size,
                 shuffle=False,
                 num_workers=0,
                 collate_fn=identity_collate,

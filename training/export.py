@@ -73,9 +73,11 @@ def export_onnx(ckpt_path: str | Path, onnx_path: str | Path, params: dict) -> N
     import onnxruntime as ort
     import torch
 
-    ex = params["training"].get("export", {}) or {}
-    opset = int(ex.get("opset", 17))
-    atol = float(ex.get("atol", 1e-4))
+    from runtime.config import config_from_dict
+    from training.config import ExportConfig
+
+    ex = config_from_dict(ExportConfig, params["training"]["export"], "training.export")
+    opset, atol = ex.opset, ex.atol
     model = fold_batchnorm(load_checkpoint(ckpt_path))
     cfg = model.cfg
     rng = np.random.default_rng(int(params["training"]["seed"]))

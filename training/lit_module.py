@@ -14,15 +14,17 @@ def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
     import torch
     from torch.nn import functional as F
 
-    tr = params["training"]
-    aug = tr.get("augment", {}) or {}
+    from training.config import TrainingConfig
+
+    tr = TrainingConfig.from_params(params)
+    aug = tr.augment
 
     class LitClassifier(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.model = build_model(cfg)
             self.register_buffer("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
-            self.aug_generator = torch.Generator().manual_seed(int(tr["seed"]) + 1)
+            self.aug_generator = torch.Generator().manual_seed(tr.seed + 1)
 
         def forward(self, x):
             return self.model(x)
@@ -36,9 +38,9 @@ def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
             x, y, w = batch
             x = augment(
                 x,
-                float(aug.get("gain_db", 0.0)),
-                float(aug.get("noise_db", 0.0)),
-                int(aug.get("velocity_shift_bins", 0)),
+                aug.gain_db,
+                aug.noise_db,
+                aug.velocity_shift_bins,
                 self.aug_generator,
             )
             logits, _ = self.model(x)
@@ -55,10 +57,8 @@ def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
             self.log("val_acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
 
         def configure_optimizers(self):
-            opt = torch.optim.AdamW(
-                self.parameters(), lr=float(tr["learning_rate"]), weight_decay=float(tr["weight_decay"])
-            )
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(tr["epochs"]), 1))
+            opt = torch.optim.AdamW(self.parameters(), lr=tr.learning_rate, weight_decay=tr.weight_decay)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(tr.epochs, 1))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     return LitClassifier()

@@ -50,7 +50,7 @@ class ModelConfig:
             n_velocity_bins=int(params["frontend"]["n_velocity_bins"]),
             channels=int(params["training"]["channels"]),
             embedding_dim=int(params["training"]["embedding_dim"]),
-            head=str(params["training"].get("head", "global")),
+            head=str(params["training"]["head"]),
         )
 
 

@@ -131,9 +131,10 @@ def quantize_int8(
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    q = params.get("quantize", {}) or {}
-    target = float(q.get("agreement_target", 0.995))
-    n_calib = int(q.get("calibration_windows", 512))
+    from training.config import QuantizeConfig
+
+    q = QuantizeConfig.from_params(params)
+    target, n_calib = q.agreement_target, q.calibration_windows
     windows = np.ascontiguousarray(calibration_windows, dtype=np.float32)
     if windows.ndim != 3 or len(windows) == 0:
         raise ValueError(f"calibration windows must be [N,T,V] with N > 0, got {windows.shape}")
@@ -158,9 +159,7 @@ def quantize_int8(
         for method, exclude in plans:
             out = Path(tmp) / f"{method}.onnx"
             if method == "exclude_worst_nodes":
-                exclude = _worst_nodes(
-                    prep, Path(tmp) / "per_channel_int8.onnx", windows, int(q.get("exclude_nodes", 2))
-                )
+                exclude = _worst_nodes(prep, Path(tmp) / "per_channel_int8.onnx", windows, q.exclude_nodes)
             try:
                 _quantize(
                     prep,

@@ -214,13 +214,15 @@ def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
     probs = preds.select("p_none", "p_minor", "p_major").to_numpy()
     labels = preds["label"].to_numpy()
     ids = preds["capture_id"].to_numpy().astype(str)
-    fe, tr = params["frontend"], params["training"]
+    from training.config import TrainingConfig
+
+    fe, tr = params["frontend"], TrainingConfig.from_params(params)
     frame_hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
     stride = int(params["ingest"]["window_stride"])
     context_s = int(params["ingest"]["context_frames"]) * frame_hop_s
     end_times = preds["end_frame"].to_numpy() * frame_hop_s
     ignore = near_presence(labels, ids, end_times, TOLERANCE_S + context_s)
-    sources = tr.get("threshold_sources")
+    sources = tr.threshold_sources
     if sources and "source" in preds.columns:
         # false alarms per hour need empty-room windows that sample time uniformly: mined picks are the
         # hardest windows by construction, and counting them as hours of empty room overstates the rate
@@ -230,18 +232,16 @@ def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
         probs,
         labels,
         frame_hop_s,
-        float(tr["target_false_alarms_per_hour"]),
+        tr.target_false_alarms_per_hour,
         window_stride=stride,
         capture_ids=ids,
-        lenient_fa_per_hour=tr.get("lenient_false_alarms_per_hour"),
+        lenient_fa_per_hour=tr.lenient_false_alarms_per_hour,
         base_detector=params.get("detector", {}),
         ignore=ignore,
-        min_strict=float(tr.get("min_strict_threshold", 0.5)),
-        min_lenient=float(tr.get("min_lenient_threshold", 0.3)),
-        lenient_minor_recall=None
-        if tr.get("lenient_minor_recall") is None
-        else float(tr["lenient_minor_recall"]),
+        min_strict=tr.min_strict_threshold,
+        min_lenient=tr.min_lenient_threshold,
+        lenient_minor_recall=tr.lenient_minor_recall,
     )
     point = operating_point(probs, labels, detector, frame_hop_s, stride, ids, ignore)
-    point["target_false_alarms_per_hour"] = float(tr["target_false_alarms_per_hour"])
+    point["target_false_alarms_per_hour"] = tr.target_false_alarms_per_hour
     return detector, point

@@ -60,11 +60,13 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
     from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.loggers import CSVLogger
 
-    tr = params["training"]
+    from training.config import TrainingConfig
+
+    tr = TrainingConfig.from_params(params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(tr.get("num_threads", 2)))
-    L.seed_everything(int(tr["seed"]), workers=True, verbose=False)
+    torch.set_num_threads(tr.num_threads)
+    L.seed_everything(tr.seed, workers=True, verbose=False)
     context = int(params["ingest"]["context_frames"])
 
     dm = make_datamodule(batches, params)
@@ -96,11 +98,11 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
                 )
 
     keep_best = KeepBest()
-    show_progress = bool(tr.get("progress_bar", False))
+    show_progress = tr.progress_bar
     # Lightning's start-up chatter (accelerator lines, a cloud-logging tip) is noise in stage logs
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     trainer = L.Trainer(
-        max_epochs=int(tr["epochs"]),
+        max_epochs=tr.epochs,
         accelerator="cpu",
         devices=1,
         deterministic=True,
@@ -132,7 +134,7 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
         ),
         "class_weights": dm.class_weights.tolist(),
         "best_epoch": keep_best.best_epoch,
-        "epochs": int(tr["epochs"]),
+        "epochs": tr.epochs,
         "train_seconds": round(train_s, 3),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
     }

@@ -42,7 +42,7 @@ def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
                 mod.bias.uniform_(-0.3, 0.3)
     save_checkpoint(model.eval(), tmp / "model.ckpt")
     params = copy.deepcopy(TINY_PARAMS)
-    params["quantize"] = {"calibration_windows": 64, "agreement_target": 0.0}  # keep per-channel int8
+    params["quantize"] = {**TINY_PARAMS["quantize"], "agreement_target": 0.0}  # keep per-channel int8
     export_onnx(tmp / "model.ckpt", tmp / "model.onnx", params)
     windows = rng.normal(-50, 8, (48, 32, 48)).astype(np.float32)
     report = quantize_int8(tmp / "model.onnx", windows, tmp / "model_int8.onnx", params)
@@ -166,7 +166,7 @@ def test_legacy_exporter_graph_runs_exactly(int8_model, tmp_path, monkeypatch):
 
     model, windows = int8_model
     params = copy.deepcopy(TINY_PARAMS)
-    params["quantize"] = {"calibration_windows": 64, "agreement_target": 0.0}
+    params["quantize"] = {**TINY_PARAMS["quantize"], "agreement_target": 0.0}
     monkeypatch.setattr(torch.onnx, "export", no_dynamo)
     export_onnx(model.parent / "model.ckpt", tmp_path / "legacy.onnx", params)
     ops = {n.op_type for n in onnx.load(str(tmp_path / "legacy.onnx")).graph.node}

@@ -85,7 +85,7 @@ def test_disabled_gate_ships_the_candidate_unless_its_int8_failed():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"max_recal_drop": 0.1}, "unknown release gate keys"),
+        ({"max_recal_drop": 0.1}, "package.release: unknown key .max_recal_drop."),
         ({"max_recall_drop": 1.5}, "max_recall_drop"),
         ({"max_fa_ratio": 0.0}, "max_fa_ratio"),
     ],

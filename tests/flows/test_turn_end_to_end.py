@@ -32,6 +32,8 @@ def test_every_stage_ran_and_its_time_fits_in_the_turn(turn, project_root):
     assert set(records) == set(REGISTRY)
     assert not any(r.get("skipped") for r in records.values())  # no DVC: every stage runs
     assert all(r["seconds"] > 0 for r in records.values())
+    for name, rec in records.items():
+        assert rec["stage"] == name and isinstance(rec["summary"], dict), name
     # a stage starts after its upstream stages finish, so every dependency chain fits in the turn
     paths = Paths.for_params(load_params(project_root / "params.yaml", "tiny"), data)
     finished: dict[str, float] = {}

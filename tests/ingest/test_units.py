@@ -13,6 +13,7 @@ import scipy.io.wavfile
 from conftest import T0, capture_record, write_raw_batch
 
 from bench.ingest import synthesize_batch
+from ingest.config import DriftConfig
 from ingest.contract import CaptureLimits, check_capture_record, check_dialogue_record
 from ingest.drift import compare_profiles
 from ingest.features import FeatureStore
@@ -112,7 +113,7 @@ def test_pcm_wav_is_demodulated_by_the_runtime(params, tmp_path):
 
 
 def test_drift_flags_level_shifts_and_rate_changes():
-    cfg = {"feature_z_max": 3.0, "rate_ratio_max": 3.0, "min_events": 5}
+    cfg = DriftConfig(reference_batch=None, feature_z_max=3.0, rate_ratio_max=3.0, min_events=5)
     device = {"hours": 1.0, "counts": {"trigger:detection": 10, "kind:turn": 20}}
     reference = {"n_frames": 100, "bin_mean": [-40.0] * 4, "bin_std": [1.0] * 4, "devices": {"d": device}}
     assert compare_profiles(copy.deepcopy(reference), reference, cfg) == []

@@ -26,11 +26,15 @@ RARE_PARAMS = {
     "learning_rate": 0.5,
     "max_other_rate": 0.05,
     "min_threshold": 0.5,
+    "lab_windows": 100,
 }
 
 
-def params(**overrides) -> dict:
-    return {"mining": {"rare_event": {**RARE_PARAMS, **overrides}}}
+def params(**overrides):
+    from mining.config import RareEventConfig
+    from runtime.config import config_from_dict
+
+    return config_from_dict(RareEventConfig, {**RARE_PARAMS, **overrides}, "mining.rare_event")
 
 
 def two_clusters(n_other: int, n_rare: int, gap: float, dim: int = 6, seed: int = 0):

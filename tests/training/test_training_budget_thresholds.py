@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from training_testkit import TINY_PARAMS
 
 from training.budget import BudgetError, analyse_model, check_budget, load_profile
 from training.thresholds import choose_thresholds, count_onsets, operating_point
@@ -95,7 +96,8 @@ def test_budget_on_quantized_model_matches_float(tmp_path):
     float_path = tmp_path / "f.onnx"
     float_path.write_bytes(_known_model())
     windows = np.random.default_rng(1).normal(size=(32, 8, 8)).astype(np.float32)
-    report = quantize_int8(float_path, windows, tmp_path / "q.onnx", {"quantize": {"agreement_target": 0.5}})
+    quantize = {**TINY_PARAMS["quantize"], "calibration_windows": 512, "agreement_target": 0.5}
+    report = quantize_int8(float_path, windows, tmp_path / "q.onnx", {"quantize": quantize})
     assert report["passed"]
     f, q = analyse_model(float_path.read_bytes()), analyse_model(str(tmp_path / "q.onnx"))
     assert q["quantized"] and not f["quantized"]
@@ -248,7 +250,15 @@ def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
     params = {
         "frontend": {"hop": 64, "baseband_fs_hz": 2000.0},
         "ingest": {"window_stride": 8, "context_frames": 32},
-        "training": {"target_false_alarms_per_hour": 0.5, "min_strict_threshold": 0.5},
+        "training": {
+            **TINY_PARAMS["training"],
+            "target_false_alarms_per_hour": 0.5,
+            "min_strict_threshold": 0.5,
+            "min_lenient_threshold": 0.3,
+            "lenient_false_alarms_per_hour": None,
+            "lenient_minor_recall": None,
+            "threshold_sources": [],  # every validation window counts
+        },
         "detector": {},
     }
     everything, _ = thresholds_from_run(tmp_path, params)

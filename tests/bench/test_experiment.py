@@ -11,8 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from common.params import load_params
-from mining.experiment import (
+from bench.experiment import (
     count_steps,
     evaluation_row,
     experiment_config,
@@ -20,7 +19,8 @@ from mining.experiment import (
     run_experiment,
     run_params,
 )
-from mining.experiment_report import check_targets, markdown_table, summarise, write_report
+from bench.experiment_report import check_targets, markdown_table, summarise, write_report
+from common.params import load_params
 
 METRICS = ("false_alarms_per_hour", "recall_major", "recall_minor")
 
@@ -125,7 +125,7 @@ def test_score_windows_follow_the_given_order_and_labeled_embeddings_sample_is_s
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
     from training_testkit import band_energy_model
 
-    from mining.experiment import labeled_embeddings
+    from bench.experiment import labeled_embeddings
     from mining.scoring import score_windows
     from training.synthetic import make_synthetic_batch
 
@@ -275,7 +275,7 @@ def test_report_table_and_files(tmp_path):
 
 
 def test_false_alarms_are_compared_at_the_seed_models_recall(tmp_path):
-    from mining.experiment_report import fa_at_recall
+    from bench.experiment_report import fa_at_recall
 
     curve = [
         {"false_alarms_per_hour": 9.0, "recall_major": 1.0, "recall_minor": 0.95},
@@ -326,8 +326,8 @@ TINY = {
 
 @pytest.mark.slow
 def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_path):
+    from bench.experiment import run_strategy, world_paths
     from common.io import read_json
-    from mining.experiment import run_strategy, world_paths
 
     p = copy.deepcopy(params)
     p["experiment"]["quick"] = {**p["experiment"]["quick"], **TINY}
@@ -351,7 +351,14 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
             spent += paid_this_turn
             assert r["labels_spent"] == spent <= TINY["budget"] * r["turn"]
             labels = pl.read_parquet(
-                tmp_path / "run" / "work" / "seed-0" / strategy / f"labels-field-{r['turn']}.parquet"
+                tmp_path
+                / "run"
+                / "work"
+                / "seed-0"
+                / strategy
+                / "labels"
+                / f"field-{r['turn']}"
+                / "labels.parquet"
             )
             paid = labels.filter(pl.col("source") == "oracle")
             assert paid.height == paid_this_turn and paid["window_id"].n_unique() == paid.height
@@ -394,23 +401,22 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
 
     # determinism: the same seed on the same world picks the same windows and trains the same model
     world = world_paths(tmp_path / "run" / "work")
-    seed_dir = world.root / "seed-0" / "seed-model"
-    seed_model = (seed_dir / "model_float.onnx", read_json(seed_dir / "checkpoint" / "detector.json"))
+    seed_dir = world.root / "seed-0" / "seed-model" / "models" / "seed"
+    seed_model = (
+        seed_dir / "onnx" / "model_float.onnx",
+        read_json(seed_dir / "checkpoint" / "detector.json"),
+    )
     again, _, _ = run_strategy(
-        run_params(p, ex, 0),
-        ex,
-        world,
-        "flywheel",
-        1,
-        seed_model,
-        world.root / "labels" / "seed.parquet",
-        tmp_path / "again",
-        lambda _: None,
+        run_params(p, ex, 0), ex, world, "flywheel", 1, seed_model, tmp_path / "again", lambda _: None
     )
     added_by_summary = {"seed", "fa_at_seed_recall"}
     assert again == [{k: v for k, v in rows[0].items() if k not in added_by_summary}]
-    first = pl.read_parquet(world.root / "seed-0" / "flywheel" / "labels-field-1.parquet")
-    assert pl.read_parquet(tmp_path / "again" / "flywheel" / "labels-field-1.parquet").equals(first)
+    labels = Path("labels") / "field-1" / "labels.parquet"
+    first = pl.read_parquet(world.root / "seed-0" / "flywheel" / labels)
+    assert pl.read_parquet(tmp_path / "again" / "flywheel" / labels).equals(first)
+    # the experiment's models come from the export stage: int8 and its DSP budget check beside the float
+    onnx = world.root / "seed-0" / "flywheel" / "models" / "turn-2" / "onnx"
+    assert (onnx / "model_int8.onnx").stat().st_size > 0 and read_json(onnx / "budget.json")
 
 
 def test_false_alarms_split_into_entries_and_re_entries(tmp_path):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mining import enrichment
-from mining.enrichment import rare_upload_share, write_bundle_folder
+from bench import enrichment
+from bench.enrichment import rare_upload_share, write_bundle_folder
 
 
 def write_batch(raw: Path, truth: Path, captures: list[tuple[str, str]], events: list[tuple[str, str]]):
@@ -129,7 +129,7 @@ def test_measure_enrichment_compares_factory_and_trigger_batches(tmp_path, monke
 
 
 def test_enrichment_figures_compare_the_trigger_with_the_random_sample():
-    from mining.enrichment import enrichment_figures
+    from bench.enrichment import enrichment_figures
 
     before = {
         "rare_share": 0.4,

@@ -4,7 +4,7 @@ Writes, atomically, under the output folder: results.json, results.md (the compa
 plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels,fa_vs_recall,fa_entries}.png.
 
 Each model is run at the thresholds its training chose, so two models differ in recall as well as in
-false alarms. Rows that carry an operating curve (mining.experiment.evaluate_model) are also compared
+false alarms. Rows that carry an operating curve (bench.experiment.evaluate_model) are also compared
 at equal recall: "FA/h at seed recall" is the fewest false alarms per hour on the model's curve among
 the strict thresholds that keep at least the seed model's mean major and minor recall.
 
@@ -21,7 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from mining.experiment import METRIC_KEYS
+
+METRIC_KEYS = (
+    "false_alarms_per_hour",
+    "recall_major",
+    "recall_minor",
+    # the false alarms split by how the detector entered "present" (training.metrics)
+    "false_alarms_per_hour_strict",
+    "false_alarms_per_hour_lenient",
+    "false_present_fraction",
+)
 
 
 def _stats(values: list) -> dict:

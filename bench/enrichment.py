@@ -5,6 +5,8 @@ sample) and with a bundle folder carrying the classifier, its detector config an
 trigger. A capture counts as a rare event when its truth holds any event of a type in fleet's
 RARE list (every non-presence type: fans, curtains, HVAC, pets, vacuums, other devices, repellers,
 clatter, music); evaluation-side code, so reading truth here is allowed (it only scores the result).
+It drives the simulator, so it lives in bench/ (mining/ runs on a real fleet's logs). Both fleets
+calibrate at first boot with the run's calibration config, as the turn's simulate stage does.
 """
 
 from __future__ import annotations
@@ -76,9 +78,19 @@ def measure_enrichment(
 
     work_dir = Path(work_dir)
     sim = params["simulate"]
+    calibration = params.get("calibration", {}).get("config")
     if factory_batch is None:
         factory_batch = (work_dir / "raw" / "factory", work_dir / "truth" / "factory")
-        simulate_batch("field", n_devices, hours, seed, *factory_batch, batch_id="factory", sim_params=sim)
+        simulate_batch(
+            "field",
+            n_devices,
+            hours,
+            seed,
+            *factory_batch,
+            batch_id="factory",
+            sim_params=sim,
+            calibration=calibration,
+        )
     with_bundle = (work_dir / "raw" / "rare-trigger", work_dir / "truth" / "rare-trigger")
     if with_bundle[0].exists():  # simulate_batch refuses to overwrite a batch
         shutil.rmtree(with_bundle[0])
@@ -92,6 +104,7 @@ def measure_enrichment(
         batch_id="rare-trigger",
         bundle_path=bundle_dir,
         sim_params=sim,
+        calibration=calibration,
     )
     before, after = rare_upload_share(*factory_batch), rare_upload_share(*with_bundle)
     return {"factory": before, "rare_trigger": after, **enrichment_figures(before, after)}

@@ -9,9 +9,15 @@ The classical CFAR detector is evaluated once on that eval batch. With experimen
 also trains on every window of every turn's field batch, labelled by the annotator: what labels alone
 can buy with this model and features, the bound no selection strategy can beat (it costs one large
 training per seed). Results: rows per (seed, strategy, turn), their mean and spread over seeds, target
-checks, a markdown table and plots (report.py).
+checks, a markdown table and plots (experiment_report.py).
 After the flywheel strategy's last turn of the first seed, the rare-event trigger is trained on the
-labels it bought and its enrichment is measured (mining/enrichment.py).
+labels it bought and its enrichment is measured (bench/enrichment.py).
+
+Simulation, ingest, seed labels, training, export and evaluation are the pipeline's own stage functions
+(flows.stages.run_stage_function), each on its declared params, with one common.paths.Paths per run:
+the world's batches under work/, and each (seed, strategy) run's labels, models (one per turn) and
+evaluations under work/seed-<s>/<strategy>/. Only mining with a chosen strategy and budget, the
+annotator's labels per turn and the operating curve are the experiment's own.
 """
 
 from __future__ import annotations
@@ -23,21 +29,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from common.io import atomic_write_json, atomic_write_parquet
+from bench.experiment_report import METRIC_KEYS
+from common.io import atomic_write_json, atomic_write_parquet, read_json
 from common.params import deep_merge
 from common.paths import Paths
+from flows.stages import run_stage_function, training_batches
 from mining.scoring import score_windows
 
 STRATEGIES = ("flywheel", "random", "uncertainty")
-METRIC_KEYS = (
-    "false_alarms_per_hour",
-    "recall_major",
-    "recall_minor",
-    # the false alarms split by how the detector entered "present" (training.metrics)
-    "false_alarms_per_hour_strict",
-    "false_alarms_per_hour_lenient",
-    "false_present_fraction",
-)
 Progress = Callable[[str], None]  # called with a description after each unit of work
 
 
@@ -73,24 +72,19 @@ def world_paths(work_dir: Path) -> Paths:
     return Paths(root=Path(work_dir), turn="experiment")
 
 
-def simulate_and_ingest(world: Paths, params: dict, batch: str, spec: dict) -> dict:
-    """Simulate one batch into the world and ingest it (skipped when already curated)."""
-    from fleet.simulate import simulate_batch
-    from ingest.pipeline import ingest_batch
+def run_paths(world: Paths, run_dir: Path, turn: str, field_batches: tuple[str, ...] = ()) -> Paths:
+    """One run's Paths on the world: its labels, models and evaluations under run_dir; its retrained
+    models learn from the seed batch and `field_batches`."""
+    return Paths(world.root, turn, run_root=Path(run_dir), field_batches=tuple(field_batches))
 
+
+def simulate_and_ingest(world: Paths, params: dict, batch: str, spec: dict) -> dict:
+    """Simulate one batch into the world and ingest it, through the stages (skipped when already curated)."""
     if (world.curated(batch) / "windows.parquet").exists():
         return {"batch": batch, "reused": True}
-    sim = simulate_batch(
-        spec["preset"],
-        int(spec["devices"]),
-        float(spec["hours"]),
-        int(spec["seed"]),
-        world.raw(batch),
-        world.truth(batch),
-        batch_id=batch,
-        sim_params=params["simulate"],
-    )
-    ingested = ingest_batch(world.raw(batch), world.curated_root, params)
+    p = {**params, "simulate": {**params["simulate"], "batches": {batch: spec}}}
+    sim = run_stage_function("simulate", p, world, batch)["summary"]
+    ingested = run_stage_function("ingest", p, world, batch)["summary"]
     return {"batch": batch, "captures": sim["n_captures"], "windows": ingested.get("n_windows")}
 
 
@@ -100,17 +94,13 @@ def field_spec(ex: dict, turn: int) -> dict:
     return spec
 
 
-def train_and_export(params: dict, batches: list[tuple[Path, Path]], out_dir: Path) -> tuple[Path, dict]:
-    """Train on (curated_dir, labels_path) pairs, export the float ONNX; return (onnx path, detector)."""
-    from common.io import read_json
-    from training.datamodule import TrainingBatch
-    from training.export import export_onnx
-    from training.train import train_classifier
-
-    train_classifier([TrainingBatch(c, lab) for c, lab in batches], params, out_dir / "checkpoint")
-    onnx_path = out_dir / "model_float.onnx"
-    export_onnx(out_dir / "checkpoint" / "model.ckpt", onnx_path, params)
-    return onnx_path, read_json(out_dir / "checkpoint" / "detector.json")
+def train_and_export(params: dict, paths: Paths, model: str) -> tuple[Path, dict]:
+    """The train and export stages for `model` under `paths` → (float ONNX path, detector config)."""
+    run_stage_function("train", params, paths, model)
+    run_stage_function("export", params, paths, model)
+    return paths.model(model) / "onnx" / "model_float.onnx", read_json(
+        paths.model(model) / "checkpoint" / "detector.json"
+    )
 
 
 def evaluation_row(metrics: dict) -> dict:
@@ -127,18 +117,26 @@ def evaluation_row(metrics: dict) -> dict:
     return row
 
 
-def evaluate_model(params: dict, world: Paths, onnx_path: Path, detector: dict) -> dict:
-    """The experiment's row for one model on the eval batch; with experiment.curve_thresholds also its
-    false-alarm/recall curve over strict thresholds (row["curve"]), to compare models at equal recall."""
+def evaluate_model(params: dict, paths: Paths, model: str) -> dict:
+    """The experiment's row for one model: the evaluate stage's float figures on the eval batch; with
+    experiment.curve_thresholds also its false-alarm/recall curve over strict thresholds (row["curve"]),
+    to compare models at equal recall."""
     from runtime.frontend import FrontendConfig
     from training.evaluate import evaluate_operating_curve
 
-    frontend = FrontendConfig.from_dict(params["frontend"])
+    run_stage_function("evaluate", params, paths, model)
+    row = evaluation_row(read_json(paths.evaluation(model) / "float.json"))
     thresholds = [float(t) for t in params.get("experiment", {}).get("curve_thresholds") or []]
-    out = evaluate_operating_curve(
-        onnx_path, frontend, detector, world.raw("eval"), world.truth("eval"), thresholds
-    )
-    return {**evaluation_row(out["metrics"]), "curve": out["curve"]}
+    curve = []
+    if thresholds:
+        onnx = paths.model(model) / "onnx" / "model_float.onnx"
+        detector = read_json(paths.model(model) / "checkpoint" / "detector.json")
+        frontend = FrontendConfig.from_dict(params["frontend"])
+        out = evaluate_operating_curve(
+            onnx, frontend, detector, paths.raw("eval"), paths.truth("eval"), thresholds
+        )
+        curve = out["curve"]
+    return {**row, "curve": curve}
 
 
 def embed_windows(onnx_path: Path, curated_dir: Path, window_ids: pl.Series, context: int) -> np.ndarray:
@@ -161,44 +159,71 @@ def labeled_embeddings(
     return np.concatenate(parts)
 
 
+def seed_labels(params: dict, world: Paths, run_dir: Path) -> Paths:
+    """A run's Paths before its first turn, with the lab labels of every seed window (label_seed stage)."""
+    paths = run_paths(world, run_dir, "seed")
+    run_stage_function("label_seed", params, paths)
+    return paths
+
+
+def seed_model(params: dict, world: Paths, run_dir: Path) -> tuple[tuple[Path, dict], dict]:
+    """The seed model of one experiment seed, trained, exported and evaluated by the stages →
+    ((float ONNX, detector), its row)."""
+    paths = seed_labels(params, world, run_dir / "seed-model")
+    model = train_and_export(params, paths, "seed")
+    return model, evaluate_model(params, paths, "seed")
+
+
+def turn_paths(world: Paths, strategy_dir: Path, turn: int) -> Paths:
+    """Turn `turn` of one strategy: its model learns from the seed batch and field-1 .. field-<turn>."""
+    return run_paths(world, strategy_dir, f"turn-{turn}", tuple(f"field-{t}" for t in range(1, turn + 1)))
+
+
+def label_sets_of(paths: Paths, model: str) -> list[tuple[Path, Path]]:
+    """(curated_dir, labels_path) of every batch `model` learns from under `paths`."""
+    return [(paths.curated(b), paths.labels(b) / "labels.parquet") for b in training_batches(paths, model)]
+
+
 def run_strategy(
     params: dict,
     ex: dict,
     world: Paths,
     strategy: str,
     turns: int,
-    seed_model: tuple[Path, dict],
-    seed_labels: Path,
-    out_dir: Path,
+    seed: tuple[Path, dict],
+    run_dir: Path,
     progress: Progress,
 ) -> tuple[list[dict], list[tuple[Path, Path]], tuple[Path, dict]]:
-    """T turns of one strategy → (rows per turn, label sets used, last model (onnx, detector))."""
+    """T turns of one strategy under run_dir/<strategy> → (rows per turn, label sets of its last model,
+    last model (float ONNX, detector))."""
+    from mining.config import MiningConfig
     from mining.labels import weak_label_table
     from mining.select import mine_batch
+    from runtime.detector import DetectorConfig
 
-    context = int(params["ingest"]["context_frames"])
-    label_sets = [(world.curated("seed"), seed_labels)]
-    model, detector = seed_model
+    cfg, detector_cfg = MiningConfig.from_params(params), DetectorConfig.from_params(params)
+    context = detector_cfg.context_frames
+    strategy_dir = run_dir / strategy
+    seed_labels(params, world, strategy_dir)
+    label_sets = label_sets_of(turn_paths(world, strategy_dir, 0), "seed")
+    model, detector = seed
     rows, paid_total, weak_total = [], 0, 0
     for turn in range(1, turns + 1):
-        batch = f"field-{turn}"
-        known = labeled_embeddings(
-            model, label_sets, context, int(ex["labeled_embedding_limit"]), int(params["mining"]["seed"])
-        )
+        batch, paths, name = f"field-{turn}", turn_paths(world, strategy_dir, turn), f"turn-{turn}"
+        known = labeled_embeddings(model, label_sets, context, int(ex["labeled_embedding_limit"]), cfg.seed)
         picks = mine_batch(
-            model, world.curated(batch), known, params, policy=strategy, budget=int(ex["budget"])
+            model, world.curated(batch), known, cfg, detector_cfg, policy=strategy, budget=int(ex["budget"])
         )
         paid = annotator_labels(params, world, picks, turn)
         weak = pl.DataFrame(schema=paid.schema)
         if ex["weak_labels"]:
-            weak = weak_label_table(
-                world.curated(batch), batch, float(params["mining"]["weak_label_confidence_min"])
-            ).filter(~pl.col("window_id").is_in(paid["window_id"].implode()))
-        labels_path = out_dir / strategy / f"labels-{batch}.parquet"
-        atomic_write_parquet(labels_path, pl.concat([paid, weak]))
-        label_sets.append((world.curated(batch), labels_path))
+            weak = weak_label_table(world.curated(batch), batch, cfg.weak_label_confidence_min).filter(
+                ~pl.col("window_id").is_in(paid["window_id"].implode())
+            )
+        atomic_write_parquet(paths.labels(batch) / "labels.parquet", pl.concat([paid, weak]))
+        label_sets = label_sets_of(paths, name)
         paid_total, weak_total = paid_total + paid.height, weak_total + weak.height
-        model, detector = train_and_export(params, label_sets, out_dir / strategy / f"turn-{turn}")
+        model, detector = train_and_export(params, paths, name)
         row = {
             "strategy": strategy,
             "turn": turn,
@@ -207,7 +232,7 @@ def run_strategy(
             "paid_by_class": dict(paid.group_by("label").len().sort("label").iter_rows()),
             "picks_by_strategy": dict(picks.group_by("strategy").len().sort("strategy").iter_rows()),
             "thresholds": {k: detector.get(k) for k in ("strict_threshold", "lenient_threshold")},
-            **evaluate_model(params, world, model, detector),
+            **evaluate_model(params, paths, name),
         }
         rows.append(row)
         progress(f"{strategy} turn {turn}: FA/h {row['false_alarms_per_hour']}")
@@ -223,10 +248,13 @@ def train_rare_trigger(
     lab_sample: int,
 ) -> tuple[Path, dict]:
     """Fit the rare-event trigger on the paid field labels; write a bundle folder → (folder, summary)."""
-    from mining.enrichment import write_bundle_folder
+    from bench.enrichment import write_bundle_folder
+    from mining.config import MiningConfig
     from mining.rare_event import detector_with_trigger, fit_trigger_on_labels
 
-    model, summary = fit_trigger_on_labels(params, label_sets, seed_onnx, ship[0], lab_sample)
+    cfg = MiningConfig.from_params(params)
+    context = int(params["ingest"]["context_frames"])
+    model, summary = fit_trigger_on_labels(cfg, context, label_sets, seed_onnx, ship[0], lab_sample)
     detector = detector_with_trigger(ship[1], summary["threshold"])
     folder = write_bundle_folder(out_dir / "bundle", ship[0], params["frontend"], detector, model)
     return folder, summary
@@ -241,9 +269,7 @@ def run_experiment(
     progress: Progress | None = None,
 ) -> dict:
     """Run the whole comparison; write results.json, results.md and plots under out_dir; return results."""
-    from mining.experiment_report import summarise, write_report
-    from runtime.frontend import FrontendConfig
-    from training.evaluate import evaluate_cfar
+    from bench.experiment_report import summarise, write_report
 
     ex = experiment_config(params, quick)
     turns = int(ex["turns"] if turns is None else turns)
@@ -262,16 +288,9 @@ def run_experiment(
     for turn in range(1, turns + 1):
         data_info.append(simulate_and_ingest(world, base, f"field-{turn}", field_spec(ex, turn)))
         progress(f"field batch {turn}")
-    cfar = evaluation_row(
-        evaluate_cfar(
-            world.raw("eval"),
-            world.truth("eval"),
-            FrontendConfig.from_dict(base["frontend"]),
-            base["runtime"]["cfar"],
-        )
-    )
+    run_stage_function("evaluate_baseline", base, world)
+    cfar = evaluation_row(read_json(world.evaluation("cfar") / "cfar.json"))
     progress("CFAR baseline")
-    seed_labels = label_seed_batch(base, world)
 
     seed_rows: list[dict] = []
     rows: list[dict] = []
@@ -280,19 +299,19 @@ def run_experiment(
     for s in range(seeds):
         p = run_params(params, ex, s)
         run_dir = world.root / f"seed-{s}"
-        seed_model = train_and_export(p, [(world.curated("seed"), seed_labels)], run_dir / "seed-model")
-        seed_rows.append({"seed": s, **evaluate_model(p, world, *seed_model)})
+        model, row = seed_model(p, world, run_dir)
+        seed_rows.append({"seed": s, **row})
         progress(f"seed model {s}")
         for strategy in ex["strategies"]:
             strategy_rows, label_sets, last = run_strategy(
-                p, ex, world, strategy, turns, seed_model, seed_labels, run_dir, progress
+                p, ex, world, strategy, turns, model, run_dir, progress
             )
             rows += [{"seed": s, **r} for r in strategy_rows]
             if s == 0 and strategy == "flywheel" and ex["rare_event"]["enabled"]:
-                rare = measure_rare_trigger(p, ex, world, label_sets, seed_model[0], last, run_dir)
+                rare = measure_rare_trigger(p, ex, world, label_sets, model[0], last, run_dir)
                 progress(f"rare-event enrichment {rare.get('enrichment')}")
         if ex.get("ceiling"):
-            ceiling_rows.append({"seed": s, **run_ceiling(p, world, turns, seed_labels, run_dir)})
+            ceiling_rows.append({"seed": s, **run_ceiling(p, world, turns, run_dir)})
             progress(f"every window labelled: FA/h {ceiling_rows[-1]['false_alarms_per_hour']}")
     results = summarise(ex, turns, seeds, seed_rows, rows, cfar, rare, data_info, ceiling_rows)
     write_report(results, out_dir)
@@ -315,9 +334,10 @@ def annotator_labels(params: dict, world: Paths, windows: pl.DataFrame, turn: in
     )
 
 
-def run_ceiling(params: dict, world: Paths, turns: int, seed_labels: Path, run_dir: Path) -> dict:
+def run_ceiling(params: dict, world: Paths, turns: int, run_dir: Path) -> dict:
     """Train on the seed labels plus every window of every turn's field batch (annotator labels)."""
-    label_sets = [(world.curated("seed"), seed_labels)]
+    seed_labels(params, world, run_dir / "every-window")
+    paths = turn_paths(world, run_dir / "every-window", turns)
     spent = 0
     for turn in range(1, turns + 1):
         batch = f"field-{turn}"
@@ -325,32 +345,16 @@ def run_ceiling(params: dict, world: Paths, turns: int, seed_labels: Path, run_d
             world.curated(batch) / "windows.parquet", columns=["window_id", "capture_id", "t_end_s"]
         )
         table = annotator_labels(params, world, windows, turn)
-        path = run_dir / "every-window" / f"labels-{batch}.parquet"
-        atomic_write_parquet(path, table)
-        label_sets.append((world.curated(batch), path))
+        atomic_write_parquet(paths.labels(batch) / "labels.parquet", table)
         spent += table.height
-    model, detector = train_and_export(params, label_sets, run_dir / "every-window")
+    _, detector = train_and_export(params, paths, "every-window")
     return {
         "strategy": "every_window",
         "turn": turns,
         "labels_spent": spent,
         "thresholds": {k: detector.get(k) for k in ("strict_threshold", "lenient_threshold")},
-        **evaluate_model(params, world, model, detector),
+        **evaluate_model(params, paths, "every-window"),
     }
-
-
-def label_seed_batch(params: dict, world: Paths) -> Path:
-    """Lab labels for every seed window (the collection protocol's labels, no annotator error)."""
-    from mining.labels import label_windows
-
-    path = world.root / "labels" / "seed.parquet"
-    if not path.exists():
-        windows = pl.read_parquet(world.curated("seed") / "windows.parquet")
-        table = label_windows(
-            windows, world.truth("seed"), source="lab", error_rate=0.0, seed=0, batch_id="seed"
-        )
-        atomic_write_parquet(path, table)
-    return path
 
 
 def measure_rare_trigger(
@@ -363,7 +367,7 @@ def measure_rare_trigger(
     run_dir: Path,
 ) -> dict:
     """Train the trigger on the flywheel's labels, then simulate a new field day with and without it."""
-    from mining.enrichment import measure_enrichment
+    from bench.enrichment import measure_enrichment
 
     try:
         folder, summary = train_rare_trigger(

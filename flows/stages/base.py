@@ -1,0 +1,65 @@
+"""What every stage family shares: the Stage/StageTemplate types, the stage record, the batch and model names.
+
+A stage is a plain function over (params, paths[, item]) returning its record. Each family module
+(simulate.py, ingest.py, ...) defines its functions next to their StageTemplate; registry.py collects
+them. No Prefect import here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.io import atomic_write_json
+from common.paths import Paths
+
+BATCHES = ("seed", "field", "eval")  # simulated and ingested
+HELD_OUT = ("eval", "household")  # the two eval sets: the stress mix and household days (docs/evaluation.md)
+SIMULATED = (*BATCHES, "household")  # household days are only evaluated, never ingested or trained on
+MODELS = ("seed", "retrained")
+TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}  # for a turn's own Paths
+STAGE_RECORD = "_stage.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # DVC stage name, e.g. "simulate@seed"
+    run: Callable[[dict, Paths], dict]
+    deps: Callable[[Paths], list[Path]]  # data the stage reads, then the code and data files its code reads
+    outs: Callable[[Paths], list[Path]]
+    params: tuple[str, ...]  # the only params keys the stage function is handed (run_stage filters)
+    metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
+    persist: bool = False  # outputs that carry state across turns (device folders)
+
+
+@dataclass(frozen=True)
+class StageTemplate:
+    """A stage, or a family of stages over `items` (DVC `foreach`: name@item).
+
+    `deps` lists the data the stage reads; its code dependencies are derived from the modules `run`
+    imports (flows/stages/code_deps.py), so they are not written here.
+    """
+
+    name: str
+    run: Callable[..., dict]  # (params, paths[, item]) -> record
+    deps: Callable[..., list[Path]]  # (paths[, item]) -> data paths
+    outs: Callable[..., list[Path]]
+    params: tuple[str, ...]
+    items: tuple[str, ...] = ()
+    metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
+    persist: bool = False
+
+
+def training_batches(paths: Paths, model: str) -> tuple[str, ...]:
+    """The curated batches a model learns from: the seed model the lab batch only, any other model also
+    the run's field batches (a turn: "field", so TRAINING_DATA; an experiment's turn t: field-1..field-t)."""
+    return TRAINING_DATA["seed"] if model == "seed" else (*TRAINING_DATA["seed"], *paths.field_batches)
+
+
+def record(out_dir: Path, name: str, started: float, summary: dict) -> dict:
+    """Every stage leaves its timing and summary next to its outputs; the report collects them."""
+    rec = {"stage": name, "seconds": round(time.perf_counter() - started, 3), "summary": summary}
+    atomic_write_json(out_dir / STAGE_RECORD, rec)
+    return rec

@@ -1,0 +1,89 @@
+"""Stage families `train@<model>` and `export@<model>`: a checkpoint, then float and int8 ONNX."""
+
+from __future__ import annotations
+
+import time
+
+from common.io import atomic_write_json
+from common.paths import Paths
+from flows.stages.base import MODELS, StageTemplate, record, training_batches
+
+
+def train(params: dict, paths: Paths, model: str) -> dict:
+    from training.datamodule import TrainingBatch
+    from training.train import train_classifier
+
+    started = time.perf_counter()
+    batches = [
+        TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet")
+        for b in training_batches(paths, model)
+    ]
+    out = paths.model(model) / "checkpoint"
+    metrics = train_classifier(batches, params, out)
+    return record(out, f"train@{model}", started, metrics)
+
+
+def export(params: dict, paths: Paths, model: str) -> dict:
+    """Float ONNX, int8 QDQ ONNX (calibrated on training windows) and the DSP budget check."""
+    from training.budget import check_budget
+    from training.export import export_onnx
+    from training.quantize import quantize_int8
+
+    started = time.perf_counter()
+    out = paths.model(model) / "onnx"
+    export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
+    calibration = _calibration_windows(params, paths, training_batches(paths, model))
+    gate = _sample_windows(params, paths, ("eval",), int(params["quantize"]["gate_windows"]))
+    quant = quantize_int8(
+        out / "model_float.onnx", calibration, out / "model_int8.onnx", params, gate_windows=gate
+    )
+    budget = check_budget(out / "model_int8.onnx", params["package"]["profile"])
+    atomic_write_json(out / "quantization.json", quant)
+    atomic_write_json(out / "budget.json", budget)
+    return record(out, f"export@{model}", started, {"quantization": quant, "budget": budget})
+
+
+def _calibration_windows(params: dict, paths: Paths, batches: tuple[str, ...]):
+    """A seeded sample of training windows, spread over every batch the model learned from."""
+    return _sample_windows(params, paths, batches, int(params["quantize"]["calibration_windows"]))
+
+
+def _sample_windows(params: dict, paths: Paths, batches: tuple[str, ...], n: int):
+    """A seeded sample of n windows spread over the curated batches."""
+    import numpy as np
+    import polars as pl
+
+    from mining.pool import gather_windows, open_frames
+
+    context = int(params["ingest"]["context_frames"])
+    rng = np.random.default_rng(int(params["training"]["seed"]))
+    parts = []
+    for b in batches:
+        rows = pl.read_parquet(paths.curated(b) / "windows.parquet", columns=["end_row"])[
+            "end_row"
+        ].to_numpy()
+        take = np.sort(rng.choice(len(rows), size=min(len(rows), n // len(batches)), replace=False))
+        parts.append(gather_windows(open_frames(paths.curated(b)), rows[take], context))
+    return np.concatenate(parts)
+
+
+TEMPLATES = (
+    StageTemplate(
+        "train",
+        train,
+        lambda p, m: (
+            [p.curated(b) for b in training_batches(p, m)] + [p.labels(b) for b in training_batches(p, m)]
+        ),
+        lambda p, m: [p.model(m) / "checkpoint"],
+        ("training", "detector", "ingest.context_frames", "ingest.window_stride", "frontend"),
+        items=MODELS,
+    ),
+    StageTemplate(
+        "export",
+        export,
+        lambda p, m: [p.model(m) / "checkpoint", *(p.curated(b) for b in (*training_batches(p, m), "eval"))],
+        lambda p, m: [p.model(m) / "onnx"],
+        ("quantize", "package.profile", "training.seed", "training.export", "ingest.context_frames"),
+        items=MODELS,
+    ),
+)

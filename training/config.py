@@ -1,0 +1,63 @@
+"""The `training` and `quantize` sections of params.yaml as frozen, typed configs (runtime.config's policy).
+
+Every tunable is required (no code default copies a value from params.yaml); the optional ones are
+those params.yaml itself may leave null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.config import config_from_dict
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    gain_db: float
+    noise_db: float
+    velocity_shift_bins: int
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    opset: int  # for the legacy exporter fallback
+    atol: float  # onnxruntime vs torch tolerance
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    calibration_windows: int  # activation ranges from at most this many windows
+    gate_windows: int  # float vs int8 argmax agreement measured on this many eval windows
+    agreement_target: float
+    exclude_nodes: int  # last fallback: leave this many worst nodes in float
+
+    @classmethod
+    def from_params(cls, params: dict) -> QuantizeConfig:
+        return config_from_dict(cls, params["quantize"], "quantize")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    val_fraction: float
+    channels: int
+    embedding_dim: int
+    head: str
+    augment: AugmentConfig
+    target_false_alarms_per_hour: float
+    threshold_sources: tuple[str, ...]  # empty: every validation window counts for the FA/h estimate
+    lenient_minor_recall: float | None  # None: lenient threshold from lenient_false_alarms_per_hour
+    lenient_false_alarms_per_hour: float | None
+    min_strict_threshold: float
+    min_lenient_threshold: float
+    num_threads: int
+    progress_bar: bool
+    export: ExportConfig
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainingConfig:
+        return config_from_dict(cls, params["training"], "training")
