@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench.experiment_report import METRIC_KEYS
+from bench.experiment_report import HOUSEHOLD_KEYS, METRIC_KEYS
 from common.io import atomic_write_json, atomic_write_parquet, read_json
 from common.params import deep_merge
 from common.paths import Paths
@@ -88,6 +88,15 @@ def simulate_and_ingest(world: Paths, params: dict, batch: str, spec: dict) -> d
     return {"batch": batch, "captures": sim["n_captures"], "windows": ingested.get("n_windows")}
 
 
+def simulate_only(world: Paths, params: dict, batch: str, spec: dict) -> dict:
+    """Simulate a batch that is only evaluated, never ingested (household days), through the stage."""
+    if (world.raw(batch) / "captures.jsonl").exists():
+        return {"batch": batch, "reused": True}
+    p = {**params, "simulate": {**params["simulate"], "batches": {batch: spec}}}
+    sim = run_stage_function("simulate", p, world, batch)["summary"]
+    return {"batch": batch, "captures": sim["n_captures"]}
+
+
 def field_spec(ex: dict, turn: int) -> dict:
     spec = dict(ex["batches"]["field"])
     spec["seed"] = int(spec["seed"]) + turn  # a new day on the same devices
@@ -104,39 +113,41 @@ def train_and_export(params: dict, paths: Paths, model: str) -> tuple[Path, dict
 
 
 def evaluation_row(metrics: dict) -> dict:
-    """The experiment's figures from an evaluation: headline metrics and false alarms/h by event type."""
-    by_type = {
-        name: (v["false_alarms"] / v["hours"] if v["hours"] > 0 else None)
-        for name, v in metrics.get("by_event_type", {}).items()
-        if v.get("false_alarms") is not None
+    """The experiment's figures from an evaluation (training.metrics): headline figures, false triggers
+    per nuisance-hour by type, and the detection-error trade-off with each point's entry recall."""
+    empty_h = metrics.get("empty_hours") or 0.0
+    derived = {
+        f"false_triggers_per_empty_hour_{kind}": (
+            metrics[f"false_triggers_{kind}"] / empty_h
+            if metrics.get(f"false_triggers_{kind}") is not None and empty_h > 0
+            else None
+        )
+        for kind in ("strict", "lenient")
     }
-    row = {k: metrics.get(k) for k in METRIC_KEYS}
-    row["false_alarms"] = metrics.get("false_alarms")
-    row["hours_without_presence"] = metrics.get("hours_without_presence")
-    row["by_event_type"] = by_type
+    row = {k: {**metrics, **derived}.get(k) for k in METRIC_KEYS}
+    row["false_triggers"] = metrics.get("false_triggers")
+    row["empty_hours"] = metrics.get("empty_hours")
+    row["by_event_type"] = {
+        name: v["per_hour"] for name, v in metrics.get("false_triggers_by_type", {}).items()
+    }
+    row["curve"] = [
+        {**p, "entry_recall": None if p["missed_entry_rate"] is None else 1.0 - p["missed_entry_rate"]}
+        for p in metrics.get("det_curve") or []
+    ]
     return row
 
 
 def evaluate_model(params: dict, paths: Paths, model: str) -> dict:
-    """The experiment's row for one model: the evaluate stage's float figures on the eval batch; with
-    experiment.curve_thresholds also its false-alarm/recall curve over strict thresholds (row["curve"]),
-    to compare models at equal recall."""
-    from runtime.frontend import FrontendConfig
-    from training.evaluate import evaluate_operating_curve
-
-    run_stage_function("evaluate", params, paths, model)
+    """The experiment's row for one model: the evaluate stage's float figures on the stress eval batch,
+    with its detection-error trade-off over experiment.curve_thresholds (row["curve"], to compare models
+    at equal entry recall), and the int8 model's figures on household days (row["household"])."""
+    curve = params["experiment"]["curve_thresholds"]
+    p = {**params, "evaluation": {**params["evaluation"], "det_thresholds": curve}}
+    run_stage_function("evaluate", p, paths, model)
     row = evaluation_row(read_json(paths.evaluation(model) / "float.json"))
-    thresholds = [float(t) for t in params.get("experiment", {}).get("curve_thresholds") or []]
-    curve = []
-    if thresholds:
-        onnx = paths.model(model) / "onnx" / "model_float.onnx"
-        detector = read_json(paths.model(model) / "checkpoint" / "detector.json")
-        frontend = FrontendConfig.from_dict(params["frontend"])
-        out = evaluate_operating_curve(
-            onnx, frontend, detector, paths.raw("eval"), paths.truth("eval"), thresholds
-        )
-        curve = out["curve"]
-    return {**row, "curve": curve}
+    household = read_json(paths.evaluation(model) / "household.json")
+    row["household"] = {k: household.get(k) for k in HOUSEHOLD_KEYS}
+    return row
 
 
 def embed_windows(onnx_path: Path, curated_dir: Path, window_ids: pl.Series, context: int) -> np.ndarray:
@@ -235,7 +246,7 @@ def run_strategy(
             **evaluate_model(params, paths, name),
         }
         rows.append(row)
-        progress(f"{strategy} turn {turn}: FA/h {row['false_alarms_per_hour']}")
+        progress(f"{strategy} turn {turn}: false triggers/empty h {row['false_triggers_per_empty_hour']}")
     return rows, label_sets, (model, detector)
 
 
@@ -284,12 +295,15 @@ def run_experiment(
     world = world_paths(out_dir / "work")
     base = run_params(params, ex, 0)
     data_info = [simulate_and_ingest(world, base, b, ex["batches"][b]) for b in ("seed", "eval")]
+    data_info.append(simulate_only(world, base, "household", ex["batches"]["household"]))
     progress("seed and eval batches")
     for turn in range(1, turns + 1):
         data_info.append(simulate_and_ingest(world, base, f"field-{turn}", field_spec(ex, turn)))
         progress(f"field batch {turn}")
     run_stage_function("evaluate_baseline", base, world)
     cfar = evaluation_row(read_json(world.evaluation("cfar") / "cfar.json"))
+    household = read_json(world.evaluation("cfar") / "household.json")
+    cfar["household"] = {k: household.get(k) for k in HOUSEHOLD_KEYS}
     progress("CFAR baseline")
 
     seed_rows: list[dict] = []
@@ -312,7 +326,10 @@ def run_experiment(
                 progress(f"rare-event enrichment {rare.get('enrichment')}")
         if ex.get("ceiling"):
             ceiling_rows.append({"seed": s, **run_ceiling(p, world, turns, run_dir)})
-            progress(f"every window labelled: FA/h {ceiling_rows[-1]['false_alarms_per_hour']}")
+            progress(
+                "every window labelled: false triggers/empty h "
+                f"{ceiling_rows[-1]['false_triggers_per_empty_hour']}"
+            )
     results = summarise(ex, turns, seeds, seed_rows, rows, cfar, rare, data_info, ceiling_rows)
     write_report(results, out_dir)
     return results

@@ -3,14 +3,16 @@
 Writes, atomically, under the output folder: results.json, results.md (the comparison table) and
 plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels,fa_vs_recall,fa_entries}.png.
 
-Each model is run at the thresholds its training chose, so two models differ in recall as well as in
-false alarms. Rows that carry an operating curve (bench.experiment.evaluate_model) are also compared
-at equal recall: "FA/h at seed recall" is the fewest false alarms per hour on the model's curve among
-the strict thresholds that keep at least the seed model's mean major and minor recall.
+Every figure is training.metrics' (docs/evaluation.md): false triggers per empty hour (FA/h here),
+entry recall, false absences per occupied hour. Each model is run at the thresholds its training chose,
+so two models differ in entry recall as well as in false triggers. Rows that carry a detection-error
+trade-off (bench.experiment.evaluate_model) are also compared at equal recall: "FA/h at seed recall"
+is the fewest false triggers per empty hour on the model's curve among the strict thresholds that keep
+at least the seed model's mean entry recall and at most its false absences per occupied hour.
 
-False alarms are also split by how the detector entered "present": entries on a strict positive (major
-motion from an empty room) and re-entries on a lenient positive (in the occupied window, after presence
-lapsed). Labels act mostly on the first; the second is set by the state machine as much as by the model.
+False triggers are also split by how the detector entered "present": on a strict positive (major
+motion from an empty room) and lenient re-entries (in the occupied window, after presence lapsed).
+Labels act mostly on the first; the second is set by the state machine as much as by the model.
 """
 
 from __future__ import annotations
@@ -22,14 +24,23 @@ import numpy as np
 
 from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-METRIC_KEYS = (
-    "false_alarms_per_hour",
-    "recall_major",
-    "recall_minor",
-    # the false alarms split by how the detector entered "present" (training.metrics)
-    "false_alarms_per_hour_strict",
-    "false_alarms_per_hour_lenient",
-    "false_present_fraction",
+METRIC_KEYS = (  # training.metrics figures of each row (evaluation_row)
+    "false_triggers_per_empty_hour",
+    "entry_recall",
+    "false_absences_per_occupied_hour",
+    "entry_latency_p95_s",
+    # the false triggers split by how the detector entered "present", per empty hour
+    "false_triggers_per_empty_hour_strict",
+    "false_triggers_per_empty_hour_lenient",
+    "empty_present_fraction",
+)
+
+
+HOUSEHOLD_KEYS = (  # the int8 model on household days (training.metrics)
+    "false_triggers_per_device_day",
+    "entry_recall",
+    "false_absences_per_occupied_hour",
+    "device_days",
 )
 
 
@@ -46,28 +57,34 @@ def _stats(values: list) -> dict:
     }
 
 
-def fa_at_recall(curve: list[dict] | None, major: float | None, minor: float | None) -> float | None:
-    """Fewest FA/h on a curve among points with recall_major >= major and recall_minor >= minor."""
-    if not curve or major is None:
+def fa_at_recall(curve: list[dict] | None, recall: float | None, absences: float | None) -> float | None:
+    """Fewest false triggers per empty hour on a curve among points with entry recall >= recall and false
+    absences per occupied hour <= absences (None: not compared)."""
+    if not curve or recall is None:
         return None
     ok = [
-        p["false_alarms_per_hour"]
+        p["false_triggers_per_empty_hour"]
         for p in curve
-        if p["false_alarms_per_hour"] is not None
-        and p["recall_major"] is not None
-        and p["recall_major"] >= major - 1e-12
-        and (minor is None or (p["recall_minor"] is not None and p["recall_minor"] >= minor - 1e-12))
+        if p["false_triggers_per_empty_hour"] is not None
+        and p["entry_recall"] is not None
+        and p["entry_recall"] >= recall - 1e-12
+        and (
+            absences is None
+            or p.get("false_absences_per_occupied_hour") is None
+            or p["false_absences_per_occupied_hour"] <= absences + 1e-12
+        )
     ]
     return min(ok) if ok else None
 
 
-def _with_matched_fa(rows: list[dict], major: float | None, minor: float | None) -> list[dict]:
-    return [{**r, "fa_at_seed_recall": fa_at_recall(r.get("curve"), major, minor)} for r in rows]
+def _with_matched_fa(rows: list[dict], recall: float | None, absences: float | None) -> list[dict]:
+    return [{**r, "fa_at_seed_recall": fa_at_recall(r.get("curve"), recall, absences)} for r in rows]
 
 
 def _aggregate(rows: list[dict]) -> dict:
     out = {k: _stats([r.get(k) for r in rows]) for k in METRIC_KEYS}
     out["fa_at_seed_recall"] = _stats([r.get("fa_at_seed_recall") for r in rows])
+    out["household"] = {k: _stats([(r.get("household") or {}).get(k) for r in rows]) for k in HOUSEHOLD_KEYS}
     out["labels_spent"] = _stats([r["labels_spent"] for r in rows]) if "labels_spent" in rows[0] else None
     types = sorted({t for r in rows for t in r["by_event_type"]})
     out["by_event_type"] = {t: _stats([r["by_event_type"].get(t) for r in rows])["mean"] for t in types}
@@ -92,37 +109,48 @@ def check_targets(ex: dict, seed: dict, summary: dict, turns: int) -> dict:
     last = summary.get("flywheel", {}).get(str(turns))
     if last is None:
         return {"evaluated": False, "reason": "flywheel strategy not run"}
-    fa = last["false_alarms_per_hour"]["mean"]
+    fa = last["false_triggers_per_empty_hour"]["mean"]
     random_last = summary.get("random", {}).get(str(turns))
-    vs_seed = _ratio(seed["false_alarms_per_hour"]["mean"], fa)
-    vs_random = _ratio(random_last["false_alarms_per_hour"]["mean"], fa) if random_last else None
-    rm, rn = last["recall_major"]["mean"], last["recall_minor"]["mean"]
+    vs_seed = _ratio(seed["false_triggers_per_empty_hour"]["mean"], fa)
+    vs_random = _ratio(random_last["false_triggers_per_empty_hour"]["mean"], fa) if random_last else None
+    recall = last["entry_recall"]["mean"]
+    absences, seed_absences = (
+        last["false_absences_per_occupied_hour"]["mean"],
+        seed["false_absences_per_occupied_hour"]["mean"],
+    )
     checks = {
         "fa_reduction_vs_seed": vs_seed,
         "fa_reduction_vs_random": vs_random,
-        "recall_major": rm,
-        "recall_minor": rn,
+        "entry_recall": recall,
+        "false_absences_per_occupied_hour": absences,
+        "seed_false_absences_per_occupied_hour": seed_absences,
         "met_fa_vs_seed": _beats(
-            vs_seed, fa, seed["false_alarms_per_hour"]["mean"], t["fa_reduction_vs_seed"]
+            vs_seed, fa, seed["false_triggers_per_empty_hour"]["mean"], t["fa_reduction_vs_seed"]
         ),
         "met_fa_vs_random": _beats(
             vs_random,
             fa,
-            random_last["false_alarms_per_hour"]["mean"] if random_last else None,
+            random_last["false_triggers_per_empty_hour"]["mean"] if random_last else None,
             t["fa_reduction_vs_random"],
         ),
-        "met_recall_major": rm is not None and rm >= float(t["recall_major"]),
-        "met_recall_minor": rn is not None and rn >= float(t["recall_minor"]),
+        "met_entry_recall": recall is not None and recall >= float(t["entry_recall"]),
+        "met_false_absences": absences is not None
+        and seed_absences is not None
+        and absences <= seed_absences * float(t["max_false_absence_ratio"]) + 1e-12,
     }
     checks["evaluated"] = True
     checks["all_met"] = all(v for k, v in checks.items() if k.startswith("met_"))
     # not a target of its own: the same reduction read at the seed model's recall (None without curves)
     matched = last.get("fa_at_seed_recall", {}).get("mean")
-    checks["fa_reduction_vs_seed_at_seed_recall"] = _ratio(seed["false_alarms_per_hour"]["mean"], matched)
-    entries = last["false_alarms_per_hour_strict"]["mean"]
-    checks["entry_fa_reduction_vs_seed"] = _ratio(seed["false_alarms_per_hour_strict"]["mean"], entries)
+    checks["fa_reduction_vs_seed_at_seed_recall"] = _ratio(
+        seed["false_triggers_per_empty_hour"]["mean"], matched
+    )
+    entries = last["false_triggers_per_empty_hour_strict"]["mean"]
+    checks["entry_fa_reduction_vs_seed"] = _ratio(
+        seed["false_triggers_per_empty_hour_strict"]["mean"], entries
+    )
     checks["entry_fa_reduction_vs_random"] = (
-        _ratio(random_last["false_alarms_per_hour_strict"]["mean"], entries) if random_last else None
+        _ratio(random_last["false_triggers_per_empty_hour_strict"]["mean"], entries) if random_last else None
     )
     return checks
 
@@ -138,11 +166,11 @@ def summarise(
     data: list[dict],
     ceiling_rows: list[dict] | None = None,
 ) -> dict:
-    major = _stats([r["recall_major"] for r in seed_rows])["mean"]
-    minor = _stats([r["recall_minor"] for r in seed_rows])["mean"]
-    seed_rows = _with_matched_fa(seed_rows, major, minor)
-    rows = _with_matched_fa(rows, major, minor)
-    ceiling_rows = _with_matched_fa(ceiling_rows or [], major, minor)
+    recall = _stats([r["entry_recall"] for r in seed_rows])["mean"]
+    absences = _stats([r["false_absences_per_occupied_hour"] for r in seed_rows])["mean"]
+    seed_rows = _with_matched_fa(seed_rows, recall, absences)
+    rows = _with_matched_fa(rows, recall, absences)
+    ceiling_rows = _with_matched_fa(ceiling_rows or [], recall, absences)
     seed = _aggregate(seed_rows)
     summary: dict = {}
     for strategy in ex["strategies"]:
@@ -160,7 +188,7 @@ def summarise(
         "strategies": summary,
         "every_window": _aggregate(ceiling_rows) if ceiling_rows else None,
         "every_window_rows": ceiling_rows,
-        "seed_recall": {"recall_major": major, "recall_minor": minor},
+        "seed_recall": {"entry_recall": recall, "false_absences_per_occupied_hour": absences},
         "rows": rows,
         "seed_rows": seed_rows,
         "targets": check_targets(ex, seed, summary, turns),
@@ -185,9 +213,11 @@ def markdown_table(results: dict) -> str:
     lines = [
         f"# Flywheel experiment: {results['turns']} turns, {results['seeds']} seed(s)",
         "",
-        "| model | turn | paid labels | FA/h | recall major % | recall minor % | FA/h at seed recall "
-        "| FA/h entries | FA/h re-entries | false-present share |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "FA/h: false triggers per empty hour; false absences per occupied hour (docs/evaluation.md).",
+        "",
+        "| model | turn | paid labels | FA/h | entry recall % | false absences /h | entry latency p95 s "
+        "| FA/h at seed recall | FA/h entries | FA/h re-entries | empty time present |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(name: str, turn, labels: str, a: dict, matched: bool = True) -> str:
@@ -196,13 +226,14 @@ def markdown_table(results: dict) -> str:
             name,
             str(turn),
             labels,
-            _fmt(a["false_alarms_per_hour"]),
-            _fmt(a["recall_major"], True),
-            _fmt(a["recall_minor"], True),
+            _fmt(a["false_triggers_per_empty_hour"]),
+            _fmt(a["entry_recall"], True),
+            _fmt(a["false_absences_per_occupied_hour"]),
+            _fmt(a.get("entry_latency_p95_s")),
             fa_matched,
-            _fmt(a.get("false_alarms_per_hour_strict")),
-            _fmt(a.get("false_alarms_per_hour_lenient")),
-            _fmt(a.get("false_present_fraction")),
+            _fmt(a.get("false_triggers_per_empty_hour_strict")),
+            _fmt(a.get("false_triggers_per_empty_hour_lenient")),
+            _fmt(a.get("empty_present_fraction")),
         ]
         return "| " + " | ".join(cells) + " |"
 
@@ -225,8 +256,10 @@ def markdown_table(results: dict) -> str:
             f"- FA/h reduction vs seed: {_fmt(t['fa_reduction_vs_seed'])}× (met: {t['met_fa_vs_seed']})",
             f"- FA/h reduction vs random: {_fmt(t['fa_reduction_vs_random'])}× "
             f"(met: {t['met_fa_vs_random']})",
-            f"- recall major: {_fmt(t['recall_major'], True)} % (met: {t['met_recall_major']})",
-            f"- recall minor: {_fmt(t['recall_minor'], True)} % (met: {t['met_recall_minor']})",
+            f"- entry recall: {_fmt(t['entry_recall'], True)} % (met: {t['met_entry_recall']})",
+            f"- false absences per occupied hour: {_fmt(t['false_absences_per_occupied_hour'])} against "
+            f"the seed model's {_fmt(t['seed_false_absences_per_occupied_hour'])} "
+            f"(met: {t['met_false_absences']})",
         ]
         if t.get("entry_fa_reduction_vs_seed") is not None:
             lines.append(
@@ -286,14 +319,14 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         vals = [by_type.get(t) or 0.0 for t in types]
         ax.bar(np.arange(len(types)) + i * width, vals, width, label=name)
     ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, types, rotation=45, ha="right")
-    ax.set_ylabel("false alarms per hour of the event")
+    ax.set_ylabel("false triggers per nuisance-hour (1/h)")
     ax.set_yscale("symlog", linthresh=0.1)
     ax.legend(fontsize=8)
-    ax.set_title("False alarms per hour by event type")
+    ax.set_title("False triggers per hour of each nuisance in an empty room")
     written.append(_save(fig, plots_dir / "fa_by_event_type.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("recall_major", "recall_minor"), strict=True):
+    for ax, key in zip(axes, ("entry_recall", "false_absences_per_occupied_hour"), strict=True):
         for strategy, by_turn in results["strategies"].items():
             xs = [0] + [int(t) for t in by_turn]
             ys = [results["seed_model"][key]["mean"]] + [a[key]["mean"] for a in by_turn.values()]
@@ -308,18 +341,18 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_turn in results["strategies"].items():
         xs = [0] + [a["labels_spent"]["mean"] for a in by_turn.values()]
-        ys = [results["seed_model"]["false_alarms_per_hour"]["mean"]] + [
-            a["false_alarms_per_hour"]["mean"] for a in by_turn.values()
+        ys = [results["seed_model"]["false_triggers_per_empty_hour"]["mean"]] + [
+            a["false_triggers_per_empty_hour"]["mean"] for a in by_turn.values()
         ]
         ax.plot(xs, [y if y is not None else np.nan for y in ys], marker="o", label=strategy)
-    if results["cfar"]["false_alarms_per_hour"] is not None:
-        ax.axhline(results["cfar"]["false_alarms_per_hour"], color="grey", ls="--", label="CFAR")
+    if results["cfar"]["false_triggers_per_empty_hour"] is not None:
+        ax.axhline(results["cfar"]["false_triggers_per_empty_hour"], color="grey", ls="--", label="CFAR")
     ceiling = results.get("every_window")
-    if ceiling and ceiling["false_alarms_per_hour"]["mean"] is not None:
-        fa = ceiling["false_alarms_per_hour"]["mean"]
+    if ceiling and ceiling["false_triggers_per_empty_hour"]["mean"] is not None:
+        fa = ceiling["false_triggers_per_empty_hour"]["mean"]
         ax.axhline(fa, color="black", ls=":", label="every window labelled")
     ax.set_xlabel("paid labels spent")
-    ax.set_ylabel("false alarms per hour")
+    ax.set_ylabel("false triggers per empty hour (1/h)")
     ax.legend(fontsize=8)
     written.append(_save(fig, plots_dir / "fa_vs_labels.png"))
 
@@ -328,18 +361,18 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, curve in curves.items():
             pts = [
-                (p["recall_major"], p["false_alarms_per_hour"])
+                (1.0 - p["entry_recall"], p["false_triggers_per_empty_hour"])
                 for p in curve
-                if p["recall_major"] is not None
+                if p["entry_recall"] is not None and p["false_triggers_per_empty_hour"] is not None
             ]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker=".", label=name)
         c = results["cfar"]
-        if c["recall_major"] is not None and c["false_alarms_per_hour"] is not None:
-            ax.plot([c["recall_major"]], [c["false_alarms_per_hour"]], "k*", label="CFAR")
-        ax.set_xlabel("recall major (eval batch)")
-        ax.set_ylabel("false alarms per hour")
-        ax.set_title("False alarms against recall over strict thresholds (first seed)")
+        if c["entry_recall"] is not None and c["false_triggers_per_empty_hour"] is not None:
+            ax.plot([1.0 - c["entry_recall"]], [c["false_triggers_per_empty_hour"]], "k*", label="CFAR")
+        ax.set_xlabel("missed-entry rate (eval batch)")
+        ax.set_ylabel("false triggers per empty hour (1/h)")
+        ax.set_title("Detection-error trade-off over strict thresholds (first seed)")
         ax.legend(fontsize=8)
         written.append(_save(fig, plots_dir / "fa_vs_recall.png"))
     split = _entry_split(results)
@@ -350,8 +383,8 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         re_entries = np.array([split[n][1] for n in names])
         ax.bar(names, entries, label="entries (strict: major motion from an empty room)")
         ax.bar(names, re_entries, bottom=entries, label="re-entries (lenient, occupied window)")
-        ax.set_ylabel("false alarms per hour (mean over seeds)")
-        ax.set_title("How the detector entered 'present' on its false alarms")
+        ax.set_ylabel("false triggers per empty hour (mean over seeds)")
+        ax.set_title("How the detector entered 'present' on its false triggers")
         ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=8)
         written.append(_save(fig, plots_dir / "fa_entries.png"))
@@ -373,8 +406,8 @@ def _entry_split(results: dict) -> dict[str, tuple[float, float]]:
     """{model: (entry FA/h, re-entry FA/h)} for the models _compared_models names."""
     split = {}
     for name, agg in _compared_models(results).items():
-        strict = (agg.get("false_alarms_per_hour_strict") or {}).get("mean")
-        lenient = (agg.get("false_alarms_per_hour_lenient") or {}).get("mean")
+        strict = (agg.get("false_triggers_per_empty_hour_strict") or {}).get("mean")
+        lenient = (agg.get("false_triggers_per_empty_hour_lenient") or {}).get("mean")
         if strict is not None and lenient is not None:
             split[name] = (strict, lenient)
     return split

@@ -21,15 +21,9 @@ DESIGN = REPO / "docs" / "DESIGN.md"
 EVERYTHING = None  # a rule cell saying "everything": no restriction
 
 # Imports allowed although the table forbids them, each with the reason; empty them as the code moves.
-EXCEPTIONS: dict[str, set[str]] = {
-    # moved by 21b: the experiment moves onto the stages in bench/, enrichment stops importing fleet/
-    "mining.enrichment": {"fleet"},
-    "mining.experiment": {"fleet", "ingest"},
-}
+EXCEPTIONS: dict[str, set[str]] = {}
 # Cycles allowed for now, as frozensets of the modules in one strongly connected component.
-CYCLE_EXCEPTIONS: set[frozenset[str]] = {
-    frozenset({"mining.experiment", "mining.experiment_report"}),  # moved by 21b (bench/experiment*.py)
-}
+CYCLE_EXCEPTIONS: set[frozenset[str]] = set()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from flows.stages.base import (
     TRAINING_DATA,
     Stage,
     StageTemplate,
+    find_stage_records,
     training_batches,
 )
 from flows.stages.registry import (
@@ -23,7 +24,6 @@ from flows.stages.registry import (
     filter_params,
     run_stage,
     run_stage_function,
-    stage_records,
 )
 
 __all__ = [
@@ -36,8 +36,8 @@ __all__ = [
     "StageTemplate",
     "execution_order",
     "filter_params",
+    "find_stage_records",
     "run_stage",
     "run_stage_function",
-    "stage_records",
     "training_batches",
 ]

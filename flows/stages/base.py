@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.io import atomic_write_json
+from common.io import atomic_write_json, read_json
 from common.paths import Paths
 
 BATCHES = ("seed", "field", "eval")  # simulated and ingested
@@ -63,3 +63,21 @@ def record(out_dir: Path, name: str, started: float, summary: dict) -> dict:
     rec = {"stage": name, "seconds": round(time.perf_counter() - started, 3), "summary": summary}
     atomic_write_json(out_dir / STAGE_RECORD, rec)
     return rec
+
+
+def find_stage_records(paths: Paths) -> list[dict]:
+    """The timing/summary records (_stage.json) this turn's stages left beside their first outputs, by
+    stage name: the world's batch folders, the run's labels and models, this turn's evaluations, bundle
+    and deployment. (Found on disk, so the report stage needs no registry: no import cycle.)"""
+    patterns = [
+        (paths.root / "raw", "*/" + STAGE_RECORD),
+        (paths.curated_root, "*/" + STAGE_RECORD),
+        (paths.run / "labels", "*/" + STAGE_RECORD),
+        (paths.run / "models", "*/" + STAGE_RECORD),
+        (paths.run / "models", "*/*/" + STAGE_RECORD),
+        (paths.run / "evaluations" / paths.turn, "*/" + STAGE_RECORD),
+        (paths.bundle_dir, STAGE_RECORD),
+        (paths.deployment, STAGE_RECORD),
+    ]
+    records = [read_json(f) for root, pattern in patterns for f in sorted(root.glob(pattern))]
+    return sorted(records, key=lambda r: str(r.get("stage")))

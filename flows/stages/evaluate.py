@@ -79,7 +79,9 @@ def evaluate_baseline(params: dict, paths: Paths) -> dict:
     )
     atomic_write_json(out / "cfar.json", result)
     atomic_write_jsonl(out / "episodes.jsonl", rows)
-    household, rows = evaluate_cfar_rows(paths.raw("household"), paths.truth("household"), params["frontend"], cfar)
+    household, rows = evaluate_cfar_rows(
+        paths.raw("household"), paths.truth("household"), params["frontend"], cfar
+    )
     atomic_write_json(out / "household.json", household)
     atomic_write_jsonl(out / "household_episodes.jsonl", rows)
     return record(out, "evaluate_baseline", started, _headline({"cfar": result, "household": household}))

@@ -8,7 +8,6 @@ from common.io import atomic_write_json, read_json
 from common.paths import Paths
 from flows.stages.base import MODELS, StageTemplate, record, training_batches
 
-
 RELEASE_FIGURES = (  # the shipped model's figures on the stress eval batch, in the manifest
     "false_triggers_per_empty_hour",
     "entry_recall",

@@ -12,10 +12,9 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-from common.io import read_json
 from common.paths import Paths
 from flows.stages import deploy, evaluate, ingest, labels, package, report, simulate, train
-from flows.stages.base import STAGE_RECORD, Stage, StageTemplate
+from flows.stages.base import Stage, StageTemplate
 from flows.stages.code_deps import code_deps
 
 TEMPLATES: tuple[StageTemplate, ...] = (
@@ -106,18 +105,6 @@ def execution_order(paths: Paths) -> list[str]:
             order.append(n)
             del needs[n]
     return order
-
-
-def stage_records(paths: Paths) -> list[dict]:
-    """The timing/summary records every stage left beside its outputs, in pipeline order."""
-    records = []
-    for name in execution_order(paths):
-        for out in REGISTRY[name].outs(paths):
-            rec = out / STAGE_RECORD
-            if rec.exists():
-                records.append(read_json(rec))
-                break
-    return records
 
 
 TEMPLATE_BY_NAME: dict[str, StageTemplate] = {t.name: t for t in TEMPLATES}

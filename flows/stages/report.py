@@ -5,15 +5,14 @@ from __future__ import annotations
 import time
 
 from common.paths import Paths
-from flows.stages.base import MODELS, StageTemplate
+from flows.stages.base import MODELS, StageTemplate, find_stage_records
 
 
 def report(params: dict, paths: Paths) -> dict:
     from flows.report import write_turn_report
-    from flows.stages.registry import stage_records
 
     started = time.perf_counter()
-    summary = write_turn_report(params, paths, stage_records(paths))
+    summary = write_turn_report(params, paths, find_stage_records(paths))
     return {"stage": "report", "seconds": round(time.perf_counter() - started, 3), "summary": summary}
 
 
