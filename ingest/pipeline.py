@@ -20,6 +20,7 @@ import polars as pl
 from common.io import atomic_dir, atomic_write_json, atomic_write_parquet, read_json
 from ingest.contract import CAPTURE_FIELDS, CaptureLimits, Reject, check_capture_record, parse_utc
 from ingest.dialogue import DialogueTables, read_dialogue
+from ingest.sessions import session_events, sessions
 from ingest.drift import build_profile, device_rates, drift_warnings
 from ingest.features import WINDOW_BASE_SCHEMA, FeatureStats, FeatureStore, WindowParts, capture_windows
 from ingest.feedback import WEAK_SCHEMA, WINDOW_FEEDBACK_SCHEMA, join_feedback
@@ -301,6 +302,9 @@ def _finish_batch(
     for name, table in dialogue_tables.items():
         atomic_write_parquet(staging / f"{name}.parquet", table)
     atomic_write_parquet(staging / "playback_events.parquet", dialogue.playback_events)
+    grouped = session_events(dialogue.turns, dialogue.routines, dialogue.feedback, ing["sessions"]["gap_s"])
+    atomic_write_parquet(staging / "session_events.parquet", grouped)
+    atomic_write_parquet(staging / "sessions.parquet", sessions(grouped))
 
     # windows: joined with feedback device by device, so only one device's windows are in memory
     base = parts.scan()

@@ -1,0 +1,178 @@
+"""Failure-point isolation: for each dialogue session with friction, the earliest component that failed.
+
+Friction: a rephrase, a barge-in, an error response, negative feedback on a routine (thumbs down,
+undo), or someone asking for the lights. Rules over the log's own signals only (confidences, intents,
+timing, routine triggers; thresholds in params `mining.self_learning`):
+
+- presence_false_trigger  a motion routine with negative feedback and no sign of anyone nearby
+                          (no turn within presence_evidence_s); with one, the complaint was about
+                          something else and the routine was `correct`.
+- presence_missed         a lights-on request (the detector left a present person in the dark: after
+                          a no-motion routine, or on arrival).
+- voice chains            turns of the session at most rephrase_gap_s apart. A chain whose last turn
+                          got a confident, non-error answer recovered (`correct`); otherwise its last
+                          turn failed: a lone short low-confidence fragment is a `false_wake`, then
+                          low ASR confidence `asr`, low NLU confidence `nlu`, else the `result`.
+The session's failure point is its earliest failing interaction, `correct` when every one recovered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+FAILURE_POINTS = (
+    "false_wake",
+    "asr",
+    "nlu",
+    "result",
+    "presence_false_trigger",
+    "presence_missed",
+    "correct",
+)
+PRESENCE_FAILURES = ("presence_false_trigger", "presence_missed")
+ISOLATION_SCHEMA = {
+    "session_id": pl.String,
+    "device_id": pl.String,
+    "ts": pl.Datetime("us", "UTC"),  # when the failing interaction began (the session's first friction)
+    "failure_point": pl.String,
+    "evidence_event_id": pl.String,  # the routine or turn the failure point rests on
+    "frictions": pl.String,  # what made the session worth a look, comma-separated
+}
+
+
+def is_lights_on(utterance: str) -> bool:
+    words = utterance.lower().replace("'", " ").split()
+    return any(w in ("light", "lights") for w in words) and "on" in words
+
+
+def voice_chains(turns: list[dict], gap_s: float) -> list[list[dict]]:
+    """Turns (sorted by time, lights requests left out) split where the next comes more than gap_s later."""
+    chains: list[list[dict]] = []
+    for turn in turns:
+        if chains and (turn["ts"] - chains[-1][-1]["ts"]).total_seconds() <= gap_s:
+            chains[-1].append(turn)
+        else:
+            chains.append([turn])
+    return chains
+
+
+def chain_outcome(chain: list[dict], cfg: dict) -> str:
+    """success | abandon, from the last turn's answer and confidences."""
+    last = chain[-1]
+    answered = last["response"] not in cfg["error_responses"]
+    confident = (last["asr_confidence"] or 0.0) >= cfg["asr_threshold"] and (
+        last["nlu_confidence"] or 0.0
+    ) >= cfg["nlu_threshold"]
+    return "success" if answered and confident else "abandon"
+
+
+def chain_failure(chain: list[dict], cfg: dict) -> str:
+    """The failure point of a voice chain (`correct` when it recovered)."""
+    if chain_outcome(chain, cfg) == "success":
+        return "correct"
+    last = chain[-1]
+    asr, nlu = last["asr_confidence"] or 0.0, last["nlu_confidence"] or 0.0
+    short = len(last["utterance"].split()) <= cfg["false_wake_max_words"]
+    if len(chain) == 1 and short and asr < cfg["false_wake_asr_threshold"]:
+        return "false_wake"
+    if asr < cfg["asr_threshold"]:
+        return "asr"
+    if nlu < cfg["nlu_threshold"]:
+        return "nlu"
+    return "result"
+
+
+def chain_frictions(chain: list[dict], cfg: dict) -> list[str]:
+    out = []
+    if len(chain) > 1:
+        out.append("rephrase")
+    if any(t["barge_in"] for t in chain):
+        out.append("barge_in")
+    if any(t["response"] in cfg["error_responses"] for t in chain):
+        out.append("error_response")
+    return out
+
+
+def _by_session(frame: pl.DataFrame, events: pl.DataFrame) -> dict[str, list[dict]]:
+    joined = frame.join(events.select("event_id", "session_id"), on="event_id", how="inner").sort("ts")
+    out: dict[str, list[dict]] = {}
+    for row in joined.iter_rows(named=True):
+        out.setdefault(row["session_id"], []).append(row)
+    return out
+
+
+def isolate(
+    events: pl.DataFrame,
+    turns: pl.DataFrame,
+    routines: pl.DataFrame,
+    feedback: pl.DataFrame,
+    cfg: dict,
+) -> pl.DataFrame:
+    """One row per session with friction (ISOLATION_SCHEMA). events: ingest.sessions.session_events."""
+    negative = {str(v).lower() for v in cfg["negative_feedback"]}
+    turns_of = _by_session(turns, events)
+    motion = routines.filter(pl.col("trigger") == "motion")
+    complaints = feedback.filter(pl.col("value").is_in(list(negative))).select(
+        pl.col("target_event_id").alias("event_id")
+    )
+    flagged = _by_session(motion.join(complaints.unique(), on="event_id", how="inner"), events)
+    device_turns: dict[str, np.ndarray] = {
+        d: g["ts"].to_numpy() for (d,), g in turns.sort("ts").group_by("device_id", maintain_order=True)
+    }
+    evidence = np.timedelta64(int(cfg["presence_evidence_s"] * 1e6), "us")
+    rows = []
+    device_of = dict(zip(events["session_id"], events["device_id"], strict=True))
+    for sid in sorted(set(turns_of) | set(flagged)):
+        found: list[tuple[dt.datetime, str, str, list[str]]] = []  # (ts, failure point, event id, frictions)
+        for routine in flagged.get(sid, []):
+            near = device_turns.get(routine["device_id"], np.array([], "datetime64[us]"))
+            t = np.datetime64(routine["ts"].replace(tzinfo=None), "us")
+            someone = bool(np.any(np.abs(near - t) <= evidence)) if near.size else False
+            kind = "correct" if someone else "presence_false_trigger"
+            found.append((routine["ts"], kind, routine["event_id"], ["negative_feedback"]))
+        session_turns = turns_of.get(sid, [])
+        for turn in session_turns:
+            if is_lights_on(turn["utterance"]):
+                found.append((turn["ts"], "presence_missed", turn["event_id"], ["lights_on_request"]))
+        speech = [t for t in session_turns if not is_lights_on(t["utterance"])]
+        for chain in voice_chains(speech, cfg["rephrase_gap_s"]):
+            frictions = chain_frictions(chain, cfg)
+            if frictions:
+                found.append((chain[0]["ts"], chain_failure(chain, cfg), chain[-1]["event_id"], frictions))
+        if not found:
+            continue
+        found.sort(key=lambda f: (f[1] == "correct", f[0]))  # the earliest failure; else the first friction
+        ts, kind, eid, _ = found[0]
+        frictions = sorted({f for item in found for f in item[3]})
+        rows.append((sid, device_of[sid], ts, kind, eid, ",".join(frictions)))
+    return pl.DataFrame(rows, schema=ISOLATION_SCHEMA, orient="row").sort(["device_id", "ts", "session_id"])
+
+
+def confusion_matrix(true: list[str], predicted: list[str], classes=FAILURE_POINTS) -> np.ndarray:
+    """int64 [n_classes, n_classes]: rows = true class, columns = isolated class."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for t, p in zip(true, predicted, strict=True):
+        out[index[t], index[p]] += 1
+    return out
+
+
+def per_class_scores(matrix: np.ndarray, classes=FAILURE_POINTS) -> dict[str, dict]:
+    """Per class: support, accuracy (recall: share of the class isolated right) and precision."""
+    out = {}
+    for i, c in enumerate(classes):
+        support, called = int(matrix[i].sum()), int(matrix[:, i].sum())
+        out[c] = {
+            "support": support,
+            "accuracy": float(matrix[i, i] / support) if support else None,
+            "precision": float(matrix[i, i] / called) if called else None,
+        }
+    return out
+
+
+def overall_accuracy(matrix: np.ndarray) -> float | None:
+    total = int(matrix.sum())
+    return float(np.trace(matrix) / total) if total else None
