@@ -151,7 +151,8 @@ def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> Gat
         det = rc["detections_per_occupied_hour"] or 0.0
         if det < floor:
             reasons.append(
-                f"detections {det:.2f} per occupied hour below the floor {floor:.2f} (baseline {base_det:.2f})"
+                f"detections {det:.2f} per occupied hour below the floor {floor:.2f} "
+                f"(baseline {base_det:.2f})"
             )
     if reasons:
         return GateDecision(False, reasons, numbers)

@@ -55,8 +55,20 @@ def device_periods(raw_dir: Path) -> tuple[pl.DataFrame, int]:
         span = spans.setdefault(device, [start, end])
         span[0], span[1] = min(span[0], start), max(span[1], end)
     rows = [(d, a, b) for d, (a, b) in sorted(spans.items())]
-    schema = {"device_id": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")}
-    return pl.DataFrame(rows, schema=schema, orient="row"), refused
+    return pl.DataFrame(rows, schema=PERIOD_SCHEMA, orient="row"), refused
+
+
+PERIOD_SCHEMA = {"device_id": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")}
+
+
+def device_periods_empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=PERIOD_SCHEMA)
+
+
+def dialogue_devices(path: Path) -> set[str]:
+    from ingest.reader import iter_jsonl
+
+    return {str(r["device_id"]) for _, _, r in iter_jsonl(path) if isinstance(r, dict) and "device_id" in r}
 
 
 def read_field_logs(raw_dir: str | os.PathLike, learning: dict, batch_id: str | None = None) -> FieldLogs:
@@ -68,9 +80,14 @@ def read_field_logs(raw_dir: str | os.PathLike, learning: dict, batch_id: str | 
 
     raw_dir = Path(raw_dir)
     batch_id = batch_id or raw_dir.name
-    periods, refused = device_periods(raw_dir)
+    if (raw_dir / "captures.jsonl").exists():
+        periods, refused = device_periods(raw_dir)
+        devices = set(periods["device_id"].to_list())
+    else:  # a dialogue-only batch (fleet.dialogue_fleet): every device of the log, no periods
+        periods, refused = device_periods_empty(), 0
+        devices = dialogue_devices(raw_dir / "dialogue.jsonl")
     quarantine = QuarantineLog(batch_id, raw_dir, 0)
-    tables = read_dialogue(raw_dir, batch_id, set(periods["device_id"].to_list()), quarantine)
+    tables = read_dialogue(raw_dir, batch_id, devices, quarantine)
     events = session_events(tables.turns, tables.routines, tables.feedback, learning["session_gap_s"])
     isolation = isolate(events, tables.turns, tables.routines, tables.feedback, learning)
     return FieldLogs(

@@ -20,12 +20,12 @@ import polars as pl
 from common.io import atomic_dir, atomic_write_json, atomic_write_parquet, read_json
 from ingest.contract import CAPTURE_FIELDS, CaptureLimits, Reject, check_capture_record, parse_utc
 from ingest.dialogue import DialogueTables, read_dialogue
-from ingest.sessions import session_events, sessions
 from ingest.drift import build_profile, device_rates, drift_warnings
 from ingest.features import WINDOW_BASE_SCHEMA, FeatureStats, FeatureStore, WindowParts, capture_windows
 from ingest.feedback import WEAK_SCHEMA, WINDOW_FEEDBACK_SCHEMA, join_feedback
 from ingest.quarantine import QuarantineLog
 from ingest.reader import Rejected, SampleLimits, iter_jsonl, load_iq, load_pcm_as_iq, resolve_in_batch
+from ingest.sessions import session_events, sessions
 
 CAPTURES_FILE = "captures.jsonl"
 WINDOW_VALIDATION_COLUMNS = ["window_id", "t_end_utc", "end_row", "playback_volume", "weak_confidence"]

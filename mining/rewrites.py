@@ -11,6 +11,7 @@ it beats B[u, success] by min_gain.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +46,7 @@ def chain_from_paths(paths: list[tuple[list[str], str]]) -> AbsorbingChain:
     for seq, end in paths:
         if end not in ABSORBING:
             raise ValueError(f"a path ends in {end!r}, not one of {ABSORBING}")
-        for a, b in zip(seq, seq[1:], strict=False):
+        for a, b in itertools.pairwise(seq):
             counts[index[a], index[b]] += 1
         counts[index[seq[-1]], len(states) + ABSORBING.index(end)] += 1
     probs = counts / counts.sum(axis=1, keepdims=True)
@@ -63,7 +64,10 @@ def follow_support(paths: list[tuple[list[str], str]]) -> dict[tuple[str, str], 
 
 
 def mine_rewrites(paths: list[tuple[list[str], str]], min_support: int, min_gain: float) -> list[dict]:
-    """The best rewrite of each failing utterance: {utterance, rewrite, support, p_success, p_success_rewrite}."""
+    """The best rewrite of each failing utterance.
+
+    → [{utterance, rewrite, support, p_success, p_success_rewrite}] sorted by utterance.
+    """
     if not paths:
         return []
     chain = chain_from_paths(paths)
