@@ -73,9 +73,9 @@ class GateDecision:
 FIELD_LIMITS = {
     "min_canary_hours": 1.0,
     "max_friction_ratio": 1.5,  # routine friction per device-day at most this times the baseline's ...
-    "friction_slack_per_device_day": 2.0,  # ... plus this
+    "friction_slack_per_device_day": 0.5,  # ... plus this
     "max_presence_failure_ratio": 1.5,  # presence failure points per device-day, likewise
-    "presence_failure_slack_per_device_day": 2.0,
+    "presence_failure_slack_per_device_day": 0.5,
     "min_occupied_detection_ratio": 0.7,  # detections per occupied hour at least this times the baseline's
     "max_lights_on_ratio": 1.5,  # share of the time the lights are on, vs the baseline's ...
     "lights_on_slack": 0.05,  # ... plus this (a detector stuck on never lets them go off)

@@ -58,7 +58,7 @@ def simulate_dialogue_fleet(
     if n_devices < 1 or hours <= 0:
         raise ValueError("n_devices must be >= 1 and hours > 0")
     block_s = float(sim["policy"]["energy_block_s"])
-    n_blocks = int(round(hours * 3600 / block_s))
+    n_blocks = round(hours * 3600 / block_s)
     confusions = confusion_table(int(sim["fleet_seed"]), sim["dialogue"])
     rows, truth, counts = [], [], {}
     batch_id = Path(raw_dir).name

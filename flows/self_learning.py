@@ -145,6 +145,10 @@ def plot_confusion(isolation: dict, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def report_markdown(report: dict) -> str:
     iso, rw = report["isolation"], report["rewrites"]
     lines = [
@@ -157,10 +161,9 @@ def report_markdown(report: dict) -> str:
         "|---|---|---|---|",
     ]
     for c, s in iso["per_class"].items():
-        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        lines.append(f"| {c} | {s['support']} | {fmt(s['accuracy'])} | {fmt(s['precision'])} |")
-    ratio = "n/a (no loss)" if rw["win_loss"] is None else f"{rw['win_loss']:.2f}"
-    lines += ["", f"Rewrites: {rw['wins']} correct, {rw['losses']} incorrect (win/loss {ratio}).", ""]
+        lines.append(f"| {c} | {s['support']} | {_fmt(s['accuracy'])} | {_fmt(s['precision'])} |")
+    ratio = "no incorrect one" if rw["win_loss"] is None else f"win/loss {rw['win_loss']:.2f}"
+    lines += ["", f"Rewrites: {rw['wins']} correct, {rw['losses']} incorrect ({ratio}).", ""]
     lines += [
         "| utterance | rewrite | support | P(success) | P(success) rewrite | correct |",
         "|---|---|---|---|---|---|",

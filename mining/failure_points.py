@@ -96,7 +96,7 @@ def chain_frictions(chain: list[dict], cfg: dict) -> list[str]:
     return out
 
 
-def _by_session(frame: pl.DataFrame, events: pl.DataFrame) -> dict[str, list[dict]]:
+def by_session(frame: pl.DataFrame, events: pl.DataFrame) -> dict[str, list[dict]]:
     joined = frame.join(events.select("event_id", "session_id"), on="event_id", how="inner").sort("ts")
     out: dict[str, list[dict]] = {}
     for row in joined.iter_rows(named=True):
@@ -113,12 +113,12 @@ def isolate(
 ) -> pl.DataFrame:
     """One row per session with friction (ISOLATION_SCHEMA). events: ingest.sessions.session_events."""
     negative = {str(v).lower() for v in cfg["negative_feedback"]}
-    turns_of = _by_session(turns, events)
+    turns_of = by_session(turns, events)
     motion = routines.filter(pl.col("trigger") == "motion")
     complaints = feedback.filter(pl.col("value").is_in(list(negative))).select(
         pl.col("target_event_id").alias("event_id")
     )
-    flagged = _by_session(motion.join(complaints.unique(), on="event_id", how="inner"), events)
+    flagged = by_session(motion.join(complaints.unique(), on="event_id", how="inner"), events)
     device_turns: dict[str, np.ndarray] = {
         d: g["ts"].to_numpy() for (d,), g in turns.sort("ts").group_by("device_id", maintain_order=True)
     }

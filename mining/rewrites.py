@@ -105,10 +105,10 @@ def request_paths(events, turns, cfg: dict) -> list[tuple[list[str], str]]:
     events: ingest.sessions.session_events; turns: the dialogue table. Lights requests are left out
     (they are presence signals, not requests that can be rephrased).
     """
-    from mining.failure_points import _by_session, chain_outcome, is_lights_on, voice_chains
+    from mining.failure_points import by_session, chain_outcome, is_lights_on, voice_chains
 
     paths = []
-    for _, session_turns in sorted(_by_session(turns, events).items()):
+    for _, session_turns in sorted(by_session(turns, events).items()):
         speech = [t for t in session_turns if not is_lights_on(t["utterance"])]
         for chain in voice_chains(speech, cfg["rephrase_gap_s"]):
             paths.append(([normalise(t["utterance"]) for t in chain], chain_outcome(chain, cfg)))
