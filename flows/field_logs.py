@@ -15,13 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
+from mining.failure_points import learning_params
 
-def learning_params(params: dict) -> dict:
-    """mining.self_learning plus the session gap (ingest.sessions.gap_s): what these functions read."""
-    return {
-        **params["mining"]["self_learning"],
-        "session_gap_s": float(params["ingest"]["sessions"]["gap_s"]),
-    }
+__all__ = ["FieldLogs", "field_counts", "learning_params", "read_field_logs"]
 
 
 @dataclass

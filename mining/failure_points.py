@@ -43,6 +43,12 @@ ISOLATION_SCHEMA = {
 }
 
 
+def learning_params(params: dict) -> dict:
+    """mining.self_learning plus the session gap (ingest.sessions.gap_s): what the self-learning reads."""
+    gap_s = float(params["ingest"]["sessions"]["gap_s"])
+    return {**params["mining"]["self_learning"], "session_gap_s": gap_s}
+
+
 def is_lights_on(utterance: str) -> bool:
     words = utterance.lower().replace("'", " ").split()
     return any(w in ("light", "lights") for w in words) and "on" in words

@@ -81,7 +81,7 @@ class Script:
 def learning() -> dict:
     from common.params import load_params
     from fleet.config import REPO_PARAMS
-    from flows.field_logs import learning_params
+    from mining.failure_points import learning_params
 
     return learning_params(load_params(REPO_PARAMS))
 
