@@ -14,6 +14,7 @@ flows.field_logs reads such a batch as dialogue-only) and truth_dir/dialogue_tru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,12 @@ def simulate_dialogue_fleet(
     raw_dir: str | Path,
     truth_dir: str | Path,
     sim: dict | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Dialogue logs of field units 0..n_devices-1 over `hours` each → counts of what was generated."""
+    """Dialogue logs of field units 0..n_devices-1 over `hours` each → counts of what was generated.
+
+    progress: called with the number of devices done after each one.
+    """
     sim = sim_section(sim)
     cfg = sim["dialogue_fleet"]
     if n_devices < 1 or hours <= 0:
@@ -85,6 +90,8 @@ def simulate_dialogue_fleet(
         truth += [{**r, "device_id": dev.device_id} for r in device_truth]
         for k, v in part.items():
             counts[k] = counts.get(k, 0) + v
+        if progress is not None:
+            progress(index + 1)
     atomic_write_jsonl(Path(raw_dir) / "dialogue.jsonl", rows)
     atomic_write_jsonl(Path(truth_dir) / DIALOGUE_TRUTH_FILE, truth)
     return {"devices": n_devices, "hours": hours, "events": len(rows), "interactions": len(truth), **counts}

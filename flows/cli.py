@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from flows.cli_labels import labels_app
+from flows.cli_self_learning import self_learning
 
 app = typer.Typer(
     help="Presence flywheel: ingest, mine, label, retrain, quantize, package and deploy.",
@@ -26,6 +27,7 @@ device_app = typer.Typer(help="Simulated devices: provision and status.", no_arg
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(device_app, name="device")
 app.add_typer(labels_app, name="labels")
+app.command("self-learning")(self_learning)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="data root (default: data)")]

@@ -8,11 +8,14 @@ timing, routine triggers; thresholds in params `mining.self_learning`):
                           (no turn within presence_evidence_s); with one, the complaint was about
                           something else and the routine was `correct`.
 - presence_missed         a lights-on request (the detector left a present person in the dark: after
-                          a no-motion routine, or on arrival).
+                          a no-motion routine, which is then when it failed, or on arrival).
 - voice chains            turns of the session at most rephrase_gap_s apart. A chain whose last turn
-                          got a confident, non-error answer recovered (`correct`); otherwise its last
-                          turn failed: a lone short low-confidence fragment is a `false_wake`, then
-                          low ASR confidence `asr`, low NLU confidence `nlu`, else the `result`.
+                          got an answer (no error response) recovered (`correct`); otherwise its last
+                          turn failed: a lone short low-confidence fragment is a `false_wake`; an
+                          answer of "no result" the `result`; a "not understood" answer `asr` when
+                          the ASR confidence is low or the whole fleet fails on the utterance
+                          (fleet_misheard: the rewrite chain's success probability), `nlu` when the
+                          NLU confidence is low, else `asr` (the more common failure).
 The session's failure point is its earliest failing interaction, `correct` when every one recovered.
 """
 
@@ -39,6 +42,7 @@ ISOLATION_SCHEMA = {
     "ts": pl.Datetime("us", "UTC"),  # when the failing interaction began (the session's first friction)
     "failure_point": pl.String,
     "evidence_event_id": pl.String,  # the routine or turn the failure point rests on
+    "evidence_ts": pl.Datetime("us", "UTC"),
     "frictions": pl.String,  # what made the session worth a look, comma-separated
 }
 
@@ -66,17 +70,19 @@ def voice_chains(turns: list[dict], gap_s: float) -> list[list[dict]]:
 
 
 def chain_outcome(chain: list[dict], cfg: dict) -> str:
-    """success | abandon, from the last turn's answer and confidences."""
-    last = chain[-1]
-    answered = last["response"] not in cfg["error_responses"]
-    confident = (last["asr_confidence"] or 0.0) >= cfg["asr_threshold"] and (
-        last["nlu_confidence"] or 0.0
-    ) >= cfg["nlu_threshold"]
-    return "success" if answered and confident else "abandon"
+    """success | abandon: did the request's last turn get an answer (not an error response)?
+
+    A barge-in on an answer is no verdict by itself: users cut off answers they already have.
+    """
+    return "abandon" if chain[-1]["response"] in cfg["error_responses"] else "success"
 
 
-def chain_failure(chain: list[dict], cfg: dict) -> str:
-    """The failure point of a voice chain (`correct` when it recovered)."""
+def chain_failure(chain: list[dict], cfg: dict, misheard: frozenset[str] = frozenset()) -> str:
+    """The failure point of a voice chain (`correct` when it recovered).
+
+    misheard: utterances that fail across the fleet (fleet_misheard): the recogniser's recurring
+    confusions, whatever confidence it reported.
+    """
     if chain_outcome(chain, cfg) == "success":
         return "correct"
     last = chain[-1]
@@ -84,11 +90,33 @@ def chain_failure(chain: list[dict], cfg: dict) -> str:
     short = len(last["utterance"].split()) <= cfg["false_wake_max_words"]
     if len(chain) == 1 and short and asr < cfg["false_wake_asr_threshold"]:
         return "false_wake"
-    if asr < cfg["asr_threshold"]:
+    if last["response"] not in cfg["not_understood_responses"]:
+        return "result"  # understood, and no result to give
+    if asr < cfg["asr_threshold"] or " ".join(last["utterance"].lower().split()) in misheard:
         return "asr"
     if nlu < cfg["nlu_threshold"]:
         return "nlu"
-    return "result"
+    return "asr"  # not understood although both were confident: the recogniser fails far more often
+
+
+def fleet_misheard(paths: list[tuple[list[str], str]], cfg: dict) -> frozenset[str]:
+    """Utterances said in at least rewrite_min_support requests across the fleet that end in success
+    less often than misheard_max_success (absorbing chain, mining.rewrites): recurring mishearings."""
+    from mining.rewrites import chain_from_paths
+
+    if not paths:
+        return frozenset()
+    chain = chain_from_paths(paths)
+    p_success = chain.absorption()[:, 0]
+    seen: dict[str, int] = {}
+    for seq, _ in paths:
+        for u in set(seq):
+            seen[u] = seen.get(u, 0) + 1
+    return frozenset(
+        u
+        for u, p in zip(chain.states, p_success, strict=True)
+        if seen[u] >= cfg["rewrite_min_support"] and p < cfg["misheard_max_success"]
+    )
 
 
 def chain_frictions(chain: list[dict], cfg: dict) -> list[str]:
@@ -125,35 +153,47 @@ def isolate(
         pl.col("target_event_id").alias("event_id")
     )
     flagged = by_session(motion.join(complaints.unique(), on="event_id", how="inner"), events)
+    no_motion_of = by_session(routines.filter(pl.col("trigger") == "no_motion"), events)
+    back_on = dt.timedelta(seconds=float(cfg["lights_back_on_s"]))
     device_turns: dict[str, np.ndarray] = {
         d: g["ts"].to_numpy() for (d,), g in turns.sort("ts").group_by("device_id", maintain_order=True)
     }
-    evidence = np.timedelta64(int(cfg["presence_evidence_s"] * 1e6), "us")
+    nearby = np.timedelta64(int(cfg["presence_evidence_s"] * 1e6), "us")
     rows = []
     device_of = dict(zip(events["session_id"], events["device_id"], strict=True))
+    from mining.rewrites import request_paths
+
+    misheard = fleet_misheard(request_paths(events, turns, cfg), cfg)
     for sid in sorted(set(turns_of) | set(flagged)):
-        found: list[tuple[dt.datetime, str, str, list[str]]] = []  # (ts, failure point, event id, frictions)
+        found: list[tuple[dt.datetime, str, dict, list[str]]] = []  # (ts, failure point, evidence, frictions)
         for routine in flagged.get(sid, []):
             near = device_turns.get(routine["device_id"], np.array([], "datetime64[us]"))
             t = np.datetime64(routine["ts"].replace(tzinfo=None), "us")
-            someone = bool(np.any(np.abs(near - t) <= evidence)) if near.size else False
+            someone = bool(np.any(np.abs(near - t) <= nearby)) if near.size else False
             kind = "correct" if someone else "presence_false_trigger"
-            found.append((routine["ts"], kind, routine["event_id"], ["negative_feedback"]))
+            found.append((routine["ts"], kind, routine, ["negative_feedback"]))
         session_turns = turns_of.get(sid, [])
+        offs = [r["ts"] for r in no_motion_of.get(sid, [])]
         for turn in session_turns:
             if is_lights_on(turn["utterance"]):
-                found.append((turn["ts"], "presence_missed", turn["event_id"], ["lights_on_request"]))
+                # lights back on: the detector failed when the no-motion routine switched them off
+                before = [o for o in offs if dt.timedelta(0) <= turn["ts"] - o <= back_on]
+                start = max(before) if before else turn["ts"]
+                found.append((start, "presence_missed", turn, ["lights_on_request"]))
         speech = [t for t in session_turns if not is_lights_on(t["utterance"])]
         for chain in voice_chains(speech, cfg["rephrase_gap_s"]):
             frictions = chain_frictions(chain, cfg)
             if frictions:
-                found.append((chain[0]["ts"], chain_failure(chain, cfg), chain[-1]["event_id"], frictions))
+                kind = chain_failure(chain, cfg, misheard)
+                found.append((chain[0]["ts"], kind, chain[-1], frictions))
         if not found:
             continue
         found.sort(key=lambda f: (f[1] == "correct", f[0]))  # the earliest failure; else the first friction
-        ts, kind, eid, _ = found[0]
+        ts, kind, evidence, _ = found[0]
         frictions = sorted({f for item in found for f in item[3]})
-        rows.append((sid, device_of[sid], ts, kind, eid, ",".join(frictions)))
+        rows.append(
+            (sid, device_of[sid], ts, kind, evidence["event_id"], evidence["ts"], ",".join(frictions))
+        )
     return pl.DataFrame(rows, schema=ISOLATION_SCHEMA, orient="row").sort(["device_id", "ts", "session_id"])
 
 

@@ -73,7 +73,8 @@ def failure_point_labels(curated_dir: str | Path, learning: dict) -> pl.DataFram
 
     presence_false_trigger: windows from weak_false_trigger_before_s before to weak_false_trigger_after_s
     after the routine were `none`; presence_missed: windows from weak_missed_lookback_s before the
-    lights request up to it were a present, still person (`minor`). Source `weak:<failure point>`,
+    failure (the no-motion routine, or the request on arrival) up to the lights request were a
+    present, still person (`minor`). Source `weak:<failure point>`,
     confidence the isolation's measured precision for that class (weak_label_confidence).
     """
     import datetime as dt
@@ -102,7 +103,7 @@ def failure_point_labels(curated_dir: str | Path, learning: dict) -> pl.DataFram
             points.filter(pl.col("failure_point") == "presence_missed").select(
                 "device_id",
                 (pl.col("ts") - sec("weak_missed_lookback_s")).alias("start"),
-                pl.col("ts").alias("end"),
+                pl.col("evidence_ts").alias("end"),
                 pl.lit(CLASSES.index("minor")).alias("label"),
                 pl.lit(float(conf["presence_missed"])).alias("confidence"),
                 pl.lit("weak:presence_missed").alias("source"),

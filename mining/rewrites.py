@@ -30,8 +30,9 @@ class AbsorbingChain:
         return np.linalg.inv(np.eye(len(self.states)) - self.q)
 
     def absorption(self) -> np.ndarray:
-        """B = N R, float64 [n, 2]: probability of ending in success / abandon from each state."""
-        return self.fundamental() @ self.r
+        """B = N R, float64 [n, 2]: probability of ending in success / abandon from each state
+        (solved as (I - Q) B = R, without forming N)."""
+        return np.linalg.solve(np.eye(len(self.states)) - self.q, self.r)
 
 
 def normalise(text: str) -> str:

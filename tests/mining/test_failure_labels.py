@@ -14,7 +14,9 @@ def curated(tmp_path, script: Script):
     turns, routines, feedback = script.tables()
     d = tmp_path / "curated"
     d.mkdir()
-    session_events(turns, routines, feedback, cfg["session_gap_s"]).write_parquet(d / "session_events.parquet")
+    session_events(turns, routines, feedback, cfg["session_gap_s"]).write_parquet(
+        d / "session_events.parquet"
+    )
     turns.write_parquet(d / "dialogue.parquet")
     routines.write_parquet(d / "routines.parquet")
     feedback.write_parquet(d / "feedback.parquet")
@@ -40,14 +42,14 @@ def test_presence_failure_points_label_windows(tmp_path):
     labels = failure_point_labels(d, cfg)
     by_source = {k: sorted(g["window_id"].to_list()) for (k,), g in labels.group_by("source")}
     assert by_source["weak:presence_false_trigger"] == ["w1000", "w1001", "w997", "w998", "w999"]
-    assert len(by_source["weak:presence_missed"]) == 121  # 2010 - 120 s .. 2010
+    assert len(by_source["weak:presence_missed"]) == 131  # the routine at 2000 - 120 s .. the request at 2010
     false_trigger = labels.filter(pl.col("source") == "weak:presence_false_trigger")
     assert set(false_trigger["label"]) == {0} and set(false_trigger["confidence"]) == {0.9}
     assert set(labels.filter(pl.col("source") == "weak:presence_missed")["label"]) == {1}
 
     table = weak_label_table(d, "field", 0.7, cfg)
     counts = dict(table.group_by("source").len().iter_rows())
-    assert counts == {"weak:talking": 1, "weak:presence_false_trigger": 5, "weak:presence_missed": 120}
+    assert counts == {"weak:talking": 1, "weak:presence_false_trigger": 5, "weak:presence_missed": 130}
     assert table["window_id"].is_unique().all()
     assert weak_label_table(d, "field", 0.99, cfg).is_empty()  # below the floor: not trained on
 

@@ -65,10 +65,15 @@ def test_each_failure_kind_is_isolated():
 
 def test_the_earliest_failure_of_a_session_wins():
     s = Script()
-    s.no_motion("d1", 0)
-    s.turn("d1", 10, "uh", asr=0.2, nlu=0.1, response=WRONG, barge_in=True)  # a false wake first ...
-    s.turn("d1", 20, "turn the lights back on")  # ... then the missed reader
+    s.turn("d1", 0, "uh", asr=0.2, nlu=0.1, response=WRONG, barge_in=True)  # a false wake first ...
+    s.no_motion("d1", 10)  # ... then the lights go off on a reader, who asks for them back
+    s.turn("d1", 20, "turn the lights back on")
     assert list(isolated(s).values()) == ["false_wake"]
+    s = Script()
+    s.no_motion("d1", 0)  # the detector failed here, at the lights-off ...
+    s.turn("d1", 10, "uh", asr=0.2, nlu=0.1, response=WRONG, barge_in=True)  # ... before the false wake
+    s.turn("d1", 20, "turn the lights back on")
+    assert list(isolated(s).values()) == ["presence_missed"]
 
 
 def test_scores_from_a_confusion_matrix():
