@@ -47,7 +47,7 @@ def test_the_same_mishearings_recur_across_devices_and_users_rephrase(fleet):
 
 
 def test_truth_names_real_events_and_stays_out_of_the_raw_log(fleet):
-    root, summary, rows, truth = fleet
+    _, summary, rows, truth = fleet
     ids = {r["event_id"] for r in rows}
     assert truth and all(set(t["event_ids"]) <= ids for t in truth)
     assert {t["failure_point"] for t in truth} <= set(FAILURE_POINTS)
