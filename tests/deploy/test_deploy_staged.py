@@ -188,3 +188,19 @@ def test_gate_halts_when_a_canary_refused_even_with_clean_numbers():
     assert gate(installs[:1], {"canary": clean, "baseline": clean}, {}).proceed
     nobody = gate(installs[1:], {"canary": clean, "baseline": clean}, {})
     assert not nobody.proceed and nobody.reasons[0] == "no canary installed the bundle"
+
+
+def test_gate_agreement_counts_rollouts_where_both_gates_agree(tmp_path, signed, rollout, sim, keystore):
+    from common.params import load_params
+    from fleet.config import REPO_PARAMS
+    from flows.field_logs import learning_params
+    from flows.gate_agreement import gate_agreement
+
+    cases = [("stuck", str(signed("v1.tar", 1)), str(signed("v2-bad.tar", 2, BAD_DETECTOR)))]
+    learning = learning_params(load_params(REPO_PARAMS))
+    keys = keystore.trusted_public_keys()
+    res = gate_agreement(cases, [17], tmp_path / "agree", N_DEVICES, rollout, sim, learning, keys)
+    assert [(r["case"], r["proceed"], r["reference_proceed"]) for r in res["rows"]] == [
+        ("stuck", False, False)
+    ]
+    assert (res["rollouts"], res["agreed"], res["agreement"]) == (1, 1, 1.0)
