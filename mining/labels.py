@@ -89,7 +89,10 @@ def failure_point_labels(curated_dir: str | Path, learning: dict) -> pl.DataFram
     events, turns, routines, feedback = (pl.read_parquet(d / f"{n}.parquet") for n in needed[:4])
     points = isolate(events, turns, routines, feedback, learning)
     conf = learning["weak_label_confidence"]
-    sec = lambda key: dt.timedelta(seconds=float(learning[key]))  # noqa: E731
+
+    def sec(key: str) -> dt.timedelta:
+        return dt.timedelta(seconds=float(learning[key]))
+
     spans = pl.concat(
         [
             points.filter(pl.col("failure_point") == "presence_false_trigger").select(
@@ -110,8 +113,15 @@ def failure_point_labels(curated_dir: str | Path, learning: dict) -> pl.DataFram
             ),
         ]
     )
-    windows = pl.scan_parquet(d / "windows.parquet").select("window_id", "device_id", "t_end_utc").collect()
-    if spans.is_empty() or windows.is_empty():
+    if spans.is_empty():
+        return pl.DataFrame(schema=WEAK_SCHEMA)
+    windows = (
+        pl.scan_parquet(d / "windows.parquet")
+        .select("window_id", "device_id", "t_end_utc")
+        .filter(pl.col("device_id").is_in(spans["device_id"].unique().implode()))
+        .collect()
+    )
+    if windows.is_empty():
         return pl.DataFrame(schema=WEAK_SCHEMA)
     out = []
     for _, group in spans.group_by("source", maintain_order=True):  # overlapping spans of one source
