@@ -14,7 +14,7 @@ from mining.failure_points import FAILURE_POINTS
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     root = tmp_path_factory.mktemp("dialogue-fleet")
-    summary = simulate_dialogue_fleet(12, 24.0, 5, root / "raw" / "d", root / "truth" / "d")
+    summary = simulate_dialogue_fleet(10, 12.0, 5, root / "raw" / "d", root / "truth" / "d")
     rows = [json.loads(line) for line in (root / "raw" / "d" / "dialogue.jsonl").read_text().splitlines()]
     truth = [
         json.loads(line) for line in (root / "truth" / "d" / "dialogue_truth.jsonl").read_text().splitlines()
@@ -61,7 +61,7 @@ def test_truth_names_real_events_and_stays_out_of_the_raw_log(fleet):
 
 def test_dialogue_fleet_is_deterministic(fleet, tmp_path):
     root, *_ = fleet
-    simulate_dialogue_fleet(12, 24.0, 5, tmp_path / "raw" / "d", tmp_path / "truth" / "d")  # same batch name
+    simulate_dialogue_fleet(10, 12.0, 5, tmp_path / "raw" / "d", tmp_path / "truth" / "d")  # same batch name
     for rel in ("raw/d/dialogue.jsonl", "truth/d/dialogue_truth.jsonl"):
         assert (tmp_path / rel).read_bytes() == (root / rel).read_bytes()
     with pytest.raises(ValueError):
