@@ -208,6 +208,7 @@ def run_strategy(
     """T turns of one strategy under run_dir/<strategy> → (rows per turn, label sets of its last model,
     last model (float ONNX, detector))."""
     from mining.config import MiningConfig
+    from mining.failure_points import learning_params
     from mining.labels import weak_label_table
     from mining.select import mine_batch
     from runtime.detector import DetectorConfig
@@ -228,9 +229,9 @@ def run_strategy(
         paid = annotator_labels(params, world, picks, turn)
         weak = pl.DataFrame(schema=paid.schema)
         if ex["weak_labels"]:
-            weak = weak_label_table(world.curated(batch), batch, cfg.weak_label_confidence_min).filter(
-                ~pl.col("window_id").is_in(paid["window_id"].implode())
-            )
+            weak = weak_label_table(
+                world.curated(batch), batch, cfg.weak_label_confidence_min, learning_params(params)
+            ).filter(~pl.col("window_id").is_in(paid["window_id"].implode()))
         atomic_write_parquet(paths.labels(batch) / "labels.parquet", pl.concat([paid, weak]))
         label_sets = label_sets_of(paths, name)
         paid_total, weak_total = paid_total + paid.height, weak_total + weak.height

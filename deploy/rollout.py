@@ -2,9 +2,12 @@
 
 1. plan_cohorts: a seeded canary cohort and the rest of the fleet.
 2. install_cohort: install a bundle on every device folder of a cohort, one result per device.
-3. canary_gate: compare the canaries' next logs with the previous bundle's (false alarms per hour,
-   detections per hour, hours observed) against limits from params `deploy.rollout`; every decision
-   carries its numbers.
+3. canary_gate: compare the canaries' next logs with the previous bundle's from the logs alone (no
+   truth): routine friction and presence failure points per device-day, detections per occupied hour,
+   the share of time the routines leave the lights on (field_rates; counts from mining.field_metrics),
+   against limits from params `deploy.rollout`; every decision carries its numbers.
+   truth_based_gate makes the same call from counts only a simulator can know (false alarms per empty
+   hour, detections against truth): rollouts report how often the two agree, never decide by it.
 4. rollback_device: operator rollback of a canary to its other (previous, still good) slot. The release
    counter stays where it is: the rolled-back bundle can never be reinstalled, a fix needs a new counter.
 """
@@ -67,8 +70,97 @@ class GateDecision:
         return asdict(self)
 
 
+FIELD_LIMITS = {
+    "min_canary_hours": 1.0,
+    "max_friction_ratio": 1.5,  # routine friction per device-day at most this times the baseline's ...
+    "friction_slack_per_device_day": 0.5,  # ... plus this
+    "max_presence_failure_ratio": 1.5,  # presence failure points per device-day, likewise
+    "presence_failure_slack_per_device_day": 0.5,
+    "min_occupied_detection_ratio": 0.7,  # detections per occupied hour at least this times the baseline's
+    "max_lights_on_ratio": 1.5,  # share of the time the lights are on, vs the baseline's ...
+    "lights_on_slack": 0.05,  # ... plus this (a detector stuck on never lets them go off)
+}
+FIELD_COUNTS = (
+    "device_hours",
+    "routine_friction",
+    "presence_failures",
+    "occupied_hours",
+    "motion_routines_occupied",
+    "lights_on_hours",
+)
+
+
+def field_rates(stats: dict) -> dict:
+    """Rates of a cohort's (or device's) field counts: the figures the truth-free gate compares."""
+    hours = stats["device_hours"]
+    days = hours / 24.0
+    return {
+        "routine_friction_per_device_day": stats["routine_friction"] / days if days else 0.0,
+        "presence_failures_per_device_day": stats["presence_failures"] / days if days else 0.0,
+        "detections_per_occupied_hour": (
+            stats["motion_routines_occupied"] / stats["occupied_hours"] if stats["occupied_hours"] else None
+        ),
+        "lights_on_share": stats["lights_on_hours"] / hours if hours else 0.0,
+    }
+
+
 def canary_gate(canary: dict, baseline: dict, limits: dict | None = None) -> GateDecision:
-    """Decide from the canaries' logs versus the previous bundle's.
+    """Decide from the canaries' logs versus the previous bundle's, with no truth: field_rates of both.
+
+    canary/baseline: FIELD_COUNTS summed over the cohort (mining.field_metrics.cohort_totals).
+    """
+    lim = {**FIELD_LIMITS, **(limits or {})}
+    for name, stats in (("canary", canary), ("baseline", baseline)):
+        missing = [k for k in FIELD_COUNTS if k not in stats]
+        if missing or any(stats[k] < 0 for k in FIELD_COUNTS):
+            raise ValueError(f"{name} stats need non-negative {', '.join(FIELD_COUNTS)} (missing {missing})")
+        if stats["device_hours"] == 0:
+            return GateDecision(False, [f"no {name} logs (0 h observed)"], {f"{name}_hours": 0.0})
+    rc, rb = field_rates(canary), field_rates(baseline)
+    numbers = {"canary_hours": canary["device_hours"], "baseline_hours": baseline["device_hours"]}
+    numbers |= {f"canary_{k}": v for k, v in rc.items() if v is not None}
+    numbers |= {f"baseline_{k}": v for k, v in rb.items() if v is not None}
+    reasons = []
+    if canary["device_hours"] < lim["min_canary_hours"] - 1e-9:
+        reasons.append(
+            f"only {canary['device_hours']:.2f} h of canary logs (< {lim['min_canary_hours']:g} h)"
+        )
+    for key, label, ratio, slack in (
+        (
+            "routine_friction_per_device_day",
+            "routine friction",
+            "max_friction_ratio",
+            "friction_slack_per_device_day",
+        ),
+        (
+            "presence_failures_per_device_day",
+            "presence failure points",
+            "max_presence_failure_ratio",
+            "presence_failure_slack_per_device_day",
+        ),
+        ("lights_on_share", "lights-on share", "max_lights_on_ratio", "lights_on_slack"),
+    ):
+        limit = rb[key] * lim[ratio] + lim[slack]
+        numbers[f"{key}_limit"] = limit
+        if rc[key] > limit:
+            reasons.append(f"{label} {rc[key]:.3f} above the limit {limit:.3f} (baseline {rb[key]:.3f})")
+    base_det = rb["detections_per_occupied_hour"]
+    if base_det:  # no occupied time in the baseline's logs: nothing to hold detections against
+        floor = base_det * lim["min_occupied_detection_ratio"]
+        numbers["detections_per_occupied_hour_floor"] = floor
+        det = rc["detections_per_occupied_hour"] or 0.0
+        if det < floor:
+            reasons.append(
+                f"detections {det:.2f} per occupied hour below the floor {floor:.2f} "
+                f"(baseline {base_det:.2f})"
+            )
+    if reasons:
+        return GateDecision(False, reasons, numbers)
+    return GateDecision(True, ["canaries within limits"], numbers)
+
+
+def truth_based_gate(canary: dict, baseline: dict, limits: dict | None = None) -> GateDecision:
+    """The same decision from truth-based counts (simulated canaries only; reported, never gating).
 
     canary/baseline: {"hours": float, "false_alarms": int, "detections": int} (summed over devices),
     optionally "false_present_hours" (compared as a share of the hours observed).

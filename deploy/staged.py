@@ -4,7 +4,9 @@
     install_canaries  install on the canaries, remembering what each ran before
     observe_canaries  the canaries' next logs with the new bundle vs the same period with the previous one
                       (from a CanaryLogSource: flows.simulated_fleet's simulator stands in for uploads)
-    gate              deploy.rollout.canary_gate + "every canary installed"
+    gate              deploy.rollout.canary_gate (truth-free: the logs alone) + "every canary installed";
+                      when the log source also knows the truth (a simulator), the truth-based decision
+                      is recorded beside it (`reference_proceed`, `agrees_with_reference`), never used
     finish_rollout    proceed: install on the rest of the fleet; halt: roll the canaries back
 Every step records its decision and numbers in a DecisionLog (JSON, rewritten atomically per entry).
 """
@@ -25,11 +27,14 @@ from deploy.fleet import list_fleet
 from deploy.layout import MANIFEST_NAME
 from deploy.rollout import (
     DEFAULT_LIMITS,
+    FIELD_COUNTS,
+    FIELD_LIMITS,
     GateDecision,
     canary_gate,
     install_cohort,
     plan_cohorts,
     rollback_device,
+    truth_based_gate,
 )
 
 ROLLED_OUT, PARTIAL, HALTED = "rolled_out", "rolled_out_partial", "halted"
@@ -165,8 +170,10 @@ def install_canaries(plan: dict) -> list[dict]:
 
 
 class CanaryLogSource(Protocol):
-    """Where a cohort's next logs come from, counted: {hours, false_alarms, false_present_hours,
-    detections, presence_events, n_captures, n_captures_skipped, ...} over the units' period."""
+    """Where a cohort's next logs come from, counted from the logs alone: {device_hours,
+    routine_friction, presence_failures, occupied_hours, motion_routines_occupied, lights_on_hours, ...}
+    (mining.field_metrics counts, summed over the units). A source that knows the truth (a simulator)
+    may add "reference": truth-based counts {hours, false_alarms, false_present_hours, detections, ...}."""
 
     def collect(
         self,
@@ -177,31 +184,24 @@ class CanaryLogSource(Protocol):
     ) -> dict: ...
 
 
-STAT_TOTALS = (
-    "hours",
-    "false_alarms",
-    "false_present_hours",
-    "detections",
-    "presence_events",
-    "n_captures",
-    "n_captures_skipped",
-)
-
-
 def sum_stats(parts: list[dict]) -> dict:
     """Totals of log statistics over groups of devices (hours, counts); rates are recomputed by the gate."""
-    return {k: sum(p[k] for p in parts) for k in STAT_TOTALS}
+    keys = [k for k, v in parts[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    out = {k: sum(p[k] for p in parts) for k in keys}
+    if all("reference" in p for p in parts):
+        out["reference"] = sum_stats([p["reference"] for p in parts])
+    return out
 
 
 def observe_canaries(plan: dict, installs: list[dict], logs: CanaryLogSource, work_dir: str | os.PathLike):
     """The canaries' next period with the new bundle and with what they ran before, both counted.
 
-    Returns {"canary": stats, "baseline": stats, "groups": [...]} (stats: hours, false_alarms, detections).
+    Returns {"canary": stats, "baseline": stats, "groups": [...]} (stats: CanaryLogSource counts).
     """
     work_dir = Path(work_dir)
     installed = [r for r in installs if r["installed"]]
     if not installed:
-        empty = {"hours": 0.0, "false_alarms": 0, "false_present_hours": 0.0, "detections": 0}
+        empty = dict.fromkeys(FIELD_COUNTS, 0)
         return {"canary": empty, "baseline": empty, "groups": []}
     index_of = {r["device_id"]: plan["devices"][r["device_id"]]["fleet_index"] for r in installed}
     canary = logs.collect(list(index_of.values()), plan["bundle"], work_dir / "new", "canary-new")
@@ -218,9 +218,17 @@ def observe_canaries(plan: dict, installs: list[dict], logs: CanaryLogSource, wo
     return {"canary": canary, "baseline": sum_stats(parts), "groups": group_rows}
 
 
+def reference_decision(observed: dict, rollout: dict) -> GateDecision | None:
+    """The truth-based gate on the observation's reference counts (None when the source has no truth)."""
+    if "reference" not in observed["canary"] or "reference" not in observed["baseline"]:
+        return None
+    limits = {k: rollout[k] for k in DEFAULT_LIMITS if k in rollout}
+    return truth_based_gate(observed["canary"]["reference"], observed["baseline"]["reference"], limits)
+
+
 def gate(installs: list[dict], observed: dict, rollout: dict) -> GateDecision:
     """canary_gate on the observed logs; any canary that refused the bundle halts the rollout too."""
-    limits = {k: rollout[k] for k in DEFAULT_LIMITS if k in rollout}
+    limits = {k: rollout[k] for k in FIELD_LIMITS if k in rollout}
     refused = [r for r in installs if not r["installed"]]
     if len(refused) == len(installs):
         reasons = [f"{r['device_id']} refused: {r['reason']}" for r in refused]
@@ -229,6 +237,13 @@ def gate(installs: list[dict], observed: dict, rollout: dict) -> GateDecision:
         )
     decision = canary_gate(observed["canary"], observed["baseline"], limits)
     numbers = {**decision.numbers, "canaries": len(installs), "canaries_refused": len(refused)}
+    reference = reference_decision(observed, rollout)
+    if reference is not None:
+        numbers |= {
+            "reference_proceed": reference.proceed,
+            "agrees_with_reference": reference.proceed == decision.proceed,
+            "reference": {"reasons": reference.reasons, **reference.numbers},
+        }
     reasons = [f"{r['device_id']} refused: {r['reason']}" for r in refused]
     if reasons:
         return GateDecision(
@@ -284,8 +299,8 @@ def record_installs(log: DecisionLog, step: str, results: list[dict]) -> None:
 
 
 def record_observation(log: DecisionLog, observed: dict) -> None:
-    numbers = {f"canary_{k}": v for k, v in observed["canary"].items()}
-    numbers |= {f"baseline_{k}": v for k, v in observed["baseline"].items()}
+    numbers = {f"canary_{k}": v for k, v in observed["canary"].items() if k != "reference"}
+    numbers |= {f"baseline_{k}": v for k, v in observed["baseline"].items() if k != "reference"}
     reasons = [
         f"baseline {g['version']} (release {g['release_counter']}) on {g['devices']} devices"
         for g in observed["groups"]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.io import atomic_save_npy, atomic_write_bytes
+from common.io import atomic_save_npy, atomic_write_bytes, atomic_write_jsonl
 from fleet.config import sim_section
 from fleet.devices import Device, make_device
-from fleet.dialogue import DialogueLog, build_dialogue, iso_ms
+from fleet.dialogue import DialogueLog, build_dialogue, confusion_table, iso_ms
 from fleet.passband import render_passband, wav_bytes
 from fleet.policy import EnergyDetector, UploadPolicy
 from fleet.rooms import Room, make_room
@@ -118,6 +118,7 @@ class DeviceOutput:
     captures: list[dict] = field(default_factory=list)
     truth: list[dict] = field(default_factory=list)
     dialogue: list[dict] = field(default_factory=list)
+    dialogue_truth: list[dict] = field(default_factory=list)  # what really failed, per interaction
     triggers: dict = field(default_factory=dict)
     event_s: dict = field(default_factory=dict)
     dialogue_counts: dict = field(default_factory=dict)
@@ -226,10 +227,22 @@ def simulate_device(job: DeviceJob) -> DeviceOutput:
             pol["energy_block_s"],
             rng,
             sim["dialogue"],
+            out.dialogue_truth,
+            confusion_table(int(sim["fleet_seed"]), sim["dialogue"]),
         )
         out.dialogue = log.sorted_rows()
+        for row in out.dialogue_truth:
+            row["device_id"] = dev.device_id
     out.cpu_s = time.process_time() - cpu0
     return out
+
+
+DIALOGUE_TRUTH_FILE = "dialogue_truth.jsonl"
+
+
+def write_dialogue_truth(truth_dir: Path, rows: list[dict]) -> None:
+    """truth_dir/dialogue_truth.jsonl: per interaction, its event ids and the component that really failed."""
+    atomic_write_jsonl(Path(truth_dir) / DIALOGUE_TRUTH_FILE, rows)
 
 
 def _add(total: dict, part: dict) -> None:
@@ -250,7 +263,7 @@ def simulate_batch(
     calibration: dict | None = None,
     mbdp: dict | None = None,
 ) -> dict:
-    """Write raw_dir/{captures.jsonl, dialogue.jsonl, iq/*.npy} and truth_dir/events.jsonl → summary.
+    """Write raw_dir/{captures.jsonl, dialogue.jsonl, iq/*.npy} and truth_dir/{events,dialogue_truth}.jsonl.
 
     calibration: the factory calibration config units calibrate with at first boot (params
     `calibration.config`; None: runtime.calibration's defaults); units running a bundle use its own.
@@ -275,6 +288,7 @@ def simulate_batch(
     workers = max(1, min(int(sim.get("workers", 1)), n_devices))
     totals: dict[str, dict] = {"triggers": {}, "event_s": {}, "dialogue": {}}
     cpu, firmware = 0.0, "factory"
+    dialogue_truth: list[dict] = []
     with open_batch(raw_dir, truth_dir) as writer:
         jobs = [
             DeviceJob(
@@ -312,6 +326,7 @@ def simulate_batch(
                 writer.captures += res.captures
                 writer.events += res.truth
                 writer.add_dialogue(res.dialogue)
+                dialogue_truth += res.dialogue_truth
                 _add(totals["triggers"], res.triggers)
                 _add(totals["event_s"], res.event_s)
                 _add(totals["dialogue"], res.dialogue_counts)
@@ -320,6 +335,7 @@ def simulate_batch(
         finally:
             if pool is not None:
                 pool.shutdown()
+        write_dialogue_truth(writer.truth, dialogue_truth)
         n_caps, n_dialogue, n_truth = len(writer.captures), len(writer.dialogue), len(writer.events)
     simulated_s = n_devices * n_chunks * capture_s
     return {

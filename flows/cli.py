@@ -15,6 +15,7 @@ import typer
 
 from flows.cli_labels import labels_app
 from flows.cli_report import report_app
+from flows.cli_self_learning import self_learning
 
 app = typer.Typer(
     help="Presence flywheel: ingest, mine, label, retrain, quantize, package and deploy.",
@@ -28,6 +29,7 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(device_app, name="device")
 app.add_typer(labels_app, name="labels")
 app.add_typer(report_app, name="report")
+app.command("self-learning")(self_learning)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="data root (default: data)")]

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from common.params import load_params
 from deploy import staged
+from flows.field_logs import learning_params
 
 
 @task(name="provision-fleet", cache_policy=NO_CACHE)
@@ -36,10 +37,13 @@ def install_canaries_task(plan: dict) -> list[dict]:
 
 
 @task(name="observe-canaries", cache_policy=NO_CACHE)
-def observe_task(plan: dict, installs: list[dict], rollout: dict, sim: dict, work_dir: str) -> dict:
+def observe_task(
+    plan: dict, installs: list[dict], rollout: dict, sim: dict, learning: dict, work_dir: str
+) -> dict:
     from flows.simulated_fleet import SimulatedCanaryLogs
 
-    return staged.observe_canaries(plan, installs, SimulatedCanaryLogs.from_params(sim, rollout), work_dir)
+    logs = SimulatedCanaryLogs.from_params(sim, rollout, learning)
+    return staged.observe_canaries(plan, installs, logs, work_dir)
 
 
 @task(name="gate-and-finish", cache_policy=NO_CACHE)
@@ -73,7 +77,9 @@ def staged_rollout(
     staged.record_plan(log, plan)
     installs = install_canaries_task(plan)
     staged.record_installs(log, "install_canaries", installs)
-    observed = observe_task(plan, installs, rollout, sim, str(Path(log_path).parent / "canary_logs"))
+    observed = observe_task(
+        plan, installs, rollout, sim, learning_params(params), str(Path(log_path).parent / "canary_logs")
+    )
     staged.record_observation(log, observed)
     decision, finished = gate_and_finish_task(plan, installs, observed, rollout)
     doc = staged.record_finish(log, plan, decision, finished)
@@ -83,6 +89,6 @@ def staged_rollout(
         markdown=staged.decisions_markdown(doc),
         description="Staged rollout decisions",
     )
-    rows = [{"number": k, "value": v} for k, v in decision.numbers.items()]
+    rows = [{"number": k, "value": v} for k, v in decision.numbers.items() if not isinstance(v, dict)]
     create_table_artifact(key="rollout-gate", table=rows, description=f"Canary gate: {doc['outcome']}")
     return doc

@@ -8,9 +8,11 @@ this module joins it to fleet/ (simulation) and training/ (counting), as flows/ 
 - SimulatedCanaryLogs: simulate a short field period for chosen units, then count from it. A canary
   cohort is simulated twice over the same period with the same seed (same rooms, people and noise):
   once running the new bundle, once running what it ran before (a previous bundle, or the factory
-  energy detector when none). During the canary period the devices upload every capture
-  (`canary_sample_prob`), so false alarms and detections are counted over all of their hours, not over
-  a detection-biased sample. Counting is training.evaluate's.
+  energy detector when none). What the gate sees is counted from the uploaded logs alone
+  (flows.field_logs: routine friction, presence failure points, detections per occupied hour, lights-on
+  time). The simulator's truth only adds a "reference" (truth_stats: training.evaluate's counting over
+  every capture, `canary_sample_prob`), so a rollout can report whether a truth-based gate would have
+  decided the same.
 """
 
 from __future__ import annotations
@@ -62,14 +64,23 @@ class SimulatedCanaryLogs:
     sim: dict  # simulate section with the canaries' upload rate
     hours: float  # simulated field hours per unit
     seed: int  # the period's simulation seed
+    learning: dict  # flows.field_logs.learning_params: how the logs are counted
 
     @classmethod
-    def from_params(cls, sim: dict, rollout: dict) -> SimulatedCanaryLogs:
-        """From the simulate section and deploy.rollout (canary_sample_prob, canary_hours, observe_seed)."""
+    def from_params(cls, sim: dict, rollout: dict, learning: dict | None = None) -> SimulatedCanaryLogs:
+        """From the simulate section and deploy.rollout (canary_sample_prob, canary_hours, observe_seed);
+        learning: flows.field_logs.learning_params (None: from the repository's params.yaml)."""
+        if learning is None:
+            from common.params import load_params
+            from fleet.config import REPO_PARAMS
+            from flows.field_logs import learning_params
+
+            learning = learning_params(load_params(REPO_PARAMS))
         return cls(
             canary_sim_params(sim, float(rollout["canary_sample_prob"])),
             float(rollout["canary_hours"]),
             int(rollout["observe_seed"]),
+            learning,
         )
 
     def collect(
@@ -79,10 +90,15 @@ class SimulatedCanaryLogs:
         out_dir: str | os.PathLike,
         batch_id: str,
     ) -> dict:
-        """Simulate the units' period running the bundle (factory detector if None) and count: log_stats."""
+        """Simulate the units' period running the bundle (factory detector if None); count the logs
+        (flows.field_logs.field_counts) and, as the reference only, the truth (truth_stats)."""
+        from flows.field_logs import field_counts
+
         raw, truth = Path(out_dir) / "raw", Path(out_dir) / "truth"
         simulate_units(fleet_indices, self.hours, self.seed, raw, truth, bundle_path, self.sim, batch_id)
-        return log_stats(raw, truth, bundle_path, self.sim)
+        counts = field_counts(raw, self.learning)
+        counts.pop("per_device")
+        return {**counts, "reference": truth_stats(raw, truth, bundle_path, self.sim)}
 
 
 def canary_sim_params(sim: dict, sample_prob: float) -> dict:
@@ -110,7 +126,7 @@ def simulate_units(
     Runs in this process, one unit after the other; the same (indices, hours, seed) gives the same world
     whatever bundle runs, so two runs differ only by the detector's decisions.
     """
-    from fleet.simulate import DeviceJob, simulate_device
+    from fleet.simulate import DeviceJob, simulate_device, write_dialogue_truth
     from fleet.writer import open_batch
 
     if not fleet_indices or hours <= 0:
@@ -118,7 +134,7 @@ def simulate_units(
     if bundle_path is not None and not Path(bundle_path).exists():
         raise FileNotFoundError(f"bundle {bundle_path} not found")
     n_chunks = max(1, round(hours * 3600 / float(sim["capture_s"])))
-    firmware = "factory"
+    firmware, dialogue_truth = "factory", []
     with open_batch(raw_dir, truth_dir) as writer:
         for index in sorted(set(fleet_indices)):
             job = DeviceJob(
@@ -135,7 +151,9 @@ def simulate_units(
             writer.captures += out.captures
             writer.events += out.truth
             writer.add_dialogue(out.dialogue)
+            dialogue_truth += out.dialogue_truth
             firmware = out.firmware
+        write_dialogue_truth(writer.truth, dialogue_truth)
         n_captures = len(writer.captures)
     return {
         "batch_id": batch_id,
@@ -168,11 +186,12 @@ class FactoryRun:
         return times, motion, onsets_from_present(times, motion), None
 
 
-def log_stats(
+def truth_stats(
     raw_dir: str | os.PathLike, truth_dir: str | os.PathLike, bundle_path: str | os.PathLike | None, sim: dict
 ) -> dict:
-    """A cohort's counts on a batch, for the canary gate: {"hours" (empty-room hours), "false_alarms"
-    (false triggers), "detections" (entries detected), ...} of a bundle (factory detector if None)."""
+    """A cohort's counts on a batch, counted against the simulator's truth (the one place that reads
+    training.evaluate's metric keys for the rollout): {"hours" (empty-room hours), "false_alarms" (false
+    triggers), "detections" (entries detected), ...} of a bundle (factory detector if None)."""
     from training.evaluate import evaluate_bundle, metrics_of, run_batch
 
     if bundle_path is None:

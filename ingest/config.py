@@ -34,6 +34,11 @@ class FeedbackConfig:
 
 
 @dataclass(frozen=True)
+class SessionsConfig:
+    gap_s: float  # a device's dialogue session ends after this long without a turn or routine
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     known_profiles: tuple[str, ...]
     context_frames: int
@@ -52,6 +57,7 @@ class IngestConfig:
     feature_energy_db_bounds: tuple[float, ...]
     drift: DriftConfig
     feedback: FeedbackConfig
+    sessions: SessionsConfig
 
     @classmethod
     def from_params(cls, params: dict) -> IngestConfig:

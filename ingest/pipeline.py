@@ -26,6 +26,7 @@ from ingest.features import WINDOW_BASE_SCHEMA, FeatureStats, FeatureStore, Wind
 from ingest.feedback import WEAK_SCHEMA, WINDOW_FEEDBACK_SCHEMA, join_feedback
 from ingest.quarantine import QuarantineLog
 from ingest.reader import Rejected, SampleLimits, iter_jsonl, load_iq, load_pcm_as_iq, resolve_in_batch
+from ingest.sessions import session_events, sessions
 
 CAPTURES_FILE = "captures.jsonl"
 WINDOW_VALIDATION_COLUMNS = ["window_id", "t_end_utc", "end_row", "playback_volume", "weak_confidence"]
@@ -302,6 +303,9 @@ def _finish_batch(
     for name, table in dialogue_tables.items():
         atomic_write_parquet(staging / f"{name}.parquet", table)
     atomic_write_parquet(staging / "playback_events.parquet", dialogue.playback_events)
+    grouped = session_events(dialogue.turns, dialogue.routines, dialogue.feedback, ing["sessions"]["gap_s"])
+    atomic_write_parquet(staging / "session_events.parquet", grouped)
+    atomic_write_parquet(staging / "sessions.parquet", sessions(grouped))
 
     # windows: joined with feedback device by device, so only one device's windows are in memory
     base = parts.scan()

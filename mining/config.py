@@ -7,6 +7,7 @@ with the section and key named instead of running on a default nobody chose.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.config import config_from_dict
 
@@ -37,6 +38,8 @@ class MiningConfig:
     weak_label_confidence_min: float
     rare_event: RareEventConfig
     label_studio: LabelStudioConfig | None = None  # only the Label Studio round trip needs it
+    # the dialogue self-learning's tunables, read by mining.failure_points.learning_params
+    self_learning: dict[str, Any] | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> MiningConfig:

@@ -69,6 +69,7 @@ def label_field(params: dict, paths: Paths) -> dict:
     import polars as pl
 
     from common.io import atomic_write_parquet
+    from mining.failure_points import learning_params
     from mining.labels import label_windows, weak_label_table
 
     started = time.perf_counter()
@@ -83,7 +84,10 @@ def label_field(params: dict, paths: Paths) -> dict:
         batch_id="field",
     )
     weak = weak_label_table(
-        paths.curated("field"), "field", float(params["mining"]["weak_label_confidence_min"])
+        paths.curated("field"),
+        "field",
+        float(params["mining"]["weak_label_confidence_min"]),
+        learning_params(params),
     )
     weak = weak.filter(~pl.col("window_id").is_in(paid["window_id"].implode()))
     table = pl.concat([paid, weak])
@@ -145,7 +149,7 @@ TEMPLATES = (
         label_field,
         lambda p: [p.labels("field-picks"), p.truth("field"), p.curated("field")],
         lambda p: [p.labels("field")],
-        ("labeling", "mining.weak_label_confidence_min"),
+        ("labeling", "mining.weak_label_confidence_min", "mining.self_learning", "ingest.sessions.gap_s"),
     ),
     StageTemplate(
         "rare_event",

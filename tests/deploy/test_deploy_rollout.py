@@ -1,4 +1,5 @@
-"""Rollout building blocks: seeded cohorts, the canary gate's decisions and numbers, canary rollback."""
+"""Rollout building blocks: seeded cohorts, the truth-based reference gate's decisions and numbers
+(the truth-free canary gate: test_field_gate.py), canary rollback."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from deploy.agent import device_boot, device_status, install_bundle, provision_device
 from deploy.errors import BundleError
-from deploy.rollout import canary_gate, install_cohort, plan_cohorts, rollback_device
+from deploy.rollout import install_cohort, plan_cohorts, rollback_device, truth_based_gate
 
 
 def test_cohorts_are_seeded_disjoint_and_cover_the_fleet():
@@ -24,8 +25,8 @@ def test_cohorts_are_seeded_disjoint_and_cover_the_fleet():
 BASELINE = {"hours": 10.0, "false_alarms": 2, "detections": 100}
 
 
-def test_gate_proceeds_within_limits():
-    decision = canary_gate({"hours": 5.0, "false_alarms": 1, "detections": 48}, BASELINE)
+def test_truth_based_gate_proceeds_within_limits():
+    decision = truth_based_gate({"hours": 5.0, "false_alarms": 1, "detections": 48}, BASELINE)
     assert decision.proceed
     assert decision.numbers["canary_false_alarms_per_hour"] == pytest.approx(0.2)
     assert decision.numbers["false_alarms_per_hour_limit"] == pytest.approx(0.2 * 1.5 + 0.2)
@@ -44,8 +45,8 @@ def test_gate_proceeds_within_limits():
         ),
     ],
 )
-def test_gate_halts_with_its_numbers(canary, words):
-    decision = canary_gate(canary, BASELINE)
+def test_truth_based_gate_halts_with_its_numbers(canary, words):
+    decision = truth_based_gate(canary, BASELINE)
     assert not decision.proceed and any(words in r for r in decision.reasons), decision.reasons
     assert set(decision.to_dict()["numbers"]) >= {
         "canary_false_alarms_per_hour",
@@ -53,10 +54,10 @@ def test_gate_halts_with_its_numbers(canary, words):
     }
 
 
-def test_gate_rejects_bad_stats_and_halts_without_logs():
+def test_truth_based_gate_rejects_bad_stats_and_halts_without_logs():
     with pytest.raises(ValueError):
-        canary_gate({"hours": 1.0, "false_alarms": -1, "detections": 0}, BASELINE)
-    empty = canary_gate({"hours": 0.0, "false_alarms": 0, "detections": 0}, BASELINE)
+        truth_based_gate({"hours": 1.0, "false_alarms": -1, "detections": 0}, BASELINE)
+    empty = truth_based_gate({"hours": 0.0, "false_alarms": 0, "detections": 0}, BASELINE)
     assert not empty.proceed and "no canary logs" in empty.reasons[0]
 
 

@@ -106,8 +106,12 @@ def test_good_bundle_proceeds_to_the_whole_fleet(fleet, signed, rollout, sim):
     # same units, same period, same detector behaviour: the paired logs give the same counts
     assert numbers["canary_hours"] == pytest.approx(2 * rollout["canary_hours"])
     assert numbers["canary_hours"] == numbers["baseline_hours"]
-    assert numbers["canary_false_alarms"] == numbers["baseline_false_alarms"]
-    assert numbers["canary_detections"] == numbers["baseline_detections"]
+    for rate in ("routine_friction_per_device_day", "presence_failures_per_device_day", "lights_on_share"):
+        assert numbers[f"canary_{rate}"] == numbers[f"baseline_{rate}"]
+    reference = numbers["reference"]  # the truth-based gate, recorded, agreeing
+    assert numbers["reference_proceed"] and numbers["agrees_with_reference"]
+    assert reference["canary_false_alarms"] == reference["baseline_false_alarms"]
+    assert reference["canary_detections"] == reference["baseline_detections"]
     for d in speakers:
         st = device_status(d["dir"])
         assert (st["boot_slot"], st["bundle_version"], st["release_counter"]) == ("B", "1.2.0", 2)
@@ -127,10 +131,13 @@ def test_false_alarming_bundle_halts_and_canaries_boot_their_previous_slot(fleet
     )
     assert doc["outcome"] == HALTED
     gate_entry = next(e for e in doc["decisions"] if e["step"] == "gate")
-    assert gate_entry["decision"] == "halt" and "false alarms" in gate_entry["reasons"][0]
+    # stuck "present": the routines never switch the lights off, which the logs show without truth
+    assert gate_entry["decision"] == "halt" and gate_entry["reasons"][0].startswith("lights-on share")
     numbers = gate_entry["numbers"]
-    assert numbers["canary_false_alarms_per_hour"] > numbers["false_alarms_per_hour_limit"]
-    assert numbers["canary_false_alarms"] > 0
+    assert numbers["canary_lights_on_share"] > numbers["lights_on_share_limit"]
+    reference = numbers["reference"]  # the truth agrees: false alarms everywhere
+    assert not numbers["reference_proceed"] and numbers["agrees_with_reference"]
+    assert reference["canary_false_alarms_per_hour"] > reference["false_alarms_per_hour_limit"]
     canaries = set(doc["summary"]["canaries"])
     assert set(doc["summary"]["rolled_back"]) == canaries and len(canaries) == 2
     for d in speakers:
@@ -140,15 +147,21 @@ def test_false_alarming_bundle_halts_and_canaries_boot_their_previous_slot(fleet
             assert st["slots"]["B"]["state"] == "bad"
         else:  # the rest never saw the bundle
             assert (st["boot_slot"], st["bundle_version"], st["release_counter"]) == ("A", "1.1.0", 1)
-    assert any(m.startswith("[gate] halt: false alarms") for m in messages)
+    assert any(m.startswith("[gate] halt: lights-on share") for m in messages)
     assert "| gate | halt |" in decisions_markdown(doc)
 
 
 def test_first_bundle_halted_against_factory_detector_returns_canaries_to_factory(
     fleet, signed, rollout, sim
 ):
+    # against the factory detector, whose lights also stay on for minutes after any motion, the logs
+    # need a longer look than 3 minutes per canary to show the stuck detector's lights never go off
+    rollout = {**rollout, "canary_hours": 0.25, "min_canary_hours": 0.25}
     doc = run_staged_rollout(signed("v1-bad.tar", 1, BAD_DETECTOR), fleet, rollout, logs(sim, rollout))
     assert doc["outcome"] == HALTED
+    gate_entry = next(e for e in doc["decisions"] if e["step"] == "gate")
+    assert gate_entry["reasons"][0].startswith("lights-on share")
+    assert gate_entry["numbers"]["agrees_with_reference"]
     assert any("factory" in r for r in next(e for e in doc["decisions"] if e["step"] == "observe")["reasons"])
     for d in _speakers(fleet):
         st = device_status(d["dir"])
@@ -161,10 +174,33 @@ def test_gate_halts_when_a_canary_refused_even_with_clean_numbers():
         {"device_id": "dev-0001", "installed": True, "reason": "installed"},
         {"device_id": "dev-0003", "installed": False, "reason": "self-test failed: logits differ"},
     ]
-    clean = {"hours": 2.0, "false_alarms": 0, "detections": 10}
+    clean = {
+        "device_hours": 2.0,
+        "routine_friction": 0,
+        "presence_failures": 0,
+        "occupied_hours": 1.0,
+        "motion_routines_occupied": 3,
+        "lights_on_hours": 1.0,
+    }
     decision = gate(installs, {"canary": clean, "baseline": clean}, {})
     assert not decision.proceed and decision.reasons == ["dev-0003 refused: self-test failed: logits differ"]
     assert decision.numbers["canaries_refused"] == 1
     assert gate(installs[:1], {"canary": clean, "baseline": clean}, {}).proceed
     nobody = gate(installs[1:], {"canary": clean, "baseline": clean}, {})
     assert not nobody.proceed and nobody.reasons[0] == "no canary installed the bundle"
+
+
+def test_gate_agreement_counts_rollouts_where_both_gates_agree(tmp_path, signed, rollout, sim, keystore):
+    from common.params import load_params
+    from fleet.config import REPO_PARAMS
+    from flows.field_logs import learning_params
+    from flows.gate_agreement import gate_agreement
+
+    cases = [("stuck", str(signed("v1.tar", 1)), str(signed("v2-bad.tar", 2, BAD_DETECTOR)))]
+    learning = learning_params(load_params(REPO_PARAMS))
+    keys = keystore.trusted_public_keys()
+    res = gate_agreement(cases, [17], tmp_path / "agree", N_DEVICES, rollout, sim, learning, keys)
+    assert [(r["case"], r["proceed"], r["reference_proceed"]) for r in res["rows"]] == [
+        ("stuck", False, False)
+    ]
+    assert (res["rollouts"], res["agreed"], res["agreement"]) == (1, 1, 1.0)

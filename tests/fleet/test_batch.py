@@ -182,3 +182,14 @@ def test_dialogue_log(batches, preset):
             assert isinstance(r["slots"], dict) and isinstance(r["barge_in"], bool)
         if r["kind"] == "routine":
             assert r["trigger"] in ("motion", "no_motion")
+
+
+@pytest.mark.parametrize("preset", ["field", "eval"])
+def test_dialogue_truth_goes_to_the_truth_folder_only(batches, preset):
+    raw, truth, _ = batches[preset]
+    assert not (raw / "dialogue_truth.jsonl").exists()
+    rows = [json.loads(line) for line in (truth / "dialogue_truth.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (raw / "dialogue.jsonl").read_text().splitlines()]
+    ids = {e["event_id"] for e in events}
+    assert all(set(r["event_ids"]) <= ids and r["device_id"] in r["event_ids"][0] for r in rows)
+    assert not any("failure_point" in e for e in events)

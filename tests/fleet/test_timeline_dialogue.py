@@ -123,6 +123,6 @@ def test_dialogue_follows_truth_and_device_decisions(room):
     assert all(any(0 < b - o <= 20 for o in offs) for b in back_on)
     for r in rows:
         if r["kind"] == "feedback":
-            assert r["target_event_id"] in t_of and r["value"] == "false_trigger"
+            assert r["target_event_id"] in t_of and r["value"] in {"false_trigger", "undo"}
     assert [r["ts"] for r in rows] == sorted(r["ts"] for r in rows)
     assert {r["kind"] for r in rows} <= {"turn", "routine", "playback", "feedback"}
