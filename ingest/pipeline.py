@@ -303,7 +303,7 @@ def _finish_batch(
     for name, table in dialogue_tables.items():
         atomic_write_parquet(staging / f"{name}.parquet", table)
     atomic_write_parquet(staging / "playback_events.parquet", dialogue.playback_events)
-    grouped = session_events(dialogue.turns, dialogue.routines, dialogue.feedback, ing["sessions"]["gap_s"])
+    grouped = session_events(dialogue.turns, dialogue.routines, dialogue.feedback, ing.sessions.gap_s)
     atomic_write_parquet(staging / "session_events.parquet", grouped)
     atomic_write_parquet(staging / "sessions.parquet", sessions(grouped))
 

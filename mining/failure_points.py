@@ -26,6 +26,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from mining.dialogue_chains import by_session, chain_outcome, is_lights_on, voice_chains
+
 FAILURE_POINTS = (
     "false_wake",
     "asr",
@@ -51,30 +53,6 @@ def learning_params(params: dict) -> dict:
     """mining.self_learning plus the session gap (ingest.sessions.gap_s): what the self-learning reads."""
     gap_s = float(params["ingest"]["sessions"]["gap_s"])
     return {**params["mining"]["self_learning"], "session_gap_s": gap_s}
-
-
-def is_lights_on(utterance: str) -> bool:
-    words = utterance.lower().replace("'", " ").split()
-    return any(w in ("light", "lights") for w in words) and "on" in words
-
-
-def voice_chains(turns: list[dict], gap_s: float) -> list[list[dict]]:
-    """Turns (sorted by time, lights requests left out) split where the next comes more than gap_s later."""
-    chains: list[list[dict]] = []
-    for turn in turns:
-        if chains and (turn["ts"] - chains[-1][-1]["ts"]).total_seconds() <= gap_s:
-            chains[-1].append(turn)
-        else:
-            chains.append([turn])
-    return chains
-
-
-def chain_outcome(chain: list[dict], cfg: dict) -> str:
-    """success | abandon: did the request's last turn get an answer (not an error response)?
-
-    A barge-in on an answer is no verdict by itself: users cut off answers they already have.
-    """
-    return "abandon" if chain[-1]["response"] in cfg["error_responses"] else "success"
 
 
 def chain_failure(chain: list[dict], cfg: dict, misheard: frozenset[str] = frozenset()) -> str:
@@ -127,14 +105,6 @@ def chain_frictions(chain: list[dict], cfg: dict) -> list[str]:
         out.append("barge_in")
     if any(t["response"] in cfg["error_responses"] for t in chain):
         out.append("error_response")
-    return out
-
-
-def by_session(frame: pl.DataFrame, events: pl.DataFrame) -> dict[str, list[dict]]:
-    joined = frame.join(events.select("event_id", "session_id"), on="event_id", how="inner").sort("ts")
-    out: dict[str, list[dict]] = {}
-    for row in joined.iter_rows(named=True):
-        out.setdefault(row["session_id"], []).append(row)
     return out
 
 

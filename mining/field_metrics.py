@@ -20,7 +20,8 @@ import datetime as dt
 
 import polars as pl
 
-from mining.failure_points import PRESENCE_FAILURES, is_lights_on
+from mining.dialogue_chains import is_lights_on
+from mining.failure_points import PRESENCE_FAILURES
 
 COUNTS = (
     "device_hours",

@@ -106,7 +106,7 @@ def request_paths(events, turns, cfg: dict) -> list[tuple[list[str], str]]:
     events: ingest.sessions.session_events; turns: the dialogue table. Lights requests are left out
     (they are presence signals, not requests that can be rephrased).
     """
-    from mining.failure_points import by_session, chain_outcome, is_lights_on, voice_chains
+    from mining.dialogue_chains import by_session, chain_outcome, is_lights_on, voice_chains
 
     paths = []
     for _, session_turns in sorted(by_session(turns, events).items()):

@@ -54,10 +54,10 @@ def test_missing_required_key_and_wrong_types_are_refused():
         config_from_dict(Outer, {**GOOD, "inner": {"rate": "fast", "names": []}}, "demo")
 
 
-def test_bench_subsection_is_skipped_until_it_moves_to_the_top_level():
-    assert config_from_dict(Outer, {**GOOD, "bench": {"seed": 1}}, "demo") == config_from_dict(
-        Outer, GOOD, "demo"
-    )
+def test_a_bench_subsection_is_an_unknown_key_like_any_other():
+    """Benchmark knobs live in the top-level bench: section; a stage section carrying one is refused."""
+    with pytest.raises(ValueError, match="demo: unknown key 'bench'"):
+        config_from_dict(Outer, {**GOOD, "bench": {"seed": 1}}, "demo")
 
 
 def test_the_repo_params_sections_build_their_typed_configs():
