@@ -3,7 +3,9 @@
 Per emission-on frame with probs p = (p_none, p_minor, p_major):
 - strict positive: p_major >= strict_threshold (major motion; it also marks the room occupied);
 - lenient positive: while the last strict positive is at most occupied_window_s old,
-  p_minor + p_major >= lenient_threshold (minor motion of someone known to be there);
+  p_minor + p_major >= lenient_threshold (minor motion of someone known to be there); with
+  lenient_reentry false, only while presence is on (it holds a presence, it never starts one: only
+  a strict positive does; docs/runtime.md has the measured trade-off);
 - present while the last positive is at most hold_s old; an onset is an absent -> present step. Every
   onset happens on a positive frame, so it is either an entry (strict positive: major motion from an
   empty room) or a re-entry (lenient positive in the occupied window after presence lapsed);
@@ -39,6 +41,9 @@ class DetectorConfig:
     duty_cycling: bool = False
     frame_hop_s: float = 0.032
     context_frames: int = 32
+    # True (a detector.json without the key, as bundles built before it): a lenient positive in the
+    # occupied window re-enters presence after a lapse; False: it only holds a presence that is on
+    lenient_reentry: bool = True
 
     def __post_init__(self) -> None:
         if not (0 <= self.lenient_threshold <= 1 and 0 <= self.strict_threshold <= 1):
@@ -116,7 +121,11 @@ class Detector:
         if self.strict_positive:
             self.since_major = 0
             self.since_positive = 0
-        elif self.since_major <= self._occupied and p_minor + p_major >= cfg.lenient_threshold:
+        elif (
+            self.since_major <= self._occupied
+            and (cfg.lenient_reentry or self.present)
+            and p_minor + p_major >= cfg.lenient_threshold
+        ):
             self.since_positive = 0
         was_present = self.present
         self.present = self.since_positive <= self._hold
@@ -159,7 +168,10 @@ def _run_vectorised(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
     since_major_before = np.minimum(since_major_before, _NEVER)
     lenient = ~strict & (since_major_before <= cfg.frames(cfg.occupied_window_s))
     lenient &= p_minor + p_major >= cfg.lenient_threshold
-    present = _frames_since(strict | lenient) <= cfg.frames(cfg.hold_s)
+    if cfg.lenient_reentry:
+        present = _frames_since(strict | lenient) <= cfg.frames(cfg.hold_s)
+    else:
+        present = _held_from_strict(strict, lenient, cfg.frames(cfg.hold_s))
     onsets = np.flatnonzero(present & ~np.concatenate([[False], present[:-1]]))
     return DetectorTrace(
         present=present,
@@ -167,6 +179,29 @@ def _run_vectorised(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:
         emission_on=np.ones(n, bool),
         onset_strict=strict[onsets],
     )
+
+
+def _held_from_strict(strict: np.ndarray, lenient: np.ndarray, hold: int) -> np.ndarray:
+    """present [T] when lenient positives only hold a presence: positives (strict or lenient) chained at
+    most hold + 1 frames apart form a run; presence starts at the run's first strict positive and lasts
+    until hold frames after its last positive (a lenient positive before it starts nothing)."""
+    n = strict.size
+    idx = np.flatnonzero(strict | lenient)  # [P] positive frames
+    present = np.zeros(n, bool)
+    if idx.size == 0:
+        return present
+    starts = np.concatenate([[True], np.diff(idx) > hold + 1])  # [P] first positive of each run
+    run = np.cumsum(starts) - 1  # [P] run index
+    n_runs = int(run[-1]) + 1
+    last = idx[np.concatenate([np.flatnonzero(starts)[1:] - 1, [idx.size - 1]])]  # [R] last positive
+    first_strict = np.full(n_runs, -1)
+    strict_runs, where = np.unique(run[strict[idx]], return_index=True)
+    first_strict[strict_runs] = idx[strict[idx]][where]
+    on = first_strict >= 0
+    edges = np.zeros(n + 1, np.int64)
+    np.add.at(edges, first_strict[on], 1)
+    np.add.at(edges, np.minimum(last[on] + hold + 1, n), -1)
+    return np.cumsum(edges)[:n] > 0
 
 
 def run_detector_stepwise(probs: np.ndarray, cfg: DetectorConfig) -> DetectorTrace:

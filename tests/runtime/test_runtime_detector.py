@@ -147,8 +147,28 @@ def test_vectorised_state_machine_equals_the_streaming_one_on_random_probs() -> 
             lenient_threshold=float(rng.uniform(0.1, 0.6)),
             occupied_window_s=float(rng.uniform(0, 5)),
             hold_s=float(rng.uniform(0, 2)),
+            lenient_reentry=bool(rng.random() < 0.5),
         )
         fast, slow = run_detector(probs, cfg), run_detector_stepwise(probs, cfg)
         assert np.array_equal(fast.present, slow.present)
         assert np.array_equal(fast.onsets, slow.onsets)
         assert np.array_equal(fast.onset_strict, slow.onset_strict)
+
+
+def test_without_lenient_reentry_only_a_strict_positive_starts_presence() -> None:
+    hop = 0.1
+    probs = np.zeros((80, 3), np.float32)
+    probs[:, 0] = 1.0
+    probs[5] = (0.0, 0.0, 1.0)  # strict positive: presence starts
+    probs[6:20] = (0.2, 0.8, 0.0)  # lenient positives hold it
+    probs[40:45] = (0.2, 0.8, 0.0)  # after a lapse: lenient alone
+    base = DetectorConfig(hold_s=0.5, occupied_window_s=10.0, frame_hop_s=hop, context_frames=1)
+    reenter = run_detector(probs, base)
+    hold_only = run_detector(probs, DetectorConfig(**{**base.to_dict(), "lenient_reentry": False}))
+    assert reenter.present[5:25].all() and hold_only.present[5:25].all()  # held through the minor motion
+    assert reenter.present[40:45].all() and list(reenter.onset_strict) == [True, False]
+    assert not hold_only.present[30:].any() and list(hold_only.onsets) == [5]
+    # an old detector.json without the key keeps re-entering presence
+    assert DetectorConfig.from_dict(
+        {k: v for k, v in base.to_dict().items() if k != "lenient_reentry"}
+    ).lenient_reentry
