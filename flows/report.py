@@ -142,6 +142,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _detector_table(title: str, rows: dict[str, dict], keys: tuple[str, ...]) -> list[str]:
+    """A markdown section: one row per detector, one column per figure."""
+    lines = [f"## {title}", "", "| detector | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(k)) for k in keys) + " |")
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     lines = [
         f"# Flywheel turn {report['turn']}",
@@ -151,26 +159,11 @@ def render_markdown(report: dict) -> str:
     ]
     if report.get("preset"):
         lines += [f"Preset: `{report['preset']}`", ""]
-    lines += [
-        "## Detectors on the held-out stress eval batch",
-        "",
-        "| detector | " + " | ".join(HEADLINE) + " |",
-        "|---" * (len(HEADLINE) + 1) + "|",
-    ]
-    for name, row in report["evaluation"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(k)) for k in HEADLINE) + " |")
+    lines += _detector_table("Detectors on the held-out stress eval batch", report["evaluation"], HEADLINE)
     lines += ["", "![false triggers per nuisance-hour by type](plots/false_alarms_by_type.png)", ""]
     if report.get("household"):
         keys = ("false_triggers_per_device_day", *HEADLINE, "device_days")
-        lines += [
-            "## Detectors on household days (held out)",
-            "",
-            "| detector | " + " | ".join(keys) + " |",
-            "|---" * (len(keys) + 1) + "|",
-        ]
-        for name, row in report["household"].items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(row.get(k)) for k in keys) + " |")
-        lines.append("")
+        lines += [*_detector_table("Detectors on household days (held out)", report["household"], keys), ""]
     lines += ["## int8 against float (eval batch, frame decisions)", ""]
     for model, gate in (report.get("int8_gate") or {}).items():
         if gate:

@@ -22,6 +22,10 @@ from bench.experiment import (
 from bench.experiment_report import check_targets, markdown_table, summarise, write_report
 from common.params import load_params
 
+LENIENT_TARGETS = {  # every target at 1.0: the tests below check the figures, not the targets
+    k: 1.0
+    for k in ("fa_reduction_vs_seed", "fa_reduction_vs_random", "entry_recall", "max_false_absence_ratio")
+}
 METRICS = ("false_triggers_per_empty_hour", "entry_recall", "false_absences_per_occupied_hour")
 
 
@@ -303,15 +307,7 @@ def test_false_alarms_are_compared_at_the_seed_models_recall(tmp_path):
 
     ex = {
         "strategies": ["flywheel"],
-        "targets": {
-            k: 1.0
-            for k in (
-                "fa_reduction_vs_seed",
-                "fa_reduction_vs_random",
-                "entry_recall",
-                "max_false_absence_ratio",
-            )
-        },
+        "targets": LENIENT_TARGETS,
     }
     seed_rows = [_row(20.0, 0.95, 1.0, seed=0, curve=[point(20.0, 0.95, 1.0)])]
     rows = [_row(30.0, 0.99, 0.95, seed=0, strategy="flywheel", turn=1, labels_spent=5, curve=curve)]
@@ -447,15 +443,7 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
 def test_false_alarms_split_into_entries_and_re_entries(tmp_path):
     ex = {
         "strategies": ["flywheel", "random"],
-        "targets": {
-            k: 1.0
-            for k in (
-                "fa_reduction_vs_seed",
-                "fa_reduction_vs_random",
-                "entry_recall",
-                "max_false_absence_ratio",
-            )
-        },
+        "targets": LENIENT_TARGETS,
     }
 
     def split(fa, strict, seed=0, **extra):
