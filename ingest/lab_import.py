@@ -5,8 +5,8 @@
 labels each file from a CSV (file, event_type, motion_class, optional t0_s/t1_s, carrier_hz) or from
 its folder name mapped by a small YAML ({folder: {event_type, motion_class}}, read by the CLI), finds
 the carrier from the spectrum when none is given (estimate_carrier: the strongest stable tone from
-tone_min_hz up; when both exist the estimate is reported and checked against the given one) and writes raw_out/
-{captures.jsonl, dialogue.jsonl (empty), pcm/<capture_id>.wav (float32)} and truth_out/
+tone_min_hz up; when both exist the estimate is reported and checked against the given one) and writes
+raw_out/{captures.jsonl, dialogue.jsonl (empty), pcm/<capture_id>.wav (float32)} and truth_out/
 {events.jsonl, lab_import.json (capture -> source file, carrier estimate)}. Captures are lab
 `collection` takes on a lab profile (params ingest.lab_profiles: lab1 for mono, lab_multi otherwise).
 Bad files are quarantined with file and reason (quarantine.jsonl beside a copy, ingest/quarantine.py);
