@@ -3,6 +3,13 @@
 Works for any carrier (lab phones at 18-22 kHz, speakers at 32-48 kHz) and any sample rate of at
 least 2 * (carrier + 2 kHz). Baseband sample m sits at passband time m / out_fs_hz. The output is
 flat to 0.8 of its Nyquist frequency and rejects aliases by 80 dB (integer ratios, two stages).
+
+Edges: the decimation filters see zeros before the first sample ("zeros", the default), so a
+recording's baseband ramps up over the first milliseconds and the clutter filter, which starts from
+the first sample, then spends seconds converging (a decaying residual near 0 m/s, -5 dB re the
+carrier at the start). edge="settled" pads with the recording's mean mixed-down signal instead (the
+static tone, as if it had been playing before the recording began and after it ended), which removes
+the ramp; recordings read from files (lab pcm/*.wav) are demodulated that way.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from runtime.resample import rational_ratio
 GUARD_HZ = 2000.0  # Doppler band kept above the carrier: fs must cover carrier + GUARD_HZ
 PASSBAND_FRACTION = 0.8  # of the output Nyquist: flat up to here (v_max at 48 kHz is 0.7)
 STOPBAND_DB = 80.0  # alias rejection of the decimation filters
+EDGES = {"zeros": "constant", "settled": "mean"}  # edge mode -> scipy.signal.resample_poly padtype
 _MAX_LO_TABLE = 1 << 16  # exact periodic oscillator table when the period is at most this long
 
 
@@ -32,8 +40,13 @@ def local_oscillator(n: int, fs_hz: float, carrier_hz: float) -> np.ndarray:
     return np.exp(-2j * np.pi * phase).astype(np.complex64)
 
 
-def demodulate(pcm: np.ndarray, fs_hz: float, carrier_hz: float, out_fs_hz: float) -> np.ndarray:
-    """pcm [n] or [n_channels, n] real passband at fs_hz -> complex64 [n_channels, n_out] at out_fs_hz."""
+def demodulate(
+    pcm: np.ndarray, fs_hz: float, carrier_hz: float, out_fs_hz: float, edge: str = "zeros"
+) -> np.ndarray:
+    """pcm [n] or [n_channels, n] real passband at fs_hz -> complex64 [n_channels, n_out] at out_fs_hz
+    (edge: "zeros" or "settled", see the module docstring)."""
+    if edge not in EDGES:
+        raise ValueError(f"edge {edge!r} is not one of {', '.join(EDGES)}")
     pcm = np.asarray(pcm)
     if pcm.ndim == 1:
         pcm = pcm[None, :]
@@ -52,7 +65,7 @@ def demodulate(pcm: np.ndarray, fs_hz: float, carrier_hz: float, out_fs_hz: floa
     mixed = (2.0 * pcm.astype(np.float32)) * local_oscillator(pcm.shape[1], fs_hz, carrier_hz)  # [C, n]
     # low-pass and decimate; real and imaginary parts as one real [2C, n] array (faster)
     stacked = np.concatenate([mixed.real, mixed.imag], axis=0)  # [2C, n] float32
-    filtered = _decimate(stacked, fs_hz, out_fs_hz, up, down)  # [2C, n_out]
+    filtered = _decimate(stacked, fs_hz, out_fs_hz, up, down, EDGES[edge])  # [2C, n_out]
     n_ch = pcm.shape[0]
     return (filtered[:n_ch] + 1j * filtered[n_ch:]).astype(np.complex64)
 
@@ -63,14 +76,16 @@ def _lowpass(fs_hz: float, pass_hz: float, stop_hz: float) -> np.ndarray:
     return signal.firwin(n_taps | 1, (pass_hz + stop_hz) / 2, window=("kaiser", beta), fs=fs_hz)
 
 
-def _decimate(x: np.ndarray, fs_hz: float, out_fs_hz: float, up: int, down: int) -> np.ndarray:
+def _decimate(
+    x: np.ndarray, fs_hz: float, out_fs_hz: float, up: int, down: int, padtype: str = "constant"
+) -> np.ndarray:
     """Anti-aliased rate change of x [..., n]; integer decimation runs in two cheaper stages."""
     pass_hz = PASSBAND_FRACTION * out_fs_hz / 2
     first = max((d for d in range(2, down) if down % d == 0 and d * d >= down), default=None)
     if up != 1 or first is None:
-        return signal.resample_poly(x, up, down, axis=-1)
+        return signal.resample_poly(x, up, down, axis=-1, padtype=padtype)
     mid_fs = fs_hz / first
     stage1 = _lowpass(fs_hz, pass_hz, mid_fs - pass_hz)  # images fold onto [-pass, pass] only from here on
-    x = signal.resample_poly(x, 1, first, axis=-1, window=stage1)
+    x = signal.resample_poly(x, 1, first, axis=-1, window=stage1, padtype=padtype)
     stage2 = _lowpass(mid_fs, pass_hz, out_fs_hz - pass_hz)
-    return signal.resample_poly(x, 1, down // first, axis=-1, window=stage2)
+    return signal.resample_poly(x, 1, down // first, axis=-1, window=stage2, padtype=padtype)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from runtime.labels import MAJOR, MINOR
+from runtime.windows import STREAM_START_MODES
 
 _NEVER = 1 << 60  # "frames since" for an event that has not happened
 
@@ -38,6 +39,10 @@ class DetectorConfig:
     duty_cycling: bool = False
     frame_hop_s: float = 0.032
     context_frames: int = 32
+    # frames before the stream's first full context (runtime.windows.STREAM_START_MODES): "wait" (no
+    # decision there, the default, so a detector.json without the key keeps its behaviour) or a padded
+    # first context ("pad_min", "pad_first")
+    stream_start: str = "wait"
 
     def __post_init__(self) -> None:
         if not (0 <= self.lenient_threshold <= 1 and 0 <= self.strict_threshold <= 1):
@@ -46,6 +51,10 @@ class DetectorConfig:
             raise ValueError("durations must be >= 0")
         if self.frame_hop_s <= 0 or self.context_frames < 1:
             raise ValueError("frame_hop_s must be > 0 and context_frames >= 1")
+        if self.stream_start not in STREAM_START_MODES:
+            raise ValueError(
+                f"stream_start {self.stream_start!r} is not one of {', '.join(STREAM_START_MODES)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -56,7 +65,7 @@ class DetectorConfig:
         unknown = set(d) - set(fields)
         if unknown:
             raise ValueError(f"unknown detector keys: {sorted(unknown)}")
-        casts = {"float": float, "int": int, "bool": bool}
+        casts = {"float": float, "int": int, "bool": bool, "str": str}
         return cls(**{k: casts[fields[k]](v) for k, v in d.items()})
 
     @classmethod
@@ -66,6 +75,15 @@ class DetectorConfig:
         hop_s = float(fe.get("hop", 64)) / float(fe.get("baseband_fs_hz", 2000.0))
         context = int(params.get("ingest", {}).get("context_frames", 32))
         return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params.get("detector", {})})
+
+    @property
+    def decides_from_stream_start(self) -> bool:
+        """True when frames before the first full context get a (padded) decision too."""
+        return self.stream_start != "wait"
+
+    def no_decision_frames(self) -> int:
+        """Frames at a stream's start that are never present: context_frames - 1 when waiting, else 0."""
+        return 0 if self.decides_from_stream_start else self.context_frames - 1
 
     def frames(self, seconds: float) -> int:
         """A duration in whole frames (rounded)."""
