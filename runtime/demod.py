@@ -7,9 +7,11 @@ flat to 0.8 of its Nyquist frequency and rejects aliases by 80 dB (integer ratio
 Edges: the decimation filters see zeros before the first sample ("zeros", the default), so a
 recording's baseband ramps up over the first milliseconds and the clutter filter, which starts from
 the first sample, then spends seconds converging (a decaying residual near 0 m/s, -5 dB re the
-carrier at the start). edge="settled" pads with the recording's mean mixed-down signal instead (the
-static tone, as if it had been playing before the recording began and after it ended), which removes
-the ramp; recordings read from files (lab pcm/*.wav) are demodulated that way.
+carrier at the start). edge="settled" extends the mixed-down signal by SETTLED_PAD_S on both sides
+with the recording's static tone at that edge (the mean baseband A over the first, resp. last,
+SETTLED_PAD_S plus the image conj(A) e^{-2j w n} that the mixing leaves: as if the tone had been
+playing before the recording began and after it ended), filters, and cuts the extension off again; the first sample is then within about 1e-4 of the static
+level. Recordings read from files (lab pcm/*.wav) are demodulated that way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from runtime.resample import rational_ratio
 GUARD_HZ = 2000.0  # Doppler band kept above the carrier: fs must cover carrier + GUARD_HZ
 PASSBAND_FRACTION = 0.8  # of the output Nyquist: flat up to here (v_max at 48 kHz is 0.7)
 STOPBAND_DB = 80.0  # alias rejection of the decimation filters
-EDGES = {"zeros": "constant", "settled": "mean"}  # edge mode -> scipy.signal.resample_poly padtype
+EDGES = ("zeros", "settled")
+SETTLED_PAD_S = 0.05  # longer than any decimation filter's half-length here (at most about 7 ms)
 _MAX_LO_TABLE = 1 << 16  # exact periodic oscillator table when the period is at most this long
 
 
@@ -63,11 +66,32 @@ def demodulate(
     up, down = rational_ratio(fs_hz, out_fs_hz)
     # real -> analytic around 0: x * e^{-j w n}; the factor 2 restores the tone's amplitude
     mixed = (2.0 * pcm.astype(np.float32)) * local_oscillator(pcm.shape[1], fs_hz, carrier_hz)  # [C, n]
+    n_pad = down * int(np.ceil(SETTLED_PAD_S * fs_hz / down)) if edge == "settled" else 0
+    if n_pad:
+        mixed = _extend_static(mixed, n_pad, fs_hz, carrier_hz)  # [C, n + 2 n_pad]
     # low-pass and decimate; real and imaginary parts as one real [2C, n] array (faster)
     stacked = np.concatenate([mixed.real, mixed.imag], axis=0)  # [2C, n] float32
-    filtered = _decimate(stacked, fs_hz, out_fs_hz, up, down, EDGES[edge])  # [2C, n_out]
+    filtered = _decimate(stacked, fs_hz, out_fs_hz, up, down)  # [2C, n_out]
+    if n_pad:
+        cut = n_pad * up // down  # whole output samples: n_pad is a multiple of down
+        n_out = -(-(pcm.shape[1] * up) // down)
+        filtered = filtered[:, cut : cut + n_out]
     n_ch = pcm.shape[0]
     return (filtered[:n_ch] + 1j * filtered[n_ch:]).astype(np.complex64)
+
+
+def _extend_static(mixed: np.ndarray, n_pad: int, fs_hz: float, carrier_hz: float) -> np.ndarray:
+    """mixed [C, n] with n_pad samples of the static tone before and after: A + conj(A) e^{-2j w k},
+    A the mean of the first (last) n_pad samples (the image averages out over hundreds of cycles)."""
+    n = mixed.shape[1]
+
+    def pad(k: np.ndarray, static: np.ndarray) -> np.ndarray:  # k [n_pad] sample indices, static [C, 1]
+        image = np.exp(-4j * np.pi * np.mod(k.astype(np.float64) * (carrier_hz / fs_hz), 1.0))  # [n_pad]
+        return (static + static.conj() * image[None, :]).astype(np.complex64)  # [C, n_pad]
+
+    head = pad(np.arange(-n_pad, 0), mixed[:, :n_pad].mean(axis=1, keepdims=True))
+    tail = pad(np.arange(n, n + n_pad), mixed[:, -n_pad:].mean(axis=1, keepdims=True))
+    return np.concatenate([head, mixed, tail], axis=1)
 
 
 def _lowpass(fs_hz: float, pass_hz: float, stop_hz: float) -> np.ndarray:
@@ -76,16 +100,14 @@ def _lowpass(fs_hz: float, pass_hz: float, stop_hz: float) -> np.ndarray:
     return signal.firwin(n_taps | 1, (pass_hz + stop_hz) / 2, window=("kaiser", beta), fs=fs_hz)
 
 
-def _decimate(
-    x: np.ndarray, fs_hz: float, out_fs_hz: float, up: int, down: int, padtype: str = "constant"
-) -> np.ndarray:
+def _decimate(x: np.ndarray, fs_hz: float, out_fs_hz: float, up: int, down: int) -> np.ndarray:
     """Anti-aliased rate change of x [..., n]; integer decimation runs in two cheaper stages."""
     pass_hz = PASSBAND_FRACTION * out_fs_hz / 2
     first = max((d for d in range(2, down) if down % d == 0 and d * d >= down), default=None)
     if up != 1 or first is None:
-        return signal.resample_poly(x, up, down, axis=-1, padtype=padtype)
+        return signal.resample_poly(x, up, down, axis=-1)
     mid_fs = fs_hz / first
     stage1 = _lowpass(fs_hz, pass_hz, mid_fs - pass_hz)  # images fold onto [-pass, pass] only from here on
-    x = signal.resample_poly(x, 1, first, axis=-1, window=stage1, padtype=padtype)
+    x = signal.resample_poly(x, 1, first, axis=-1, window=stage1)
     stage2 = _lowpass(mid_fs, pass_hz, out_fs_hz - pass_hz)
-    return signal.resample_poly(x, 1, down // first, axis=-1, window=stage2, padtype=padtype)
+    return signal.resample_poly(x, 1, down // first, axis=-1, window=stage2)
