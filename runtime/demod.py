@@ -10,8 +10,9 @@ the first sample, then spends seconds converging (a decaying residual near 0 m/s
 carrier at the start). edge="settled" extends the mixed-down signal by SETTLED_PAD_S on both sides
 with the recording's static tone at that edge (the mean baseband A over the first, resp. last,
 SETTLED_PAD_S plus the image conj(A) e^{-2j w n} that the mixing leaves: as if the tone had been
-playing before the recording began and after it ended), filters, and cuts the extension off again; the first sample is then within about 1e-4 of the static
-level. Recordings read from files (lab pcm/*.wav) are demodulated that way.
+playing before the recording began and after it ended), filters, and cuts the extension off again;
+the first sample is then within about 1e-4 of the static level. Recordings read from files (lab
+pcm/*.wav) are demodulated that way.
 """
 
 from __future__ import annotations
