@@ -30,7 +30,7 @@ class LabTake:
     motion_s: float = 0.5
     peak_v_mps: float = 1.0
     n_scatterers: int = 5  # torso and limbs: speeds spread around the peak
-    noise_dbfs: float = -80.0
+    noise_dbfs: float = -70.0  # a noise floor near the simulated devices (about -88 dB re the carrier)
     n_mics: int = 1
     seed: int = 0
 

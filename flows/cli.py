@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from flows.cli_lab import lab_app
 from flows.cli_labels import labels_app
 from flows.cli_report import report_app
 
@@ -27,6 +28,7 @@ device_app = typer.Typer(help="Simulated devices: provision and status.", no_arg
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(device_app, name="device")
 app.add_typer(labels_app, name="labels")
+app.add_typer(lab_app, name="lab")
 app.add_typer(report_app, name="report")
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]

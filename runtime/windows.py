@@ -30,7 +30,7 @@ def context_windows(frames: np.ndarray, context: int, stride: int) -> tuple[np.n
     return np.ascontiguousarray(windows, dtype=np.float32), end_frame
 
 
-STREAM_START_MODES = ("wait", "pad_first", "pad_min")  # wait: no decision before the first full context
+STREAM_START_MODES = ("wait", "pad_first", "pad_min", "pad_mirror")  # wait: no decision before the first full context
 
 
 def stream_start_windows(frames: np.ndarray, context: int, mode: str) -> np.ndarray:
@@ -43,7 +43,9 @@ def stream_start_windows(frames: np.ndarray, context: int, mode: str) -> np.ndar
     out = np.empty((k, context, frames.shape[1]), np.float32)
     for end in range(k):
         seen = frames[: end + 1]  # [end + 1, V]
-        pad = seen[0] if mode == "pad_first" else seen.min(axis=0)  # [V]
-        out[end, : context - end - 1] = pad
+        if mode == "pad_mirror":  # ... seen[1], seen[0], seen[0], seen[1], ... seen[end]
+            out[end] = np.pad(seen, ((context - end - 1, 0), (0, 0)), mode="symmetric")
+            continue
+        out[end, : context - end - 1] = seen[0] if mode == "pad_first" else seen.min(axis=0)  # [V]
         out[end, context - end - 1 :] = seen
     return out
