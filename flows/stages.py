@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.io import atomic_write_json, read_json
 from common.paths import Paths
+from flows.lab_seed import lab_seed, lab_seed_outputs, training_batches
 
 BATCHES = ("seed", "field", "eval")  # simulated and ingested
 HELD_OUT = ("eval", "household")  # the two eval sets: the stress mix and household days (docs/evaluation.md)
@@ -185,7 +186,7 @@ def rare_event(params: dict, paths: Paths) -> dict:
 
 # --- train, export, quantize ----------------------------------------------------------------------
 
-TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}
+TRAINING_DATA = {"seed": ("seed",), "retrained": ("seed", "field")}  # with turn.seed_data simulated
 
 
 def train(params: dict, paths: Paths, model: str) -> dict:
@@ -194,7 +195,8 @@ def train(params: dict, paths: Paths, model: str) -> dict:
 
     started = time.perf_counter()
     batches = [
-        TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet") for b in TRAINING_DATA[model]
+        TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet")
+        for b in training_batches(params, model)
     ]
     out = paths.model(model) / "checkpoint"
     metrics = train_classifier(batches, params, out)
@@ -210,7 +212,7 @@ def export(params: dict, paths: Paths, model: str) -> dict:
     started = time.perf_counter()
     out = paths.model(model) / "onnx"
     export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
-    calibration = _calibration_windows(params, paths, TRAINING_DATA[model])
+    calibration = _calibration_windows(params, paths, training_batches(params, model))
     gate = _sample_windows(params, paths, ("eval",), int(params["quantize"]["gate_windows"]))
     quant = quantize_int8(
         out / "model_float.onnx", calibration, out / "model_int8.onnx", params, gate_windows=gate
@@ -374,7 +376,7 @@ def package(params: dict, paths: Paths) -> dict:
     test_inputs = gather_windows(
         open_frames(paths.curated("eval")), rows[pick], int(params["ingest"]["context_frames"])
     )
-    trained_on = [p for b in TRAINING_DATA[shipped] for p in (paths.curated(b), paths.labels(b))]
+    trained_on = [p for b in training_batches(params, shipped) for p in (paths.curated(b), paths.labels(b))]
     detector = read_json(model_dir / "checkpoint" / "detector.json")
     extra: dict = {}
     trigger = read_json(paths.model("rare_event") / "summary.json")
@@ -492,15 +494,23 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         ("labeling",),
     ),
     StageTemplate(
+        "lab_seed",  # flows/lab_seed.py: the imported lab batch when turn.seed_data asks for it
+        lab_seed,
+        lambda p: [Path("ingest"), Path("mining")],
+        lambda p: [*lab_seed_outputs(p), p.quarantine("lab")],
+        ("turn.seed_data", "frontend", "ingest", "labeling"),
+    ),
+    StageTemplate(
         "train",
         train,
         lambda p, m: (
             [p.curated(b) for b in TRAINING_DATA[m]]
             + [p.labels(b) for b in TRAINING_DATA[m]]
+            + lab_seed_outputs(p)
             + [Path("training")]
         ),
         lambda p, m: [p.model(m) / "checkpoint"],
-        ("training", "detector", "ingest.context_frames", "frontend"),
+        ("training", "detector", "ingest.context_frames", "frontend", "turn.seed_data"),
         items=MODELS,
     ),
     StageTemplate(

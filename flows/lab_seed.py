@@ -1,0 +1,87 @@
+"""Lab recordings as the seed set: the `lab_seed` stage and which batches each model trains on.
+
+params `turn.seed_data` says what the seed model learns from: `simulated` (the simulated lab batch
+`seed`, labelled by label_seed), `lab` (an imported lab batch: `flywheel lab import DIR --out
+data/raw/lab --truth-out data/truth/lab`) or `both`. The retrained model learns from the seed
+model's data plus the field batch. `flywheel turn --seed-data lab` sets it for one turn.
+
+The lab_seed stage ingests data/raw/lab (ingest.pipeline, the same checks and front-end as every
+batch) and labels every window from the recordings' own labels (data/truth/lab: the lab protocol,
+source "lab", no labelling error), like label_seed does for the simulated batch. With seed_data
+`simulated` it only records that it is off (its outputs are then empty folders).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from common.io import atomic_write_json
+from common.paths import Paths
+
+LAB_BATCH = "lab"
+SEED_DATA = {"simulated": ("seed",), "lab": (LAB_BATCH,), "both": ("seed", LAB_BATCH)}
+STAGE_RECORD = "_stage.json"
+
+
+def seed_data(params: dict) -> str:
+    value = str(params.get("turn", {}).get("seed_data", "simulated"))
+    if value not in SEED_DATA:
+        raise ValueError(f"turn.seed_data {value!r} is not one of {', '.join(SEED_DATA)}")
+    return value
+
+
+def training_batches(params: dict, model: str) -> tuple[str, ...]:
+    """The curated batches (with labels of the same name) model `seed` or `retrained` trains on."""
+    seed = SEED_DATA[seed_data(params)]
+    if model == "seed":
+        return seed
+    if model == "retrained":
+        return (*seed, "field")
+    raise KeyError(f"unknown model {model!r}")
+
+
+def lab_seed_outputs(paths: Paths) -> list[Path]:
+    return [paths.curated(LAB_BATCH), paths.labels(LAB_BATCH)]
+
+
+def lab_seed(params: dict, paths: Paths) -> dict:
+    """Ingest and label the imported lab batch when the seed model learns from it."""
+    started = time.perf_counter()
+    mode = seed_data(params)
+    if LAB_BATCH not in SEED_DATA[mode]:
+        for out in [*lab_seed_outputs(paths), paths.quarantine(LAB_BATCH)]:
+            out.mkdir(parents=True, exist_ok=True)
+        return _record(paths, started, {"seed_data": mode, "lab_batch": "off"})
+    import polars as pl
+
+    from common.io import atomic_write_parquet
+    from ingest.pipeline import ingest_batch
+    from mining.labels import label_windows
+
+    raw, truth = paths.raw(LAB_BATCH), paths.truth(LAB_BATCH)
+    for need in (raw / "captures.jsonl", truth / "events.jsonl"):
+        if not need.exists():
+            raise FileNotFoundError(
+                f"{need}: missing; turn.seed_data {mode!r} needs an imported lab batch "
+                f"(flywheel lab import DIR --out {raw} --truth-out {truth} --labels LABELS.csv)"
+            )
+    summary = ingest_batch(raw, paths.curated_root, params)
+    windows = pl.read_parquet(paths.curated(LAB_BATCH) / "windows.parquet")
+    table = label_windows(
+        windows, truth, source="lab", error_rate=0.0, seed=params["labeling"]["seed"], batch_id=LAB_BATCH
+    )
+    atomic_write_parquet(paths.labels(LAB_BATCH) / "labels.parquet", table)
+    counts = dict(table.group_by("label").len().sort("label").iter_rows())
+    return _record(
+        paths,
+        started,
+        {"seed_data": mode, "ingested": summary["ingested"], "quarantined": summary["quarantined"],
+         "labels": table.height, "by_class": counts},
+    )  # fmt: skip
+
+
+def _record(paths: Paths, started: float, summary: dict) -> dict:
+    record = {"stage": "lab_seed", "seconds": round(time.perf_counter() - started, 3), "summary": summary}
+    atomic_write_json(paths.labels(LAB_BATCH) / STAGE_RECORD, record)
+    return record
