@@ -113,8 +113,10 @@ def read_wav(path: Path) -> tuple[float, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", scipy.io.wavfile.WavFileWarning)
             rate, data = scipy.io.wavfile.read(path, mmap=False)  # [n] or [n, ch]
-    except (ValueError, EOFError, OSError) as exc:
-        raise Refused("unreadable_wav", "file", f"{path.name}: {str(exc)[:120]}") from None
+    except Exception as exc:  # untrusted bytes: scipy's parser fails in many ways (even UnboundLocalError)
+        raise Refused(
+            "unreadable_wav", "file", f"{path.name}: {type(exc).__name__}: {str(exc)[:120]}"
+        ) from None
     pcm = np.atleast_2d(np.asarray(data).T)  # [ch, n]
     if np.issubdtype(pcm.dtype, np.integer):
         info = np.iinfo(pcm.dtype)
