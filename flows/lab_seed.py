@@ -41,6 +41,27 @@ def training_batches(params: dict, model: str) -> tuple[str, ...]:
     raise KeyError(f"unknown model {model!r}")
 
 
+def windows_to_label(curated_dir: Path, params: dict):
+    """The windows a label stage labels: windows.parquet, plus the stream-start windows of clips that
+    are streams of their own when detector.stream_start decides there (training.datamodule pads them)."""
+    import polars as pl
+
+    windows = pl.read_parquet(curated_dir / "windows.parquet")
+    if str(params.get("detector", {}).get("stream_start", "wait")) == "wait":
+        return windows
+    from runtime.frontend import FrontendConfig
+    from training.datamodule import stream_start_rows
+
+    ing = params["ingest"]
+    starts = stream_start_rows(
+        curated_dir,
+        int(ing["context_frames"]),
+        int(ing["window_stride"]),
+        FrontendConfig.from_dict(params["frontend"]),
+    )
+    return pl.concat([windows.select(starts.columns), starts.cast(windows.select(starts.columns).schema)])
+
+
 def lab_seed_outputs(paths: Paths) -> list[Path]:
     return [paths.curated(LAB_BATCH), paths.labels(LAB_BATCH)]
 
@@ -53,8 +74,6 @@ def lab_seed(params: dict, paths: Paths) -> dict:
         for out in [*lab_seed_outputs(paths), paths.quarantine(LAB_BATCH)]:
             out.mkdir(parents=True, exist_ok=True)
         return _record(paths, started, {"seed_data": mode, "lab_batch": "off"})
-    import polars as pl
-
     from common.io import atomic_write_parquet
     from ingest.pipeline import ingest_batch
     from mining.labels import label_windows
@@ -67,7 +86,7 @@ def lab_seed(params: dict, paths: Paths) -> dict:
                 f"(flywheel lab import DIR --out {raw} --truth-out {truth} --labels LABELS.csv)"
             )
     summary = ingest_batch(raw, paths.curated_root, params)
-    windows = pl.read_parquet(paths.curated(LAB_BATCH) / "windows.parquet")
+    windows = windows_to_label(paths.curated(LAB_BATCH), params)
     table = label_windows(
         windows, truth, source="lab", error_rate=0.0, seed=params["labeling"]["seed"], batch_id=LAB_BATCH
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.io import atomic_write_json, read_json
 from common.paths import Paths
-from flows.lab_seed import lab_seed, lab_seed_outputs, training_batches
+from flows.lab_seed import lab_seed, lab_seed_outputs, training_batches, windows_to_label
 
 BATCHES = ("seed", "field", "eval")  # simulated and ingested
 HELD_OUT = ("eval", "household")  # the two eval sets: the stress mix and household days (docs/evaluation.md)
@@ -80,13 +80,12 @@ def ingest(params: dict, paths: Paths, batch: str) -> dict:
 
 def label_seed(params: dict, paths: Paths) -> dict:
     """Lab collection comes with its protocol's labels: every seed window, labeled without error."""
-    import polars as pl
 
     from common.io import atomic_write_parquet
     from mining.labels import label_windows
 
     started = time.perf_counter()
-    windows = pl.read_parquet(paths.curated("seed") / "windows.parquet")
+    windows = windows_to_label(paths.curated("seed"), params)  # + stream-start windows when deciding there
     table = label_windows(
         windows,
         paths.truth("seed"),
@@ -491,14 +490,14 @@ TEMPLATES: tuple[StageTemplate, ...] = (
         label_seed,
         lambda p: [p.curated("seed"), p.truth("seed"), Path("mining")],
         lambda p: [p.labels("seed")],
-        ("labeling",),
+        ("labeling", "detector.stream_start"),
     ),
     StageTemplate(
         "lab_seed",  # flows/lab_seed.py: the imported lab batch when turn.seed_data asks for it
         lab_seed,
         lambda p: [Path("ingest"), Path("mining")],
         lambda p: [*lab_seed_outputs(p), p.quarantine("lab")],
-        ("turn.seed_data", "frontend", "ingest", "labeling"),
+        ("turn.seed_data", "frontend", "ingest", "labeling", "detector.stream_start"),
     ),
     StageTemplate(
         "train",

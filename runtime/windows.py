@@ -30,7 +30,12 @@ def context_windows(frames: np.ndarray, context: int, stride: int) -> tuple[np.n
     return np.ascontiguousarray(windows, dtype=np.float32), end_frame
 
 
-STREAM_START_MODES = ("wait", "pad_first", "pad_min", "pad_mirror")  # wait: no decision before the first full context
+STREAM_START_MODES = (
+    "wait",
+    "pad_first",
+    "pad_min",
+    "pad_mirror",
+)  # wait: no decision before the first full context
 
 
 def stream_start_windows(frames: np.ndarray, context: int, mode: str) -> np.ndarray:
@@ -49,3 +54,10 @@ def stream_start_windows(frames: np.ndarray, context: int, mode: str) -> np.ndar
         out[end, : context - end - 1] = seen[0] if mode == "pad_first" else seen.min(axis=0)  # [V]
         out[end, context - end - 1 :] = seen
     return out
+
+
+def stream_start_ends(n_frames: int, context: int, stride: int) -> np.ndarray:
+    """End frames [k] int64 of the stream-start windows on context_windows' stride grid (ends congruent
+    to context - 1 modulo stride) before the first full context: the windows a clip that is a stream
+    of its own adds for training when the detector decides from the stream's start."""
+    return np.arange((context - 1) % stride, min(context - 1, n_frames), stride, dtype=np.int64)
