@@ -211,3 +211,10 @@ def test_cli_lab_import(tmp_path) -> None:
     bad = CliRunner().invoke(app, ["lab", "import", str(tmp_path / "nope"), "--out", "x", "--truth-out", "y",
                                    "--labels", str(csv), "--params", str(REPO / "params.yaml")])  # fmt: skip
     assert bad.exit_code == 2 and "not a folder" in bad.output
+
+
+def test_one_mic_lab_capture_bypasses_the_canceller(params) -> None:
+    from runtime.frontend import FrontendConfig, StreamingFrontend
+
+    described = StreamingFrontend(FrontendConfig.from_dict(params["frontend"]), 2000.0, 20000.0, 1).describe()
+    assert "bypassed: single microphone" in str(described)
