@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from flows.cli_lab import lab_app
 from flows.cli_labels import labels_app
 from flows.cli_report import report_app
 from flows.cli_self_learning import self_learning
@@ -28,6 +29,7 @@ device_app = typer.Typer(help="Simulated devices: provision and status.", no_arg
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(device_app, name="device")
 app.add_typer(labels_app, name="labels")
+app.add_typer(lab_app, name="lab")
 app.add_typer(report_app, name="report")
 app.command("self-learning")(self_learning)
 
@@ -64,18 +66,33 @@ def turn(
     params: ParamsOpt = Path("params.yaml"),
     data_dir: DataDirOpt = Path("data"),
     dvc: Annotated[bool, typer.Option(help="keep DVC's books (dvc.lock, cache); off for presets")] = True,
+    seed_data: Annotated[
+        str | None,
+        typer.Option(
+            help="seed model data: simulated | lab (data/raw/lab from `flywheel lab import`) | both"
+        ),
+    ] = None,
 ) -> None:
     """Run one whole flywheel turn as a Prefect flow (embedded server started once)."""
     from flows.env import configure_environment
+    from flows.stages.base import SEED_DATA
 
     configure_environment(params.resolve().parent)
     from flows.summary import print_turn_summary
     from flows.turn import flywheel_turn
 
-    use_dvc = dvc and preset is None and data_dir == Path("data")
+    if seed_data is not None and seed_data not in SEED_DATA:
+        _fail(f"--seed-data {seed_data!r} is not one of {', '.join(SEED_DATA)}", code=2)
+    use_dvc = dvc and preset is None and data_dir == Path("data") and seed_data is None
     if dvc and not use_dvc:
         typer.echo("note: a preset or another data folder runs without DVC bookkeeping (dvc.lock untouched)")
-    records = flywheel_turn(params_file=str(params), preset=preset, data_dir=str(data_dir), use_dvc=use_dvc)
+    if dvc and seed_data is not None:
+        typer.echo(
+            "note: --seed-data runs without DVC bookkeeping (set turn.seed_data in params.yaml to keep it)"
+        )
+    records = flywheel_turn(
+        params_file=str(params), preset=preset, data_dir=str(data_dir), use_dvc=use_dvc, seed_data=seed_data
+    )
     print_turn_summary(records, params, preset, data_dir)
 
 

@@ -67,11 +67,17 @@ def run_stage_task(name: str, params: dict, data_dir: str, bridge=None) -> dict:
 
 @flow(name="flywheel-turn", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def flywheel_turn(
-    params_file: str = "params.yaml", preset: str | None = None, data_dir: str = "data", use_dvc: bool = True
+    params_file: str = "params.yaml",
+    preset: str | None = None,
+    data_dir: str = "data",
+    use_dvc: bool = True,
+    seed_data: str | None = None,
 ) -> dict:
     """One turn: simulate → ingest → label → train → mine → label → retrain → export/int8 → evaluate →
-    package → deploy → report."""
+    package → deploy → report. seed_data overrides params turn.seed_data (flows/stages/lab_seed.py)."""
     params = load_params(params_file, preset)
+    if seed_data is not None:
+        params["turn"]["seed_data"] = seed_data
     paths = Paths.for_params(params, data_dir)
     bridge = None
     if use_dvc:

@@ -6,6 +6,7 @@ Every check returns `Reject` problems instead of raising, so one bad record neve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -72,6 +73,9 @@ class CaptureLimits:
     lab_min_carrier_hz: float
     max_n_mics: int
     max_duration_s: float
+    # lab rigs (params ingest.lab_profiles): name -> mic count (None: any), no array geometry;
+    # accepted for `collection` captures only
+    lab_profiles: dict[str, int | None] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: dict) -> CaptureLimits:
@@ -83,7 +87,19 @@ class CaptureLimits:
             lab_min_carrier_hz=float(ing["lab_min_carrier_hz"]),
             max_n_mics=int(ing["max_n_mics"]),
             max_duration_s=float(ing["max_duration_s"]),
+            lab_profiles=lab_profile_mics(params),
         )
+
+
+def lab_profile_mics(params: dict) -> dict[str, int | None]:
+    """Lab profiles from params ingest.lab_profiles: name -> mic count (None: any count)."""
+    profiles = params["ingest"].get("lab_profiles") or {}
+    return {str(k): None if v.get("n_mics") is None else int(v["n_mics"]) for k, v in profiles.items()}
+
+
+def accepted_profiles(params: dict) -> list[str]:
+    """Every profile a capture record may name: device profiles, then lab profiles."""
+    return [*params["ingest"]["known_profiles"], *lab_profile_mics(params)]
 
 
 def parse_utc(text: str) -> dt.datetime:
@@ -137,15 +153,15 @@ def check_capture_record(record: Any, limits: CaptureLimits) -> list[Reject]:
         problems.append(
             Reject("bad_timestamp", "t_start", f"t_start {record['t_start']!r:.40} is not ISO-8601 UTC")
         )
-    if record["profile"] not in limits.known_profiles:
-        problems.append(
-            Reject(
-                "unknown_profile",
-                "profile",
-                f"profile {record['profile']!r:.40} is not one of {', '.join(limits.known_profiles)}",
-            )
-        )
     trigger = record["trigger"]
+    profile = record["profile"]
+    if profile in limits.lab_profiles:
+        problems += _check_lab_profile(record, limits.lab_profiles[profile])
+    elif profile not in limits.known_profiles:
+        known = (*limits.known_profiles, *limits.lab_profiles)
+        problems.append(
+            Reject("unknown_profile", "profile", f"profile {profile!r:.40} is not one of {', '.join(known)}")
+        )
     if trigger not in TRIGGERS:
         problems.append(
             Reject("bad_trigger", "trigger", f"trigger {trigger!r:.40} is not one of {', '.join(TRIGGERS)}")
@@ -183,6 +199,29 @@ def check_capture_record(record: Any, limits: CaptureLimits) -> list[Reject]:
                 "volume_out_of_range",
                 "playback_volume",
                 f"playback_volume {record['playback_volume']:g} outside 0–10",
+            )
+        )
+    return problems
+
+
+def _check_lab_profile(record: dict, n_mics: int | None) -> list[Reject]:
+    """A lab profile is for lab `collection` captures, with its mic count when the profile fixes one."""
+    problems = []
+    if record["trigger"] != LAB_TRIGGER:
+        problems.append(
+            Reject(
+                "lab_profile_not_collection",
+                "trigger",
+                f"lab profile {record['profile']!r} with trigger {record['trigger']!r:.40} "
+                f"(lab profiles are for {LAB_TRIGGER!r} captures)",
+            )
+        )
+    if n_mics is not None and record["n_mics"] != n_mics:
+        problems.append(
+            Reject(
+                "profile_n_mics_mismatch",
+                "n_mics",
+                f"n_mics {record['n_mics']} but lab profile {record['profile']!r} has {n_mics}",
             )
         )
     return problems

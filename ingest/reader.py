@@ -189,7 +189,9 @@ def load_pcm_as_iq(path: Path, record: dict, limits: SampleLimits, out_fs_hz: fl
             "demodulator_unavailable", "file", "runtime.demod is not available for pcm captures"
         ) from None
     try:
-        iq = demodulate(pcm, float(rate), float(record["carrier_hz"]), out_fs_hz)  # [n_mics, n_out]
+        iq = demodulate(
+            pcm, float(rate), float(record["carrier_hz"]), out_fs_hz, edge="settled"
+        )  # [n_mics, n_out]
     except ValueError as exc:  # e.g. a sample rate too low for the carrier
         raise Rejected("demodulation_failed", "fs_hz", f"{path.name}: {str(exc)[:160]}") from None
     return np.asarray(iq, dtype=np.complex64)

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from common.io import atomic_write_json
-from ingest.contract import DIALOGUE_KINDS, TRIGGERS
+from ingest.contract import DIALOGUE_KINDS, TRIGGERS, accepted_profiles
 
 
 def _expectations(params: dict, known_devices: list[str]) -> dict[str, list]:
@@ -42,7 +42,7 @@ def _expectations(params: dict, known_devices: list[str]) -> dict[str, list]:
     ]
     captures += [
         gxe.ExpectColumnValuesToBeUnique(column="capture_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="profile", value_set=list(ing["known_profiles"])),
+        gxe.ExpectColumnValuesToBeInSet(column="profile", value_set=accepted_profiles(params)),
         gxe.ExpectColumnValuesToBeInSet(column="trigger", value_set=list(TRIGGERS)),
         gxe.ExpectColumnValuesToBeBetween(
             column="carrier_hz", min_value=ing["lab_min_carrier_hz"], max_value=ing["device_carrier_hz"][1]

@@ -26,6 +26,7 @@ import numpy as np
 
 from runtime.config import config_from_dict
 from runtime.labels import MAJOR, MINOR
+from runtime.windows import STREAM_START_MODES
 
 _NEVER = 1 << 60  # "frames since" for an event that has not happened
 
@@ -44,6 +45,10 @@ class DetectorConfig:
     # True (a detector.json without the key, as bundles built before it): a lenient positive in the
     # occupied window re-enters presence after a lapse; False: it only holds a presence that is on
     lenient_reentry: bool = True
+    # frames before the stream's first full context (runtime.windows.STREAM_START_MODES): "wait" (no
+    # decision there, the default, so a detector.json without the key keeps its behaviour) or a padded
+    # first context ("pad_min", "pad_first")
+    stream_start: str = "wait"
 
     def __post_init__(self) -> None:
         if not (0 <= self.lenient_threshold <= 1 and 0 <= self.strict_threshold <= 1):
@@ -52,6 +57,10 @@ class DetectorConfig:
             raise ValueError("durations must be >= 0")
         if self.frame_hop_s <= 0 or self.context_frames < 1:
             raise ValueError("frame_hop_s must be > 0 and context_frames >= 1")
+        if self.stream_start not in STREAM_START_MODES:
+            raise ValueError(
+                f"stream_start {self.stream_start!r} is not one of {', '.join(STREAM_START_MODES)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,6 +77,15 @@ class DetectorConfig:
         hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
         context = int(params["ingest"]["context_frames"])
         return cls.from_dict({"frame_hop_s": hop_s, "context_frames": context, **params["detector"]})
+
+    @property
+    def decides_from_stream_start(self) -> bool:
+        """True when frames before the first full context get a (padded) decision too."""
+        return self.stream_start != "wait"
+
+    def no_decision_frames(self) -> int:
+        """Frames at a stream's start that are never present: context_frames - 1 when waiting, else 0."""
+        return 0 if self.decides_from_stream_start else self.context_frames - 1
 
     def frames(self, seconds: float) -> int:
         """A duration in whole frames (rounded)."""

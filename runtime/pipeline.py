@@ -15,7 +15,7 @@ import numpy as np
 from runtime.classifier import OnnxClassifier
 from runtime.detector import DetectorConfig, run_detector
 from runtime.frontend import FrontendConfig, StreamingFrontend, extract_features, frame_end_times
-from runtime.windows import context_windows
+from runtime.windows import context_windows, stream_start_windows
 
 WINDOW_CHUNK = 4096  # end frames classified per chunk (bounds memory on long captures)
 
@@ -75,13 +75,23 @@ class DevicePipeline:
 
     def classify_frames(self, frames: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Probs [T - first, 3] and embeddings [T - first, D] of frames [first, T) of frames [T, V], each
-        frame with the context before it (frames before the first full context: probs (1, 0, 0),
-        embedding zeros; None when no frame had a full context)."""
+        frame with the context before it. Frames before the first full context: with the detector's
+        stream_start "wait", probs (1, 0, 0) and embedding zeros (None when no frame had a full context);
+        otherwise a window padded as runtime.windows.stream_start_windows says (frames [0] is then the
+        stream's first frame)."""
         n_frames = len(frames)
         context = self.detector_cfg.context_frames
         probs = np.zeros((n_frames - first, 3), np.float32)
         probs[:, 0] = 1.0
         embedding: np.ndarray | None = None
+        if self.detector_cfg.decides_from_stream_start and first < context - 1:
+            # the stream's first frames (frames starts at the stream's frame 0 here: see ClassifierStream)
+            windows = stream_start_windows(frames[: context - 1], context, self.detector_cfg.stream_start)
+            if len(windows) > first:
+                window_probs, window_embedding = self.classifier.predict(windows[first:])
+                embedding = np.zeros((n_frames - first, window_embedding.shape[1]), np.float32)
+                probs[: len(window_probs)] = window_probs
+                embedding[: len(window_probs)] = window_embedding
         # windows at stride 1, a chunk of end frames at a time so long captures stay small in memory
         for lo in range(max(context - 1, first), n_frames, WINDOW_CHUNK):
             hi = min(lo + WINDOW_CHUNK, n_frames)
@@ -97,12 +107,11 @@ class DevicePipeline:
     def run_frames(self, frames: np.ndarray) -> CaptureDecisions:
         """Decisions for precomputed front-end frames [T, V]."""
         n_frames = len(frames)
-        context = self.detector_cfg.context_frames
         probs, embedding = self.classify_frames(frames, 0)
         if embedding is None:
             embedding = np.zeros((n_frames, self.classifier.embedding_dim or 0), np.float32)
         trace = run_detector(probs, self.detector_cfg)
-        trace.present[: context - 1] = False  # no decision before the first full context
+        trace.present[: self.detector_cfg.no_decision_frames()] = False  # waiting for the first context
         times = frame_end_times(n_frames, self.frontend_cfg)
         return CaptureDecisions(
             times_s=times,
@@ -120,10 +129,11 @@ class ClassifierStream:
 
     feed_frames(frames [k, V]) returns the probs [k, 3] of those frames; each frame is classified with
     the context frames before it, from earlier blocks too, exactly as one long capture would be
-    (frames before the stream's first full context: (1, 0, 0)). The front-end
+    (frames before the stream's first full context: (1, 0, 0), or padded windows when the detector's
+    stream_start says so). The front-end
     (runtime.frontend.StreamingFrontend) keeps its own state across blocks; the detector state machine
-    runs over the stream's probs afterwards (runtime.detector.run_detector; no frame before the first
-    full context is ever present, as in run_frames)."""
+    runs over the stream's probs afterwards (runtime.detector.run_detector; with stream_start "wait" no
+    frame before the first full context is ever present, as in run_frames)."""
 
     def __init__(self, pipeline: DevicePipeline):
         self.pipeline = pipeline

@@ -40,6 +40,9 @@ class WindowIndex:
     window_id: np.ndarray  # [N] str
     end_frame: np.ndarray  # [N] int
     source: np.ndarray  # [N] str: where the label came from (lab | oracle | label_studio | weak:<kind>)
+    # the detector's stream-start mode: windows ending before the first full context of a clip that is a
+    # stream of its own (end_frame < context - 1) are padded as runtime.windows.stream_start_windows says
+    stream_start: str = "wait"
 
     def __len__(self) -> int:
         return int(self.end_row.shape[0])
@@ -55,11 +58,42 @@ class WindowIndex:
             self.window_id[mask],
             self.end_frame[mask],
             self.source[mask],
+            self.stream_start,
         )
 
 
-def load_window_index(batches: list[TrainingBatch], context_frames: int) -> WindowIndex:
-    """Join each labels table with its batch's windows; drop labels of windows the batch lacks."""
+def stream_start_rows(curated_dir: str | Path, context: int, stride: int, frontend_cfg=None) -> pl.DataFrame:
+    """Stream-start windows of a curated batch (window_id, capture_id, end_row, end_frame, t_end_s):
+    for every capture read from pcm/*.wav (a clip is a stream of its own, as evaluation runs it), the
+    ends runtime.windows.stream_start_ends gives. Not in windows.parquet: only the label stages and
+    training, which pad them (gather_windows), use them."""
+    from runtime.frontend import FrontendConfig, frame_end_times
+    from runtime.windows import stream_start_ends
+
+    fe = frontend_cfg or FrontendConfig()
+    captures = pl.read_parquet(
+        Path(curated_dir) / "captures.parquet", columns=["capture_id", "file", "n_frames", "frame_offset"]
+    )
+    rows: dict[str, list] = {"window_id": [], "capture_id": [], "end_row": [], "end_frame": [], "t_end_s": []}
+    for cid, _file, n_frames, offset in captures.filter(pl.col("file").str.ends_with(".wav")).iter_rows():
+        ends = stream_start_ends(int(n_frames), context, stride)
+        times = frame_end_times(int(n_frames), fe)
+        for e in ends.tolist():
+            rows["window_id"].append(f"{cid}:{e}")
+            rows["capture_id"].append(cid)
+            rows["end_row"].append(int(offset) + e)
+            rows["end_frame"].append(e)
+            rows["t_end_s"].append(float(times[e]))
+    schema = {"window_id": pl.String, "capture_id": pl.String, "end_row": pl.Int64, "end_frame": pl.Int64,
+              "t_end_s": pl.Float64}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
+
+
+def load_window_index(
+    batches: list[TrainingBatch], context_frames: int, stream_start: str = "wait", stride: int = 8
+) -> WindowIndex:
+    """Join each labels table with its batch's windows; drop labels of windows the batch lacks. With a
+    stream-start mode other than "wait", the batches' stream-start windows (stream_start_rows) count too."""
     stores, parts = [], []
     for i, batch in enumerate(batches):
         curated = Path(batch.curated_dir)
@@ -72,6 +106,10 @@ def load_window_index(batches: list[TrainingBatch], context_frames: int) -> Wind
             raise DataError(f"{frames_path}: expected [rows, bins], got shape {store.shape}")
         stores.append(store)
         windows = pl.scan_parquet(windows_path).select("window_id", "capture_id", "end_row", "end_frame")
+        starts = stream_start != "wait"
+        if starts:
+            extra = stream_start_rows(curated, context_frames, stride).drop("t_end_s")
+            windows = pl.concat([windows, extra.lazy().cast(dict(windows.collect_schema()))])
         # one label per window: a window labelled twice (paid + weak) keeps its most confident label
         table_columns = pl.scan_parquet(batch.labels_path).collect_schema().names()
         source = pl.col("source") if "source" in table_columns else pl.lit("unknown").alias("source")
@@ -83,7 +121,7 @@ def load_window_index(batches: list[TrainingBatch], context_frames: int) -> Wind
         )
         joined = (
             labels.join(windows, on="window_id", how="inner")
-            .filter(pl.col("end_row") >= context_frames - 1)
+            .filter((pl.col("end_frame") >= context_frames - 1) | pl.lit(starts))
             .with_columns(pl.lit(i).alias("store_idx"))
             .sort("end_row", "window_id")  # join order is not guaranteed; training order must be
             .collect()
@@ -108,6 +146,7 @@ def load_window_index(batches: list[TrainingBatch], context_frames: int) -> Wind
         window_id=table["window_id"].to_numpy().astype(str),
         end_frame=table["end_frame"].to_numpy().astype(np.int64),
         source=table["source"].fill_null("unknown").to_numpy().astype(str),
+        stream_start=stream_start,
     )
 
 
@@ -121,8 +160,26 @@ def gather_windows(index: WindowIndex, positions: np.ndarray, context_frames: in
     for s in np.unique(store_of):
         sel = np.flatnonzero(store_of == s)
         rows = index.end_row[positions[sel]][:, None] + offsets[None, :]  # [n, T]
+        early = index.end_frame[positions[sel]] < context_frames - 1  # stream-start windows (padded)
+        if index.stream_start != "wait" and early.any():
+            out[sel[early]] = _padded_windows(index, positions[sel[early]], context_frames)
+            sel, rows = sel[~early], rows[~early]
         out[sel] = index.stores[int(s)][rows]  # fancy indexing reads only these rows of the memmap
     return out
+
+
+def _padded_windows(index: WindowIndex, positions: np.ndarray, context: int) -> np.ndarray:
+    """Stream-start windows [n, context, V], padded by runtime.windows.stream_start_windows (device code)."""
+    from runtime.windows import stream_start_windows
+
+    out = []
+    for p in positions:
+        end, end_frame = int(index.end_row[p]), int(index.end_frame[p])
+        frames = np.asarray(
+            index.stores[int(index.store_idx[p])][end - end_frame : end + 1]
+        )  # [end_frame + 1, V]
+        out.append(stream_start_windows(frames, context, index.stream_start)[-1])
+    return np.stack(out)
 
 
 def split_by_capture(capture_ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
@@ -225,7 +282,12 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
     class FeatureStoreDataModule(L.LightningDataModule):
         def __init__(self) -> None:
             super().__init__()
-            self.index = load_window_index(batches, context)
+            self.index = load_window_index(
+                batches,
+                context,
+                stream_start=str(params["detector"]["stream_start"]),
+                stride=int(params["ingest"]["window_stride"]),
+            )
             self.val_mask = split_by_capture(self.index.capture_id, tr.val_fraction, tr.seed)
             self.train_index = self.index.subset(~self.val_mask)
             self.val_index = self.index.subset(self.val_mask)

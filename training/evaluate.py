@@ -59,7 +59,8 @@ def read_truth(truth_dir: str | Path) -> list[dict]:
 
 
 def _load_wav_as_baseband(path: Path, record: dict, baseband_fs_hz: float) -> tuple[np.ndarray, float]:
-    """Passband PCM (lab captures) demodulated by runtime.demod at the record's carrier."""
+    """Passband PCM (lab captures) demodulated by runtime.demod at the record's carrier (settled edges,
+    as ingest reads them)."""
     from scipy.io import wavfile
 
     from runtime.demod import demodulate
@@ -70,7 +71,8 @@ def _load_wav_as_baseband(path: Path, record: dict, baseband_fs_hz: float) -> tu
     if np.issubdtype(data.dtype, np.integer):
         data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
     pcm = np.asarray(data, np.float32).T  # [n_channels, n] or [n]
-    return demodulate(pcm, float(rate), record["carrier_hz"], baseband_fs_hz), baseband_fs_hz
+    iq = demodulate(pcm, float(rate), record["carrier_hz"], baseband_fs_hz, edge="settled")
+    return iq, baseband_fs_hz
 
 
 def _load_iq(raw_dir: Path, record: dict, baseband_fs_hz: float) -> tuple[np.ndarray, float]:
@@ -346,7 +348,7 @@ class PipelineRun:
         pipeline = self.pipelines[k]
         cfg = detector_cfg or pipeline.detector_cfg
         trace = run_detector(self.probs(k), cfg)
-        trace.present[: cfg.context_frames - 1] = False  # no decision before the first full context
+        trace.present[: cfg.no_decision_frames()] = False  # waiting for the first full context
         times = frame_end_times(len(trace.present), pipeline.frontend_cfg)
         return times, trace.present, times[trace.onsets], trace.onset_strict
 

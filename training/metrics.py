@@ -252,7 +252,7 @@ def count_stream(
     # entries: arrivals into an empty room
     for o0, o1, arrival_index in occupancy:
         arrival = episodes[arrival_index]
-        if o0 < 0 or o0 >= duration or (times.size and o0 < times[0] - frame_s):
+        if o0 < 0 or o0 >= duration:
             continue  # the stream began with someone there: a continuation, not an arrival
         counts.entries += 1
         lo, hi = frames.span(o0, min(arrival.t1, o1) + tolerance_s)

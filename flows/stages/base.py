@@ -52,10 +52,29 @@ class StageTemplate:
     persist: bool = False
 
 
-def training_batches(paths: Paths, model: str) -> tuple[str, ...]:
-    """The curated batches a model learns from: the seed model the lab batch only, any other model also
-    the run's field batches (a turn: "field", so TRAINING_DATA; an experiment's turn t: field-1..field-t)."""
-    return TRAINING_DATA["seed"] if model == "seed" else (*TRAINING_DATA["seed"], *paths.field_batches)
+LAB_BATCH = "lab"  # an imported lab batch (flywheel lab import ... --out data/raw/lab): stage lab_seed
+SEED_DATA = {"simulated": ("seed",), "lab": (LAB_BATCH,), "both": ("seed", LAB_BATCH)}  # turn.seed_data
+
+
+def seed_data(params: dict) -> str:
+    """params turn.seed_data: what the seed model learns from (simulated | lab | both)."""
+    value = str(params["turn"]["seed_data"])
+    if value not in SEED_DATA:
+        raise ValueError(f"turn.seed_data {value!r} is not one of {', '.join(SEED_DATA)}")
+    return value
+
+
+def training_batches(paths: Paths, model: str, seed: str = "simulated") -> tuple[str, ...]:
+    """The curated batches (with labels of the same name) a model learns from: the seed model its seed
+    data (turn.seed_data: SEED_DATA), any other model also the run's field batches (a turn: "field"; an
+    experiment's turn t: field-1..field-t). Stage deps use the default: they always list the lab batch's
+    folders too (lab_seed_outputs), which lab_seed leaves empty when the turn does not use them."""
+    seeds = SEED_DATA[seed]
+    return seeds if model == "seed" else (*seeds, *paths.field_batches)
+
+
+def lab_seed_outputs(paths: Paths) -> list[Path]:
+    return [paths.curated(LAB_BATCH), paths.labels(LAB_BATCH)]
 
 
 def record(out_dir: Path, name: str, started: float, summary: dict) -> dict:

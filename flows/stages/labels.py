@@ -7,18 +7,17 @@ from pathlib import Path
 
 from common.io import atomic_write_json
 from common.paths import Paths
-from flows.stages.base import StageTemplate, record, training_batches
+from flows.stages.base import StageTemplate, lab_seed_outputs, record, seed_data, training_batches
 
 
 def label_seed(params: dict, paths: Paths) -> dict:
     """Lab collection comes with its protocol's labels: every seed window, labeled without error."""
-    import polars as pl
-
     from common.io import atomic_write_parquet
+    from flows.stages.lab_seed import windows_to_label
     from mining.labels import label_windows
 
     started = time.perf_counter()
-    windows = pl.read_parquet(paths.curated("seed") / "windows.parquet")
+    windows = windows_to_label(paths.curated("seed"), params)  # + stream-start windows when deciding there
     table = label_windows(
         windows,
         paths.truth("seed"),
@@ -110,7 +109,8 @@ def rare_event(params: dict, paths: Paths) -> dict:
     started = time.perf_counter()
     out = paths.model("rare_event")
     label_sets = [
-        (paths.curated(b), paths.labels(b) / "labels.parquet") for b in training_batches(paths, "retrained")
+        (paths.curated(b), paths.labels(b) / "labels.parquet")
+        for b in training_batches(paths, "retrained", seed_data(params))
     ]
     try:
         cfg = MiningConfig.from_params(params)
@@ -135,7 +135,7 @@ TEMPLATES = (
         label_seed,
         lambda p: [p.curated("seed"), p.truth("seed")],
         lambda p: [p.labels("seed")],
-        ("labeling",),
+        ("labeling", "detector.stream_start", "ingest.context_frames", "ingest.window_stride", "frontend"),
     ),
     StageTemplate(
         "mine",
@@ -161,8 +161,9 @@ TEMPLATES = (
             p.curated("field"),
             p.model("seed") / "onnx",
             p.model("retrained") / "onnx",
+            *lab_seed_outputs(p),
         ],
         lambda p: [p.model("rare_event")],
-        ("mining", "ingest.context_frames"),
+        ("mining", "ingest.context_frames", "turn.seed_data"),
     ),
 )

@@ -6,7 +6,7 @@ import time
 
 from common.io import atomic_write_json, read_json
 from common.paths import Paths
-from flows.stages.base import MODELS, StageTemplate, record, training_batches
+from flows.stages.base import MODELS, StageTemplate, lab_seed_outputs, record, seed_data, training_batches
 
 RELEASE_FIGURES = (  # the shipped model's figures on the stress eval batch, in the manifest
     "false_triggers_per_empty_hour",
@@ -61,7 +61,8 @@ def package(params: dict, paths: Paths) -> dict:
     test_inputs = gather_windows(
         open_frames(paths.curated("eval")), rows[pick], int(params["ingest"]["context_frames"])
     )
-    trained_on = [p for b in training_batches(paths, shipped) for p in (paths.curated(b), paths.labels(b))]
+    batches = training_batches(paths, shipped, seed_data(params))
+    trained_on = [p for b in batches for p in (paths.curated(b), paths.labels(b))]
     detector = read_json(model_dir / "checkpoint" / "detector.json")
     extra: dict = {}
     trigger = read_json(paths.model("rare_event") / "summary.json")
@@ -111,8 +112,16 @@ TEMPLATES = (
             p.curated("eval"),
             *(p.curated(b) for b in training_batches(p, "retrained")),  # hashed into the lineage
             *(p.labels(b) for b in training_batches(p, "retrained")),
+            *lab_seed_outputs(p),
         ],
         lambda p: [p.bundle_dir],
-        ("package", "frontend", "calibration.config", "deploy.self_test_atol", "ingest.context_frames"),
+        (
+            "package",
+            "frontend",
+            "calibration.config",
+            "deploy.self_test_atol",
+            "ingest.context_frames",
+            "turn.seed_data",
+        ),
     ),
 )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.paths import Paths
-from flows.stages import deploy, evaluate, ingest, labels, package, report, simulate, train
+from flows.stages import deploy, evaluate, ingest, lab_seed, labels, package, report, simulate, train
 from flows.stages.base import Stage, StageTemplate
 from flows.stages.code_deps import code_deps
 
@@ -21,6 +21,7 @@ TEMPLATES: tuple[StageTemplate, ...] = (
     *simulate.TEMPLATES,
     *ingest.TEMPLATES,
     *labels.TEMPLATES[:1],  # label_seed
+    *lab_seed.TEMPLATES,  # an imported lab batch as (part of) the seed set, when turn.seed_data says so
     *train.TEMPLATES,
     *labels.TEMPLATES[1:],  # mine, label_field, rare_event
     *evaluate.TEMPLATES,

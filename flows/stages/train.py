@@ -6,7 +6,7 @@ import time
 
 from common.io import atomic_write_json
 from common.paths import Paths
-from flows.stages.base import MODELS, StageTemplate, record, training_batches
+from flows.stages.base import MODELS, StageTemplate, lab_seed_outputs, record, seed_data, training_batches
 
 
 def train(params: dict, paths: Paths, model: str) -> dict:
@@ -16,7 +16,7 @@ def train(params: dict, paths: Paths, model: str) -> dict:
     started = time.perf_counter()
     batches = [
         TrainingBatch(paths.curated(b), paths.labels(b) / "labels.parquet")
-        for b in training_batches(paths, model)
+        for b in training_batches(paths, model, seed_data(params))
     ]
     out = paths.model(model) / "checkpoint"
     metrics = train_classifier(batches, params, out)
@@ -32,7 +32,7 @@ def export(params: dict, paths: Paths, model: str) -> dict:
     started = time.perf_counter()
     out = paths.model(model) / "onnx"
     export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
-    calibration = _calibration_windows(params, paths, training_batches(paths, model))
+    calibration = _calibration_windows(params, paths, training_batches(paths, model, seed_data(params)))
     gate = _sample_windows(params, paths, ("eval",), int(params["quantize"]["gate_windows"]))
     quant = quantize_int8(
         out / "model_float.onnx", calibration, out / "model_int8.onnx", params, gate_windows=gate
@@ -72,18 +72,38 @@ TEMPLATES = (
         "train",
         train,
         lambda p, m: (
-            [p.curated(b) for b in training_batches(p, m)] + [p.labels(b) for b in training_batches(p, m)]
+            [p.curated(b) for b in training_batches(p, m)]
+            + [p.labels(b) for b in training_batches(p, m)]
+            + lab_seed_outputs(p)
         ),
         lambda p, m: [p.model(m) / "checkpoint"],
-        ("training", "detector", "ingest.context_frames", "ingest.window_stride", "frontend"),
+        (
+            "training",
+            "detector",
+            "ingest.context_frames",
+            "ingest.window_stride",
+            "frontend",
+            "turn.seed_data",
+        ),
         items=MODELS,
     ),
     StageTemplate(
         "export",
         export,
-        lambda p, m: [p.model(m) / "checkpoint", *(p.curated(b) for b in (*training_batches(p, m), "eval"))],
+        lambda p, m: [
+            p.model(m) / "checkpoint",
+            *(p.curated(b) for b in (*training_batches(p, m), "eval")),
+            *lab_seed_outputs(p),
+        ],
         lambda p, m: [p.model(m) / "onnx"],
-        ("quantize", "package.profile", "training.seed", "training.export", "ingest.context_frames"),
+        (
+            "quantize",
+            "package.profile",
+            "training.seed",
+            "training.export",
+            "ingest.context_frames",
+            "turn.seed_data",
+        ),
         items=MODELS,
     ),
 )
