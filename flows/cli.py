@@ -62,18 +62,40 @@ def turn(
     params: ParamsOpt = Path("params.yaml"),
     data_dir: DataDirOpt = Path("data"),
     dvc: Annotated[bool, typer.Option(help="keep DVC's books (dvc.lock, cache); off for presets")] = True,
+    runner: Annotated[
+        str | None, typer.Option(help="task runner: thread | dask (default: params.yaml scale.runner)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="threads or Dask worker processes (default: scale.workers)")
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask-address", help="existing Dask scheduler, tcp://HOST:PORT")
+    ] = None,
 ) -> None:
-    """Run one whole flywheel turn as a Prefect flow (embedded server started once)."""
+    """Run one whole flywheel turn as a Prefect flow (embedded server started once).
+
+    `--runner dask` runs the stages on a Dask LocalCluster of worker processes; `--dask-address` on an
+    existing scheduler whose workers see this folder (docs/scale.md)."""
     from flows.env import configure_environment
 
     configure_environment(params.resolve().parent)
+    from common.params import load_params
+    from flows.runners import describe, make_task_runner, runner_config
     from flows.summary import print_turn_summary
     from flows.turn import flywheel_turn
 
+    try:
+        config = runner_config(load_params(params, preset), runner, workers, dask_address)
+        task_runner = make_task_runner(config)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc), code=2)
     use_dvc = dvc and preset is None and data_dir == Path("data")
     if dvc and not use_dvc:
         typer.echo("note: a preset or another data folder runs without DVC bookkeeping (dvc.lock untouched)")
-    records = flywheel_turn(params_file=str(params), preset=preset, data_dir=str(data_dir), use_dvc=use_dvc)
+    typer.echo(f"stages on the {describe(config)}")
+    records = flywheel_turn.with_options(task_runner=task_runner)(
+        params_file=str(params), preset=preset, data_dir=str(data_dir), use_dvc=use_dvc
+    )
     print_turn_summary(records, params, preset, data_dir)
 
 
