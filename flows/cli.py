@@ -7,6 +7,7 @@ Heavy libraries (torch, lightning, great-expectations, prefect, dvc) are importe
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -343,8 +344,6 @@ def serve(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Register a scheduled turn with the Prefect server named by PREFECT_API_URL and serve it."""
-    import os
-
     if not os.environ.get("PREFECT_API_URL"):
         _fail(
             "PREFECT_API_URL is not set, and schedules need a running Prefect server.\n"
@@ -360,6 +359,66 @@ def serve(
 
     typer.echo(f"serving {name} on {os.environ['PREFECT_API_URL']} with cron {cron!r} (Ctrl-C stops)")
     flywheel_turn.serve(name=name, cron=cron, parameters={"params_file": str(params.resolve())})
+
+
+@app.command()
+def server(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default: scale.server.host)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Prefect API port (default: scale.server.port)")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql+asyncpg://USER@HOST:PORT/DB of an existing PostgreSQL")
+    ] = None,
+    postgres: Annotated[
+        bool, typer.Option(help="run a local PostgreSQL in scale.server.postgres_dir and use it")
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run a Prefect server (UI off) for scheduled turns, on PostgreSQL with --postgres or --database-url.
+
+    Then: export PREFECT_API_URL=http://HOST:PORT/api and `flywheel serve`. Ctrl-C stops both."""
+    from flows.env import configure_environment
+
+    root = params.resolve().parent
+    configure_environment(root)
+    from common.params import load_params
+    from flows.server import LocalPostgres, ServerError, start_prefect_server, stop_process, wait_healthy
+
+    cfg = load_params(params).get("scale", {}).get("server", {})
+    host, port = host or cfg.get("host", "127.0.0.1"), int(port or cfg.get("port", 4200))
+    if postgres and database_url:
+        _fail("--postgres runs its own PostgreSQL; give it or --database-url, not both", code=2)
+    pg = None
+    try:
+        if postgres:
+            pg = LocalPostgres(
+                root / cfg.get("postgres_dir", ".prefect/postgres"), int(cfg.get("postgres_port", 5433))
+            )
+            database_url = pg.start().url
+            typer.echo(f"PostgreSQL on 127.0.0.1:{pg.port}, data in {pg.data_dir}")
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops both servers, as Ctrl-C does
+        log_path = Path(os.environ["PREFECT_HOME"]) / "server.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        proc = start_prefect_server(host, port, database_url, log_path)
+        api = f"http://{host}:{port}/api"
+        try:
+            seconds = wait_healthy(api, proc, float(cfg.get("startup_timeout_s", 90)), log_path)
+            typer.echo(f"Prefect server healthy at {api} in {seconds:.1f} s on {database_url or 'SQLite'}")
+            typer.echo(f"  export PREFECT_API_URL={api}   # then: flywheel serve --cron '0 3 * * *'")
+            typer.echo(f"  log: {log_path} (Ctrl-C stops)")
+            proc.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_process(proc)
+    except ServerError as exc:
+        _fail(str(exc), code=2)
+    finally:
+        if pg is not None:
+            pg.stop()
 
 
 @app.command()
