@@ -49,11 +49,21 @@ def _write_json(path: Path | None, obj: dict) -> None:
 
 
 @app.command()
-def init(root: Annotated[Path, typer.Option(help="project root")] = Path(".")) -> None:
-    """Set up git and DVC state if missing (DVC with a local remote folder)."""
+def init(
+    root: Annotated[Path, typer.Option(help="project root")] = Path("."),
+    remote: Annotated[
+        str | None,
+        typer.Option(help="s3://BUCKET/PREFIX as the default DVC remote (endpoint: AWS_ENDPOINT_URL[_S3])"),
+    ] = None,
+) -> None:
+    """Set up git and DVC state if missing (DVC with a local remote folder, or the S3 --remote)."""
     from flows.repo_setup import ensure_repo
 
-    for line in ensure_repo(root):
+    try:
+        lines = ensure_repo(root, remote)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    for line in lines:
         typer.echo(line)
 
 
