@@ -19,6 +19,7 @@ SUITES = {  # the name users type -> the module whose run_bench(params, quick) m
     "mbdp": "bench.mbdp",
     "calibration": "bench.calibration",
     "deploy": "bench.deploy",
+    "scale": "bench.scale",
 }
 
 

@@ -434,7 +434,8 @@ def server(
 @app.command()
 def bench(
     suite: Annotated[
-        str, typer.Argument(help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy")
+        str,
+        typer.Argument(help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy | scale"),
     ],
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     quick: Annotated[bool, typer.Option(help="small sizes (minutes → seconds)")] = False,
