@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from runtime_tiny_onnx import build_linear_model
@@ -115,7 +117,8 @@ def test_stream_fed_capture_by_capture_equals_one_long_capture() -> None:
     whole = pipeline.run_capture(iq, fs, f0)
     frontend, stream = StreamingFrontend(fe, fs, f0, 4), pipeline.stream()
     cuts = [0, 7, 1000, 1033, 9000, n]  # blocks shorter than a frame and than a context
-    probs = np.concatenate([stream.feed_frames(frontend.process(iq[:, a:b])) for a, b in zip(cuts, cuts[1:])])
+    blocks = [iq[:, a:b] for a, b in itertools.pairwise(cuts)]
+    probs = np.concatenate([stream.feed_frames(frontend.process(block)) for block in blocks])
     assert probs.shape == whole.probs.shape
     np.testing.assert_allclose(probs, whole.probs, atol=1e-4)  # the front-end agrees to float32 rounding
     assert (probs[:31] == (1.0, 0.0, 0.0)).all()

@@ -243,9 +243,7 @@ def test_lab_wav_capture_is_demodulated_and_evaluated(tmp_path):
         rates.append((fs_hz, n_mics))
         return RecordingRun(calls, fs_hz)
 
-    metrics, _ = metrics_of(
-        run_batch(decider, tmp_path / "raw", tmp_path / "truth", baseband_fs_hz=2000.0)
-    )
+    metrics, _ = metrics_of(run_batch(decider, tmp_path / "raw", tmp_path / "truth", baseband_fs_hz=2000.0))
     assert metrics["n_captures_skipped"] == 0
     assert rates == [(2000.0, 1)]
     assert metrics["stream_hours"] == pytest.approx(dur / 3600, rel=0.01)
