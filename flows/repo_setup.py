@@ -44,6 +44,9 @@ def ensure_repo(root: str | Path = ".", remote: str | None = None, env: dict | N
     """Idempotent: does only what is missing (or the remote asked for); returns what it did, one line
     per step."""
     root = Path(root).resolve()
+    settings = (
+        None if remote is None else s3_remote_settings(remote, env)
+    )  # refuse a bad URL before any change
     done: list[str] = []
     if not (root / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], root)
@@ -51,8 +54,7 @@ def ensure_repo(root: str | Path = ".", remote: str | None = None, env: dict | N
     if not (root / ".dvc").exists():
         _run(_dvc("init", "-q"), root)
         done.append("dvc: initialised")
-    if remote is not None:
-        settings = s3_remote_settings(remote, env)
+    if settings is not None:
         _run(_dvc("remote", "add", "-f", "-d", S3_REMOTE, settings["url"]), root)
         if settings["endpointurl"]:
             _run(_dvc("remote", "modify", S3_REMOTE, "endpointurl", settings["endpointurl"]), root)
