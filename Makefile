@@ -44,7 +44,7 @@ format: setup
 
 bench: setup
 	mkdir -p data/reports/bench
-	for s in sim runtime ingest mining model mbdp calibration deploy; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
+	for s in sim runtime ingest mining model mbdp calibration deploy scale; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
 
 bench-peers:
 	apt-get install -y -q sox lsp-plugins-lv2 lilv-utils

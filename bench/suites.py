@@ -20,6 +20,7 @@ SUITES = {  # the name users type -> the module whose run_bench(params, quick) m
     "calibration": "bench.calibration",
     "deploy": "bench.deploy",
     "lab": "bench.lab",
+    "scale": "bench.scale",
 }
 
 

@@ -7,6 +7,7 @@ Heavy libraries (torch, lightning, great-expectations, prefect, dvc) are importe
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -52,11 +53,21 @@ def _write_json(path: Path | None, obj: dict) -> None:
 
 
 @app.command()
-def init(root: Annotated[Path, typer.Option(help="project root")] = Path(".")) -> None:
-    """Set up git and DVC state if missing (DVC with a local remote folder)."""
+def init(
+    root: Annotated[Path, typer.Option(help="project root")] = Path("."),
+    remote: Annotated[
+        str | None,
+        typer.Option(help="s3://BUCKET/PREFIX as the default DVC remote (endpoint: AWS_ENDPOINT_URL[_S3])"),
+    ] = None,
+) -> None:
+    """Set up git and DVC state if missing (DVC with a local remote folder, or the S3 --remote)."""
     from flows.repo_setup import ensure_repo
 
-    for line in ensure_repo(root):
+    try:
+        lines = ensure_repo(root, remote)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    for line in lines:
         typer.echo(line)
 
 
@@ -72,17 +83,36 @@ def turn(
             help="seed model data: simulated | lab (data/raw/lab from `flywheel lab import`) | both"
         ),
     ] = None,
+    runner: Annotated[
+        str | None, typer.Option(help="task runner: thread | dask (default: params.yaml scale.runner)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="threads or Dask worker processes (default: scale.workers)")
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask-address", help="existing Dask scheduler, tcp://HOST:PORT")
+    ] = None,
 ) -> None:
-    """Run one whole flywheel turn as a Prefect flow (embedded server started once)."""
+    """Run one whole flywheel turn as a Prefect flow (embedded server started once).
+
+    `--runner dask` runs the stages on a Dask LocalCluster of worker processes; `--dask-address` on an
+    existing scheduler whose workers see this folder (docs/scale.md)."""
     from flows.env import configure_environment
     from flows.stages.base import SEED_DATA
 
     configure_environment(params.resolve().parent)
+    from common.params import load_params
+    from flows.runners import describe, make_task_runner, runner_config
     from flows.summary import print_turn_summary
     from flows.turn import flywheel_turn
 
     if seed_data is not None and seed_data not in SEED_DATA:
         _fail(f"--seed-data {seed_data!r} is not one of {', '.join(SEED_DATA)}", code=2)
+    try:
+        config = runner_config(load_params(params, preset), runner, workers, dask_address)
+        task_runner = make_task_runner(config)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc), code=2)
     use_dvc = dvc and preset is None and data_dir == Path("data") and seed_data is None
     if dvc and not use_dvc:
         typer.echo("note: a preset or another data folder runs without DVC bookkeeping (dvc.lock untouched)")
@@ -90,7 +120,8 @@ def turn(
         typer.echo(
             "note: --seed-data runs without DVC bookkeeping (set turn.seed_data in params.yaml to keep it)"
         )
-    records = flywheel_turn(
+    typer.echo(f"stages on the {describe(config)}")
+    records = flywheel_turn.with_options(task_runner=task_runner)(
         params_file=str(params), preset=preset, data_dir=str(data_dir), use_dvc=use_dvc, seed_data=seed_data
     )
     print_turn_summary(records, params, preset, data_dir)
@@ -340,8 +371,6 @@ def serve(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Register a scheduled turn with the Prefect server named by PREFECT_API_URL and serve it."""
-    import os
-
     if not os.environ.get("PREFECT_API_URL"):
         _fail(
             "PREFECT_API_URL is not set, and schedules need a running Prefect server.\n"
@@ -360,9 +389,70 @@ def serve(
 
 
 @app.command()
+def server(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default: scale.server.host)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Prefect API port (default: scale.server.port)")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql+asyncpg://USER@HOST:PORT/DB of an existing PostgreSQL")
+    ] = None,
+    postgres: Annotated[
+        bool, typer.Option(help="run a local PostgreSQL in scale.server.postgres_dir and use it")
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run a Prefect server (UI off) for scheduled turns, on PostgreSQL with --postgres or --database-url.
+
+    Then: export PREFECT_API_URL=http://HOST:PORT/api and `flywheel serve`. Ctrl-C stops both."""
+    from flows.env import configure_environment
+
+    root = params.resolve().parent
+    configure_environment(root)
+    from common.params import load_params
+    from flows.server import LocalPostgres, ServerError, start_prefect_server, stop_process, wait_healthy
+
+    cfg = load_params(params).get("scale", {}).get("server", {})
+    host, port = host or cfg.get("host", "127.0.0.1"), int(port or cfg.get("port", 4200))
+    if postgres and database_url:
+        _fail("--postgres runs its own PostgreSQL; give it or --database-url, not both", code=2)
+    pg = None
+    try:
+        if postgres:
+            pg = LocalPostgres(
+                root / cfg.get("postgres_dir", ".prefect/postgres"), int(cfg.get("postgres_port", 5433))
+            )
+            database_url = pg.start().url
+            typer.echo(f"PostgreSQL on 127.0.0.1:{pg.port}, data in {pg.data_dir}")
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops both servers, as Ctrl-C does
+        log_path = Path(os.environ["PREFECT_HOME"]) / "server.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        proc = start_prefect_server(host, port, database_url, log_path)
+        api = f"http://{host}:{port}/api"
+        try:
+            seconds = wait_healthy(api, proc, float(cfg.get("startup_timeout_s", 90)), log_path)
+            typer.echo(f"Prefect server healthy at {api} in {seconds:.1f} s on {database_url or 'SQLite'}")
+            typer.echo(f"  export PREFECT_API_URL={api}   # then: flywheel serve --cron '0 3 * * *'")
+            typer.echo(f"  log: {log_path} (Ctrl-C stops)")
+            proc.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_process(proc)
+    except ServerError as exc:
+        _fail(str(exc), code=2)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+@app.command()
 def bench(
     suite: Annotated[
-        str, typer.Argument(help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy")
+        str,
+        typer.Argument(help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy | scale"),
     ],
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     quick: Annotated[bool, typer.Option(help="small sizes (minutes → seconds)")] = False,

@@ -3,14 +3,19 @@
 With DVC bookkeeping on (the default for params.yaml as it is), a stage that `dvc status` calls up to
 date is skipped, and a stage that ran is `dvc commit`ted, so a scheduled turn leaves exactly what
 `dvc repro` leaves. With a preset or another data folder the turn runs without DVC (a rehearsal).
-The embedded Prefect server starts once, for this one flow run.
+The embedded Prefect server starts once, for this one flow run. Stages run on the flow's task runner:
+a bounded thread pool by default, Dask worker processes when `flows/runners.py` says so (the CLI's
+`--runner dask`); each process keeps its own DVC repo handle, and a file lock keeps their books in turn.
 """
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -25,6 +30,7 @@ from flows.dvcfile import dvc_name
 from flows.stages import REGISTRY, execution_order, run_stage
 
 _dvc_lock = threading.Lock()  # the DVC repo object is not thread-safe
+_bridges: dict[str, object] = {}  # project root -> this process's DvcBridge (flow process or Dask worker)
 _console = Console(stderr=True)
 
 
@@ -40,13 +46,41 @@ def _clear_outputs(name: str, paths: Paths) -> None:
             out.unlink()
 
 
+@contextmanager
+def _dvc_books(root: str) -> Iterator:
+    """This process's DVC bridge for `root`, held by one thread and one process at a time."""
+    lock_file = Path(root) / ".dvc" / "tmp" / "flywheel-turn.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with _dvc_lock, open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        bridge = _bridges.get(root)
+        if bridge is None:
+            from flows.dvc_bridge import DvcBridge
+
+            bridge = _bridges[root] = DvcBridge(root)
+        yield bridge
+
+
+def _close_bridges() -> None:
+    with _dvc_lock:
+        while _bridges:
+            _bridges.popitem()[1].close()
+
+
 # DVC is the cache here (skip when dvc.lock is current); Prefect result caching would duplicate it.
 @task(name="stage", task_run_name="{name}", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def run_stage_task(name: str, params: dict, data_dir: str, bridge=None) -> dict:
+def run_stage_task(name: str, params: dict, data_dir: str, dvc_root: str | None = None) -> dict:
+    # Dask pickles this function by value (the module attribute is the Task): it must reach module
+    # state (locks, the console) only through functions imported by reference, like run_stage_here.
+    return run_stage_here(name, params, data_dir, dvc_root)
+
+
+def run_stage_here(name: str, params: dict, data_dir: str, dvc_root: str | None = None) -> dict:
+    """One stage in this process (the flow's, or a Dask worker's), keeping DVC's books when asked."""
     logger = get_run_logger()
     paths = Paths.for_params(params, data_dir)
-    if bridge is not None:
-        with _dvc_lock:
+    if dvc_root is not None:
+        with _dvc_books(dvc_root) as bridge:
             current = bridge.is_current(dvc_name(name))
         if current:
             logger.info("%s: up to date (dvc.lock), skipped", name)
@@ -56,8 +90,8 @@ def run_stage_task(name: str, params: dict, data_dir: str, bridge=None) -> dict:
     _console.print(f"[cyan]▶ {name}[/cyan]")
     started = time.perf_counter()
     record = run_stage(name, params, paths)  # the stage sees only the params it declares
-    if bridge is not None:
-        with _dvc_lock:
+    if dvc_root is not None:
+        with _dvc_books(dvc_root) as bridge:
             bridge.commit(dvc_name(name))
     elapsed = time.perf_counter() - started
     logger.info("%s: done in %.1f s", name, elapsed)
@@ -72,31 +106,34 @@ def flywheel_turn(
     data_dir: str = "data",
     use_dvc: bool = True,
     seed_data: str | None = None,
+    stages: list[str] | None = None,
 ) -> dict:
     """One turn: simulate → ingest → label → train → mine → label → retrain → export/int8 → evaluate →
-    package → deploy → report. seed_data overrides params turn.seed_data (flows/stages/lab_seed.py)."""
+    package → deploy → report. seed_data overrides params turn.seed_data (flows/stages/lab_seed.py);
+    `stages` runs only those (their inputs must exist), in the same order."""
     params = load_params(params_file, preset)
     if seed_data is not None:
         params["turn"]["seed_data"] = seed_data
     paths = Paths.for_params(params, data_dir)
-    bridge = None
-    if use_dvc:
-        from flows.dvc_bridge import DvcBridge
-
-        bridge = DvcBridge(Path(params_file).resolve().parent)
+    order = execution_order(paths)
+    unknown = sorted(set(stages or ()) - set(order))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; stages: {', '.join(order)}")
+    dvc_root = str(Path(params_file).resolve().parent) if use_dvc else None
     futures: dict = {}
     try:
-        for name in execution_order(paths):
+        for name in order if stages is None else [n for n in order if n in stages]:
             upstream = [futures[u] for u in _upstream(name, paths) if u in futures]
             futures[name] = run_stage_task.with_options(task_run_name=name).submit(
-                name, params, data_dir, bridge, wait_for=upstream
+                name, params, data_dir, dvc_root, wait_for=upstream
             )
         records = {name: f.result() for name, f in futures.items()}
-        if bridge is not None and bridge.push():
-            get_run_logger().info("pushed outputs to the DVC remote")
+        if dvc_root is not None:
+            with _dvc_books(dvc_root) as bridge:
+                if bridge.push():
+                    get_run_logger().info("pushed outputs to the DVC remote")
     finally:
-        if bridge is not None:
-            bridge.close()
+        _close_bridges()
     _publish_artifacts(paths, records)
     return records
 

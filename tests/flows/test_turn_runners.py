@@ -1,0 +1,81 @@
+"""The turn's stages on a real Dask LocalCluster (two worker processes) leave the thread runner's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["simulate@seed", "simulate@eval", "ingest@seed"]  # two workers busy at once, then ingest
+# great-expectations stamps every validation result with clock times and fresh UUIDs, whatever the runner
+VOLATILE_KEYS = {"ge_load_time", "run_time", "validation_time", "validation_id", "id"}
+
+
+def _without_volatile(obj):
+    if isinstance(obj, dict):
+        return {k: _without_volatile(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
+    if isinstance(obj, list):
+        return [_without_volatile(v) for v in obj]
+    return obj
+
+
+def _digest(path: Path) -> str:
+    if path.parent.name == "validation" and path.suffix == ".json":
+        return json.dumps(_without_volatile(json.loads(path.read_text())), sort_keys=True)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, by relative path; a stage's timing record (_stage.json) aside."""
+    from flows.stages import STAGE_RECORD
+
+    return {
+        p.relative_to(root).as_posix(): _digest(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != STAGE_RECORD
+    }
+
+
+def test_runner_config_reads_params_and_the_command_line():
+    from flows.runners import runner_config
+
+    params = {"scale": {"runner": "thread", "workers": 2, "dask": {"address": None}}}
+    assert runner_config(params)["runner"] == "thread"
+    assert runner_config(params, "dask", 3) | {"memory_limit": None} == {
+        "runner": "dask", "workers": 3, "address": None, "threads_per_worker": 1, "memory_limit": None,
+    }  # fmt: skip
+    assert runner_config(params, address="tcp://10.0.0.5:8786")["runner"] == "dask"
+    with pytest.raises(ValueError, match="unknown task runner"):
+        runner_config(params, "ray")
+    with pytest.raises(ValueError, match="needs the dask runner"):
+        runner_config(params, "thread", address="tcp://10.0.0.5:8786")
+    with pytest.raises(ValueError, match="at least 1"):
+        runner_config(params, workers=0)
+
+
+def test_stages_on_a_dask_local_cluster_write_the_thread_runners_bytes(
+    tmp_path, prefect_harness, project_root, monkeypatch
+):
+    pytest.importorskip("prefect_dask")
+    from common.params import load_params
+    from flows.runners import make_task_runner, runner_config
+    from flows.turn import flywheel_turn
+
+    monkeypatch.setenv("PYTHONPATH", str(project_root))  # worker processes import the project's packages
+    params_file = str(project_root / "params.yaml")
+    params = load_params(params_file, "tiny")
+    out = {}
+    for kind in ("thread", "dask"):
+        runner = make_task_runner(runner_config(params, kind, workers=2))
+        data = tmp_path / kind
+        records = flywheel_turn.with_options(task_runner=runner)(
+            params_file=params_file, preset="tiny", data_dir=str(data), use_dvc=False, stages=STAGES
+        )
+        assert sorted(records) == sorted(STAGES)
+        out[kind] = _tree(data)
+    assert len(out["thread"]) > 10
+    assert out["dask"] == out["thread"]
