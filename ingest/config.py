@@ -7,6 +7,7 @@ section and the key. Every tunable is required; reference_batch may be null (pic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.config import config_from_dict
 
@@ -39,6 +40,12 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True)
+class LabProfile:
+    n_mics: int | None  # None: any mic count
+    description: str
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     known_profiles: tuple[str, ...]
     context_frames: int
@@ -58,6 +65,8 @@ class IngestConfig:
     drift: DriftConfig
     feedback: FeedbackConfig
     sessions: SessionsConfig
+    lab_profiles: dict[str, LabProfile]  # lab rigs: mic count only, no array geometry (ingest/contract.py)
+    lab_import: dict[str, Any]  # `flywheel lab import`'s tunables (ingest/lab_import.py)
 
     @classmethod
     def from_params(cls, params: dict) -> IngestConfig:
