@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from runtime.detector import DetectorConfig
 from runtime.labels import N_CLASSES
 
 
@@ -285,7 +286,7 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
             self.index = load_window_index(
                 batches,
                 context,
-                stream_start=str(params["detector"]["stream_start"]),
+                stream_start=DetectorConfig.from_params(params).stream_start,
                 stride=int(params["ingest"]["window_stride"]),
             )
             self.val_mask = split_by_capture(self.index.capture_id, tr.val_fraction, tr.seed)

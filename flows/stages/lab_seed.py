@@ -27,7 +27,9 @@ def windows_to_label(curated_dir: Path, params: dict):
     import polars as pl
 
     windows = pl.read_parquet(curated_dir / "windows.parquet")
-    if str(params["detector"]["stream_start"]) == "wait":
+    from runtime.detector import DetectorConfig
+
+    if not DetectorConfig.from_params(params).decides_from_stream_start:
         return windows
     from runtime.frontend import FrontendConfig
     from training.datamodule import stream_start_rows
