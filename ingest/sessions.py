@@ -17,7 +17,8 @@ import datetime as dt
 
 import polars as pl
 
-TS = pl.Datetime("us", "UTC")
+from ingest.dialogue import TS  # the dialogue tables' timestamp type
+
 SESSION_EVENT_SCHEMA = {
     "event_id": pl.String,
     "device_id": pl.String,
