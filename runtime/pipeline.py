@@ -137,13 +137,11 @@ class ClassifierStream:
 
     def __init__(self, pipeline: DevicePipeline):
         self.pipeline = pipeline
-        self.n_frames = 0
         self._tail = np.zeros((0, pipeline.frontend_cfg.n_velocity_bins), np.float32)  # last context-1 frames
 
     def feed_frames(self, frames: np.ndarray) -> np.ndarray:
         context = self.pipeline.detector_cfg.context_frames
         joined = np.concatenate([self._tail, frames]) if len(self._tail) else np.asarray(frames, np.float32)
         probs, _ = self.pipeline.classify_frames(joined, len(self._tail))
-        self.n_frames += len(frames)
         self._tail = joined[len(joined) - min(len(joined), context - 1) :]
         return probs

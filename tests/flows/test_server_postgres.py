@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,22 +17,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from seaweedfs_testkit import free_ports  # tests/flows is on the path (pytest rootdir import mode)
 
 pytestmark = pytest.mark.slow
 
 CRON, DEPLOYMENT = "0 3 * * *", "nightly-turn"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _api(url: str, body: dict | None = None) -> dict | list:
@@ -64,7 +53,7 @@ def postgres():
     pytest.importorskip("asyncpg")
     root = Path(tempfile.mkdtemp(prefix="flywheel-pg-"))
     root.chmod(0o755)  # the postgres user must reach its data folder inside
-    pg = LocalPostgres(root / "pgdata", _free_ports(1)[0], durable=False).start()
+    pg = LocalPostgres(root / "pgdata", free_ports(1)[0], durable=False).start()
     try:
         yield pg
     finally:
@@ -85,7 +74,7 @@ def _no_user(name: str) -> bool:
 def test_a_served_cron_deployment_runs_on_a_prefect_server_on_postgresql(postgres, tmp_path, project_root):
     from flows.server import start_prefect_server, stop_process, wait_healthy
 
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(project_root)}
     env.pop("PREFECT_API_URL", None)
