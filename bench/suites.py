@@ -21,6 +21,7 @@ SUITES = {  # the name users type -> the module whose run_bench(params, quick) m
     "deploy": "bench.deploy",
     "lab": "bench.lab",
     "scale": "bench.scale",
+    "ablation": "bench.ablation",
 }
 
 

@@ -452,7 +452,9 @@ def server(
 def bench(
     suite: Annotated[
         str,
-        typer.Argument(help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy | scale"),
+        typer.Argument(
+            help="sim | runtime | ingest | mining | model | mbdp | calibration | deploy | scale | ablation"
+        ),
     ],
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     quick: Annotated[bool, typer.Option(help="small sizes (minutes → seconds)")] = False,

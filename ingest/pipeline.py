@@ -128,9 +128,9 @@ def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, pa
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{batch_id}.staging-", dir=curated_root))
     try:
-        store = FeatureStore(staging / "frames.npy", frontend_cfg.n_velocity_bins)
+        store = FeatureStore(staging / "frames.npy", frontend_cfg.frame_width)
         parts = WindowParts(staging / "_window_parts", ing.window_part_captures)
-        stats = FeatureStats(frontend_cfg.n_velocity_bins)
+        stats = FeatureStats(frontend_cfg.frame_width)
         capture_rows: list[dict] = []
         if previous is not None:  # new captures of a batch ingested before are added to it
             old_offset = store.append_from(previous / "frames.npy")

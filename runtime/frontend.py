@@ -30,6 +30,7 @@ from scipy import signal
 from runtime.canceller import DirectPathCanceller, bin_powers, power_sum, signature
 from runtime.clutter import ClutterFilter
 from runtime.config import config_from_dict
+from runtime.feature_channels import ChannelMaker, check_channels
 from runtime.resample import StreamingResampler
 
 POWER_FLOOR = 1e-15  # added before the log: -150 dB re a unit-amplitude tone
@@ -59,8 +60,13 @@ class FrontendConfig:
     # "carrier": dB re the direct-path power; "absolute" (the default, so a frontend.json written before
     # the option existed keeps computing the features its model was trained on): dB re a unit tone
     level_reference: str = "absolute"
+    # what each velocity bin carries (runtime.feature_channels); ("power",): bundles built before channels
+    channels: tuple[str, ...] = ("power",)
+    recent_tau_s: float | None = None  # the "recent" channel's average; needed only when it is on
+    background_tau_s: float | None = None  # the "background" channel's long-term average
 
     def __post_init__(self) -> None:
+        check_channels(tuple(self.channels))
         if self.level_reference not in LEVEL_REFERENCES:
             raise ValueError(
                 f"level_reference must be one of {LEVEL_REFERENCES}, got {self.level_reference!r}"
@@ -78,8 +84,19 @@ class FrontendConfig:
         if self.n_velocity_bins < 2:
             raise ValueError(f"n_velocity_bins must be >= 2, got {self.n_velocity_bins}")
 
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def frame_width(self) -> int:
+        """Values per frame: n_velocity_bins x n_channels, interleaved by bin."""
+        return self.n_velocity_bins * self.n_channels
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontendConfig:
@@ -141,6 +158,9 @@ class StreamingFrontend:
         self._upper = np.searchsorted(self._bins, bin_upper)
         self._residual = np.zeros((n_mics, 0), np.complex64)  # baseband samples not yet framed
         self._static = np.zeros((n_mics, 0), np.complex64)
+        self.channels = ChannelMaker(
+            tuple(cfg.channels), cfg.hop / cfg.baseband_fs_hz, cfg.recent_tau_s, cfg.background_tau_s
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -170,8 +190,8 @@ class StreamingFrontend:
         cfg = self.cfg
         n_frames = n_frames_for(self._residual.shape[1], cfg)
         if n_frames == 0:
-            return np.zeros((0, cfg.n_velocity_bins), np.float32)
-        features = np.empty((n_frames, cfg.n_velocity_bins), np.float32)
+            return np.zeros((0, cfg.frame_width), np.float32)
+        features = np.empty((n_frames, cfg.frame_width), np.float32)
         for lo in range(0, n_frames, FRAME_CHUNK):  # bounded memory on long captures
             hi = min(lo + FRAME_CHUNK, n_frames)
             span = slice(lo * cfg.hop, (hi - 1) * cfg.hop + cfg.frame_len)
@@ -191,16 +211,23 @@ class StreamingFrontend:
         frames = np.empty((n_frames, self.n_mics, cfg.frame_len), np.complex64)  # [F, M, L]
         np.multiply(view[:, : n_frames * cfg.hop : cfg.hop].transpose(1, 0, 2), self.window, out=frames)
         spectra = np.take(scipy.fft.fft(frames, n=cfg.n_fft, axis=-1), self._bins, axis=2)  # [F, M, B]
-        if not self.canceller.active:
+        if not self.canceller.active and (self.n_mics == 1 or not self.channels.needs_direct_split):
             total = power_sum(spectra)
+            if self.channels.needs_direct_split:  # one microphone: all of it is "along" its signature
+                return np.zeros_like(total), total
             return total, np.zeros_like(total)
         return bin_powers(spectra, signature(static_at_ends.T))  # [F, B] each
 
-    def _to_features(self, power: np.ndarray) -> np.ndarray:
-        """Bin power [F, B] -> dB on the velocity axis [F, V] float32."""
+    def _on_axis(self, power: np.ndarray) -> np.ndarray:
+        """Bin power [F, B] -> power on the velocity axis [F, V] float32, floored."""
         on_axis = power[:, self._lower] * self._w_lower
         on_axis += power[:, self._upper] * self._w_upper
         on_axis += POWER_FLOOR
+        return on_axis
+
+    def _to_features(self, power: np.ndarray) -> np.ndarray:
+        """Bin power [F, B] -> dB on the velocity axis [F, V] float32."""
+        on_axis = self._on_axis(power)
         return np.multiply(np.log10(on_axis, out=on_axis), 10.0, out=on_axis)
 
     def _static_at_frame_ends(self, static: np.ndarray, n_frames: int) -> np.ndarray:
@@ -210,10 +237,19 @@ class StreamingFrontend:
     def _features(self, residual: np.ndarray, static: np.ndarray, n_frames: int) -> np.ndarray:
         static_at_ends = self._static_at_frame_ends(static, n_frames)  # [M, F]
         p_perp, p_along = self._bin_powers(residual, static_at_ends, n_frames)
-        features = self._to_features(self.canceller.combine(p_perp, p_along))  # [F, V] dB
-        if self.cfg.level_reference == "carrier":
-            features -= carrier_level_db(static_at_ends)[:, None]
-        return features
+        combined = self.canceller.combine(p_perp, p_along)  # [F, B]
+        multi = self.cfg.n_channels > 1
+        power = self._on_axis(combined) if multi else None  # [F, V] linear, for the averaged channels
+        features = self._to_features(combined)  # [F, V] dB
+        reference = carrier_level_db(static_at_ends) if self.cfg.level_reference == "carrier" else None
+        if reference is not None:
+            features -= reference[:, None]
+        if not multi:
+            return features
+        share = None
+        if self.channels.needs_direct_split:  # share of the power along the direct path, before the gate
+            share = self._on_axis(p_along) / self._on_axis(p_perp + p_along)
+        return self.channels.frames(features, power, share, reference)  # [F, V * C]
 
 
 def carrier_level_db(static: np.ndarray) -> np.ndarray:

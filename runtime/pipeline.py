@@ -137,7 +137,7 @@ class ClassifierStream:
 
     def __init__(self, pipeline: DevicePipeline):
         self.pipeline = pipeline
-        self._tail = np.zeros((0, pipeline.frontend_cfg.n_velocity_bins), np.float32)  # last context-1 frames
+        self._tail = np.zeros((0, pipeline.frontend_cfg.frame_width), np.float32)  # last context-1 frames
 
     def feed_frames(self, frames: np.ndarray) -> np.ndarray:
         context = self.pipeline.detector_cfg.context_frames

@@ -206,7 +206,7 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
 def normalisation_stats(
     index: WindowIndex, context_frames: int, chunk: int = 512
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-velocity-bin mean and std [V] over the frames of the given windows, in chunks."""
+    """Per-column mean and std [V * C] over the frames of the given windows, in chunks."""
     n_bins = index.stores[0].shape[1]
     total, total_sq, count = np.zeros(n_bins), np.zeros(n_bins), 0
     for start in range(0, len(index), chunk):
@@ -220,31 +220,41 @@ def normalisation_stats(
     return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
 
 
-def augment(x, gain_db: float, noise_db: float, shift_bins: int, generator):
-    """Physics-respecting augmentation of dB windows x [N, T, V] (torch), in place of a copy.
+def augment(x, gain_db: float, noise_db: float, shift_bins: int, generator, level_mask=None):
+    """Physics-respecting augmentation of dB windows x [N, T, V * C] (torch, channels interleaved by bin as
+    runtime.feature_channels lays them out), in place of a copy.
 
-    gain: one dB offset per window (emission level / range); noise: Gaussian jitter in dB (the
-    log-periodogram's estimator noise); shift: move the spectrum by up to ±shift_bins velocity bins,
-    repeating the edge bin (a small change of speed; never wraps +v_max onto -v_max).
+    gain: one dB offset per window (emission level / range) on the level channels (level_mask [C] bool,
+    runtime.feature_channels.LEVEL_CHANNELS; None: the one channel is a level); noise: Gaussian jitter in
+    dB (the log-periodogram's estimator noise); shift: move the spectrum by up to ±shift_bins velocity
+    bins, every channel of a bin together, repeating the edge bin (a small change of speed; never wraps
+    +v_max onto -v_max).
     """
     import torch
 
     n = x.shape[0]
+    n_channels = 1 if level_mask is None else len(level_mask)
     out = x.clone()
     if gain_db > 0:
-        out += (torch.rand(n, 1, 1, generator=generator) * 2 - 1) * gain_db
+        gain = (torch.rand(n, 1, 1, generator=generator) * 2 - 1) * gain_db
+        if level_mask is None or n_channels == 1:
+            out += gain if level_mask is None or level_mask[0] else 0.0
+        else:  # [V * C] columns: 1 on the level channels
+            columns = torch.as_tensor(list(level_mask), dtype=out.dtype).repeat(x.shape[-1] // n_channels)
+            out += gain * columns
     if noise_db > 0:
         out += torch.randn(out.shape, generator=generator) * noise_db
     if shift_bins > 0:
         shifts = torch.randint(-shift_bins, shift_bins + 1, (n,), generator=generator)
-        n_bins = x.shape[-1]
+        n_bins = x.shape[-1] // n_channels
         base = torch.arange(n_bins)
+        binned = out.view(n, x.shape[1], n_bins, n_channels)  # [N, T, V, C] view of out
         for s in shifts.unique().tolist():
             if s == 0:
                 continue
             rows = shifts == s
             src = (base - s).clamp(0, n_bins - 1)  # output bin v reads input bin v - s
-            out[rows] = out[rows][..., src]
+            binned[rows] = binned[rows][:, :, src]
     return out
 
 

@@ -483,10 +483,13 @@ class CfarRun:
     """runtime.cfar over one stream: the front-end's band energy per frame, CFAR state across captures."""
 
     def __init__(self, fe, cfg, fs_hz: float, carrier_hz: float, n_mics: int):
+        import dataclasses
+
         from runtime.frontend import StreamingFrontend
 
         self.fe, self.cfg = fe, cfg
-        self.frontend = StreamingFrontend(fe, fs_hz, carrier_hz, n_mics)
+        power_only = dataclasses.replace(fe, channels=("power",))  # CFAR reads band power only
+        self.frontend = StreamingFrontend(power_only, fs_hz, carrier_hz, n_mics)
         self._energy: list[np.ndarray] = []
 
     def feed(self, iq: np.ndarray) -> None:

@@ -1,6 +1,6 @@
 """ONNX export of the trained classifier: BatchNorm folded, dynamic batch, checked against onnxruntime.
 
-Input `features` float32 [N, context_frames, n_velocity_bins]; outputs `logits` [N,3] and
+Input `features` float32 [N, context_frames, n_velocity_bins * in_channels]; outputs `logits` [N,3] and
 `embedding` [N,D]; weights embedded in the file (external_data=False).
 """
 
@@ -82,13 +82,13 @@ def export_onnx(ckpt_path: str | Path, onnx_path: str | Path, params: dict) -> N
     cfg = model.cfg
     rng = np.random.default_rng(int(params["training"]["seed"]))
     example = torch.from_numpy(
-        rng.normal(-50, 8, (2, cfg.context_frames, cfg.n_velocity_bins)).astype(np.float32)
+        rng.normal(-50, 8, (2, cfg.context_frames, cfg.input_width)).astype(np.float32)
     )
     blob, exporter = _export_bytes(model, example, opset)
     onnx.checker.check_model(onnx.load_from_string(blob))
 
     # equivalence check at a batch size different from the example's (dynamic axis really works)
-    check = rng.normal(-50, 8, (5, cfg.context_frames, cfg.n_velocity_bins)).astype(np.float32)
+    check = rng.normal(-50, 8, (5, cfg.context_frames, cfg.input_width)).astype(np.float32)
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     ort_logits, ort_emb = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: check})
     with torch.no_grad():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.feature_channels import LEVEL_CHANNELS
+from runtime.frontend import FrontendConfig
 from training.datamodule import augment
 from training.model import ModelConfig, build_model
 
@@ -18,6 +20,8 @@ def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
 
     tr = TrainingConfig.from_params(params)
     aug = tr.augment
+    channels = FrontendConfig.from_dict(params["frontend"]).channels
+    level_mask = [c in LEVEL_CHANNELS for c in channels]
 
     class LitClassifier(L.LightningModule):
         def __init__(self) -> None:
@@ -42,6 +46,7 @@ def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
                 aug.noise_db,
                 aug.velocity_shift_bins,
                 self.aug_generator,
+                level_mask,
             )
             logits, _ = self.model(x)
             loss = self._loss(logits, y, w)

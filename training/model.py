@@ -1,9 +1,12 @@
 """DSP-friendly presence classifier: depthwise-separable 2-D convolutions over a Doppler context window.
 
-Input [N, context_frames, n_velocity_bins] in dB; per-velocity-bin normalisation lives inside the model
-as buffers so the exported ONNX takes raw front-end features. Only ops a DSP kernel library has:
-Conv (regular and depthwise), ReLU, global average pool, Gemm. BatchNorm is folded into the preceding
-convolution by `fold_batchnorm` before export.
+Input [N, context_frames, n_velocity_bins * in_channels] in dB, the front-end's feature channels
+interleaved by velocity bin (runtime.feature_channels); per-column normalisation lives inside the model
+as buffers so the exported ONNX takes raw front-end features. The stem reads the C channels of each bin
+with a (3, 3C) kernel at stride (2, 2C) and padding (1, C): on the interleaved layout that is exactly a
+C-input-channel 3x3 convolution over (time, velocity), so no transpose is needed on the device.
+Only ops a DSP kernel library has: Conv (regular and depthwise), ReLU, global average pool, Gemm.
+BatchNorm is folded into the preceding convolution by `fold_batchnorm` before export.
 
 Two heads (ModelConfig.head). "global" averages the last feature map over time and velocity, so the
 embedding cannot tell where on the velocity axis the energy sits. "velocity" (params.yaml's choice)
@@ -18,6 +21,7 @@ import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from runtime.config import config_from_dict
 from runtime.labels import N_CLASSES
 
 
@@ -30,6 +34,12 @@ class ModelConfig:
     n_classes: int = N_CLASSES
     # "global" is the default so checkpoints written before the option existed load as they were trained
     head: str = "global"
+    in_channels: int = 1  # feature channels per velocity bin (1: checkpoints from before channels)
+
+    @property
+    def input_width(self) -> int:
+        """Values per input frame: n_velocity_bins * in_channels."""
+        return self.n_velocity_bins * self.in_channels
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -40,12 +50,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = cls.__dataclass_fields__
-        return cls(**{k: (str(v) if k == "head" else int(v)) for k, v in d.items() if k in known})
+        return config_from_dict(cls, d, "model config")
 
     @classmethod
     def from_params(cls, params: dict) -> ModelConfig:
+        from runtime.frontend import FrontendConfig
+
         return cls(
+            in_channels=FrontendConfig.from_dict(params["frontend"]).n_channels,
             context_frames=int(params["ingest"]["context_frames"]),
             n_velocity_bins=int(params["frontend"]["n_velocity_bins"]),
             channels=int(params["training"]["channels"]),
@@ -69,8 +81,9 @@ def build_model(cfg: ModelConfig):
     import torch
     from torch import nn
 
-    def conv_bn(c_in: int, c_out: int, stride: int, groups: int, kernel) -> nn.Sequential:
-        pad = kernel // 2 if isinstance(kernel, int) else 0
+    def conv_bn(c_in: int, c_out: int, stride, groups: int, kernel, pad=None) -> nn.Sequential:
+        if pad is None:
+            pad = kernel // 2 if isinstance(kernel, int) else 0
         return nn.Sequential(
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=pad, groups=groups, bias=False),
             nn.BatchNorm2d(c_out),
@@ -82,9 +95,13 @@ def build_model(cfg: ModelConfig):
             super().__init__()
             self.cfg = cfg
             c = cfg.channels
-            self.register_buffer("feature_mean", torch.zeros(cfg.n_velocity_bins))  # [V] dB
-            self.register_buffer("feature_inv_std", torch.ones(cfg.n_velocity_bins))  # [V] 1/dB
-            self.stem = conv_bn(1, c, stride=2, groups=1, kernel=3)  # [N,c,T/2,V/2]
+            k = cfg.in_channels
+            self.register_buffer("feature_mean", torch.zeros(cfg.input_width))  # [V*k] dB
+            self.register_buffer("feature_inv_std", torch.ones(cfg.input_width))  # [V*k] 1/dB
+            # on the interleaved [T, V*k] image: a k-channel 3x3 stride-2 conv over (time, velocity)
+            self.stem = conv_bn(
+                1, c, stride=(2, 2 * k), groups=1, kernel=(3, 3 * k), pad=(1, k)
+            )  # [N,c,T/2,V/2]
             self.blocks = nn.Sequential(
                 conv_bn(c, c, stride=2, groups=c, kernel=3),  # depthwise  [N,c,T/4,V/4]
                 conv_bn(c, c, stride=1, groups=1, kernel=1),  # pointwise
@@ -111,9 +128,9 @@ def build_model(cfg: ModelConfig):
             self.feature_mean.copy_(mean_t)
             self.feature_inv_std.copy_(1.0 / std_t)
 
-        def forward(self, features):  # features [N, T, V] dB
-            x = (features - self.feature_mean) * self.feature_inv_std  # [N,T,V]
-            x = x.unsqueeze(1)  # [N,1,T,V]
+        def forward(self, features):  # features [N, T, V*k] dB
+            x = (features - self.feature_mean) * self.feature_inv_std  # [N,T,V*k]
+            x = x.unsqueeze(1)  # [N,1,T,V*k]
             x = self.blocks(self.stem(x))  # [N,c,T/8,V/8]
             x = self.pool(x)  # [N,c] (global) or [N,c*V/8] (velocity)
             embedding = torch.relu(self.embed(x))  # [N,D]

@@ -71,8 +71,11 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
 
     dm = make_datamodule(batches, params)
     cfg = ModelConfig.from_params(params)
-    if dm.mean.shape[0] != cfg.n_velocity_bins:
-        raise ValueError(f"feature store has {dm.mean.shape[0]} bins, params say {cfg.n_velocity_bins}")
+    if dm.mean.shape[0] != cfg.input_width:
+        raise ValueError(
+            f"feature store has {dm.mean.shape[0]} values per frame, params say {cfg.input_width} "
+            f"({cfg.n_velocity_bins} velocity bins x {cfg.in_channels} channels)"
+        )
     lit = _build_lit(cfg, dm, params)
     has_val = len(dm.val_index) > 0
 
