@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from training.config import TrainingConfig
 from training.datamodule import augment
 from training.model import ModelConfig, build_model
 
 
-def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
+def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, tr: TrainingConfig):
     """Return the LightningModule instance (lightning imported here to keep CLI start-up fast)."""
     import lightning as L
     import torch
     from torch.nn import functional as F
 
-    from training.config import TrainingConfig
-
-    tr = TrainingConfig.from_params(params)
     aug = tr.augment
 
     class LitClassifier(L.LightningModule):
