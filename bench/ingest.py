@@ -78,11 +78,17 @@ def _child_main() -> None:
     """Child process: ingest one batch, print {seconds, peak_rss_mb, summary counts} as JSON."""
     import resource
 
+    from ingest.config import IngestConfig
     from ingest.pipeline import ingest_batch
+    from runtime.frontend import FrontendConfig
 
     args = json.loads(sys.stdin.read())
+    ing, frontend = (
+        IngestConfig.from_params(args["params"]),
+        FrontendConfig.from_dict(args["params"]["frontend"]),
+    )
     start = time.perf_counter()
-    summary = ingest_batch(args["raw_dir"], args["curated_root"], args["params"])
+    summary = ingest_batch(args["raw_dir"], args["curated_root"], ing, frontend)
     seconds = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024.0, "ingested": summary["ingested"]}))

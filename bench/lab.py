@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 from common.io import atomic_write_bytes, atomic_write_text
+from ingest.config import IngestConfig, LabImportConfig
 from ingest.lab_import import import_lab
+from runtime.frontend import FrontendConfig
 
 
 def bucket_name(lo: float, hi: float) -> str:
@@ -47,7 +49,9 @@ def import_session(root: Path, name: str, takes, params: dict) -> tuple[Path, Pa
     """Write and import one session as batch `name` under root; (raw dir, truth dir, import summary)."""
     csv_path = write_session(takes, root / f"src-{name}")
     raw, truth = root / "raw" / name, root / "truth" / name
-    summary = import_lab(root / f"src-{name}", raw, truth, params, labels_csv=csv_path)
+    summary = import_lab(
+        root / f"src-{name}", raw, truth, LabImportConfig.from_params(params), labels_csv=csv_path
+    )
     return raw, truth, summary
 
 
@@ -80,6 +84,7 @@ def train_on_lab(root: Path, params: dict, mode: str, quick: bool) -> tuple[Path
     from flows.stages.lab_seed import windows_to_label
     from ingest.pipeline import ingest_batch
     from mining.labels import label_windows
+    from training.config import TrainRun
     from training.datamodule import TrainingBatch
     from training.export import export_onnx
     from training.train import train_classifier
@@ -98,7 +103,9 @@ def train_on_lab(root: Path, params: dict, mode: str, quick: bool) -> tuple[Path
             [list(map(float, b)) for b in params["bench"]["lab"]["lengths_s"]], n, n, int(cfg["seed"])
         )
         raw, _, _ = import_session(root, name, takes, p)
-        ingest_batch(raw, root / "curated", p)
+        ingest_batch(
+            raw, root / "curated", IngestConfig.from_params(p), FrontendConfig.from_dict(p["frontend"])
+        )
     windows = windows_to_label(curated, p)
     labels = label_windows(
         windows, root / "truth" / name, source="lab", error_rate=0.0, seed=0, batch_id=name
@@ -106,8 +113,9 @@ def train_on_lab(root: Path, params: dict, mode: str, quick: bool) -> tuple[Path
     labels_path = root / "labels" / f"{name}-{mode}" / "labels.parquet"
     atomic_write_parquet(labels_path, labels)
     out = root / "models" / mode
-    train_classifier([TrainingBatch(curated, labels_path)], p, out)
-    export_onnx(out / "model.ckpt", out / "model_float.onnx", p)
+    run = TrainRun.from_params(p)
+    train_classifier([TrainingBatch(curated, labels_path)], run, out)
+    export_onnx(out / "model.ckpt", out / "model_float.onnx", run.training.export, run.training.seed)
     return out / "model_float.onnx", read_json(out / "detector.json")
 
 

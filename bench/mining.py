@@ -103,6 +103,7 @@ def measure_selection(params: dict, n: int) -> dict:
 
 def bench_model(params: dict, work: Path) -> Path:
     """An exported classifier: bench.mining.model when set, else one trained briefly on synthetic data."""
+    from training.config import TrainRun
     from training.datamodule import TrainingBatch
     from training.export import export_onnx
     from training.synthetic import make_synthetic_batch
@@ -116,8 +117,9 @@ def bench_model(params: dict, work: Path) -> Path:
     curated, labels = make_synthetic_batch(
         work, n_captures=6, context_frames=int(p["ingest"]["context_frames"]), seed=int(p["mining"]["seed"])
     )
-    train_classifier([TrainingBatch(curated, labels)], p, work / "ckpt")
-    export_onnx(work / "ckpt" / "model.ckpt", work / "model.onnx", p)
+    run = TrainRun.from_params(p)
+    train_classifier([TrainingBatch(curated, labels)], run, work / "ckpt")
+    export_onnx(work / "ckpt" / "model.ckpt", work / "model.onnx", run.training.export, run.training.seed)
     return work / "model.onnx"
 
 

@@ -67,6 +67,7 @@ def run_bench(
     int8_onnx: str | Path | None = None,
 ) -> dict:
     """Measure and return the figures of `flywheel bench model` (see the module docstring)."""
+    from training.config import ExportConfig, QuantizeConfig, TrainRun
     from training.datamodule import TrainingBatch, gather_windows, load_window_index
     from training.export import export_onnx
     from training.quantize import agreement, quantize_int8
@@ -99,12 +100,14 @@ def run_bench(
                 window_stride=int(params["ingest"]["window_stride"]), n_bins=n_bins, seed=int(tr["seed"]),
             ))  # fmt: skip
             t0 = time.perf_counter()
-            train_classifier([train_batch], p, tmp / "model")
+            train_classifier([train_batch], TrainRun.from_params(p), tmp / "model")
             out["train_seconds"] = time.perf_counter() - t0
             float_onnx, int8_onnx = tmp / "model.onnx", tmp / "model_int8.onnx"
-            export_onnx(tmp / "model" / "model.ckpt", float_onnx, p)
+            export_onnx(
+                tmp / "model" / "model.ckpt", float_onnx, ExportConfig.from_params(p), int(tr["seed"])
+            )
             calib = gather_windows(index, np.arange(0, len(index), 3), context)
-            report = quantize_int8(float_onnx, calib, int8_onnx, p)
+            report = quantize_int8(float_onnx, calib, int8_onnx, QuantizeConfig.from_params(p))
             out["quantize_method"] = report["method"]
             out["quantize_gate_passed"] = report["passed"]
         float_onnx, int8_onnx = Path(float_onnx), Path(int8_onnx)

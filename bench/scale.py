@@ -76,9 +76,12 @@ def run_shard_stage(
         )  # fmt: skip
         return {"device_hours": float(cfg["hours"]), "captures": int(summary["n_captures"])}
     if stage == "ingest":
+        from ingest.config import IngestConfig
         from ingest.pipeline import ingest_batch
+        from runtime.frontend import FrontendConfig
 
-        summary = ingest_batch(raw, root / "curated", params)
+        ing, frontend = IngestConfig.from_params(params), FrontendConfig.from_dict(params["frontend"])
+        summary = ingest_batch(raw, root / "curated", ing, frontend)
         return {"device_hours": float(cfg["hours"]), "captures": int(summary["ingested"])}
     from training.evaluate import evaluate_detector
 

@@ -205,9 +205,12 @@ def ingest(
 ) -> None:
     """Validate and ingest one raw batch into curated Parquet + feature store; quarantine what is bad."""
     from common.params import load_params
+    from ingest.config import IngestConfig
     from ingest.pipeline import ingest_batch
+    from runtime.frontend import FrontendConfig
 
-    summary = ingest_batch(raw, out, load_params(params))
+    p = load_params(params)
+    summary = ingest_batch(raw, out, IngestConfig.from_params(p), FrontendConfig.from_dict(p["frontend"]))
     _write_json(json_out, summary)
     typer.echo(
         f"received {summary['received']}: ingested {summary['ingested']}, quarantined "

@@ -56,6 +56,7 @@ def lab_import(
 
     from common.io import atomic_write_json
     from common.params import load_params
+    from ingest.config import LabImportConfig
     from ingest.lab_import import LabImportError, import_lab
 
     folder_map = read_folder_map(folders) if folders is not None else None
@@ -68,8 +69,8 @@ def lab_import(
 
         try:
             summary = import_lab(
-                src, out, truth_out, load_params(params), labels_csv=labels, folder_labels=folder_map,
-                quarantine_root=quarantine_out, progress=step,
+                src, out, truth_out, LabImportConfig.from_params(load_params(params)), labels_csv=labels,
+                folder_labels=folder_map, quarantine_root=quarantine_out, progress=step,
             )  # fmt: skip
         except LabImportError as exc:
             _fail(str(exc))

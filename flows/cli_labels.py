@@ -38,7 +38,9 @@ def labels_export(
     import polars as pl
 
     from common.params import load_params
+    from mining.config import LabelStudioConfig
     from mining.label_studio import export_tasks
+    from runtime.frontend import FrontendConfig
 
     for path, what in ((picks, "picks table"), (curated / "windows.parquet", "curated batch")):
         if not path.exists():
@@ -47,7 +49,16 @@ def labels_export(
     if "window_id" not in table.columns:
         _fail(f"{picks}: no window_id column (columns: {', '.join(table.columns)})")
     try:
-        tasks = export_tasks(table, curated, out, load_params(params))
+        p = load_params(params)
+        ls = LabelStudioConfig.from_params(p)
+        tasks = export_tasks(
+            table,
+            curated,
+            out,
+            ls,
+            FrontendConfig.from_dict(p["frontend"]),
+            int(p["ingest"]["context_frames"]),
+        )
     except ValueError as exc:  # picks outside the batch, repeated picks, bad params
         _fail(str(exc))
     typer.echo(f"wrote {table.height} tasks to {tasks} (labelling config: {out / 'label_config.xml'})")

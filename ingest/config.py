@@ -7,7 +7,6 @@ section and the key. Every tunable is required; reference_batch may be null (pic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from runtime.config import config_from_dict
 
@@ -46,6 +45,30 @@ class LabProfile:
 
 
 @dataclass(frozen=True)
+class LabImportConfig:
+    """`flywheel lab import`'s tunables (ingest/lab_import.py)."""
+
+    min_rate_hz: float
+    min_duration_s: float
+    clip_level: float
+    max_clipped_fraction: float
+    tone_min_hz: float
+    tone_min_snr_db: float
+    tone_segments: int
+    tone_stable_fraction: float
+    tone_stable_hz: float
+    carrier_tolerance_hz: float
+    device_id: str
+    epoch: str
+    gap_s: float
+    emission_db: float
+
+    @classmethod
+    def from_params(cls, params: dict) -> LabImportConfig:
+        return config_from_dict(cls, params["ingest"]["lab_import"], "ingest.lab_import")
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     known_profiles: tuple[str, ...]
     context_frames: int
@@ -66,7 +89,7 @@ class IngestConfig:
     feedback: FeedbackConfig
     sessions: SessionsConfig
     lab_profiles: dict[str, LabProfile]  # lab rigs: mic count only, no array geometry (ingest/contract.py)
-    lab_import: dict[str, Any]  # `flywheel lab import`'s tunables (ingest/lab_import.py)
+    lab_import: LabImportConfig
 
     @classmethod
     def from_params(cls, params: dict) -> IngestConfig:

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.config import IngestConfig
+
 CAPTURE_FIELDS: dict[str, tuple[type, ...]] = {
     "capture_id": (str,),
     "device_id": (str,),
@@ -66,7 +68,7 @@ class Reject:
 
 @dataclass(frozen=True)
 class CaptureLimits:
-    """The numeric side of the contract, read from params `ingest`."""
+    """The numeric side of the contract, from the ingest config."""
 
     known_profiles: tuple[str, ...]
     device_carrier_hz: tuple[float, float]
@@ -78,28 +80,26 @@ class CaptureLimits:
     lab_profiles: dict[str, int | None] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: dict) -> CaptureLimits:
-        ing = params["ingest"]
-        lo, hi = ing["device_carrier_hz"]
+    def from_config(cls, ing: IngestConfig) -> CaptureLimits:
+        lo, hi = ing.device_carrier_hz
         return cls(
-            known_profiles=tuple(ing["known_profiles"]),
-            device_carrier_hz=(float(lo), float(hi)),
-            lab_min_carrier_hz=float(ing["lab_min_carrier_hz"]),
-            max_n_mics=int(ing["max_n_mics"]),
-            max_duration_s=float(ing["max_duration_s"]),
-            lab_profiles=lab_profile_mics(params),
+            known_profiles=ing.known_profiles,
+            device_carrier_hz=(lo, hi),
+            lab_min_carrier_hz=ing.lab_min_carrier_hz,
+            max_n_mics=ing.max_n_mics,
+            max_duration_s=ing.max_duration_s,
+            lab_profiles=lab_profile_mics(ing),
         )
 
 
-def lab_profile_mics(params: dict) -> dict[str, int | None]:
-    """Lab profiles from params ingest.lab_profiles: name -> mic count (None: any count)."""
-    profiles = params["ingest"].get("lab_profiles") or {}
-    return {str(k): None if v.get("n_mics") is None else int(v["n_mics"]) for k, v in profiles.items()}
+def lab_profile_mics(ing: IngestConfig) -> dict[str, int | None]:
+    """Lab profiles (ingest.lab_profiles): name -> mic count (None: any count)."""
+    return {name: profile.n_mics for name, profile in ing.lab_profiles.items()}
 
 
-def accepted_profiles(params: dict) -> list[str]:
+def accepted_profiles(ing: IngestConfig) -> list[str]:
     """Every profile a capture record may name: device profiles, then lab profiles."""
-    return [*params["ingest"]["known_profiles"], *lab_profile_mics(params)]
+    return [*ing.known_profiles, *lab_profile_mics(ing)]
 
 
 def parse_utc(text: str) -> dt.datetime:

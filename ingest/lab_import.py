@@ -1,7 +1,8 @@
 """Lab recordings in: a folder of passband WAV files -> a raw batch in the contract, plus its truth.
 
-`import_lab(src_dir, raw_out, truth_out, params, labels_csv=..., folder_labels=...)` walks src_dir for
-*.wav (mono or multichannel; 16/24/32-bit integer or float; any rate from params lab_import.min_rate_hz),
+`import_lab(src_dir, raw_out, truth_out, cfg, labels_csv=..., folder_labels=...)` walks src_dir for
+*.wav (mono or multichannel; 16/24/32-bit integer or float; any rate from min_rate_hz up: cfg is
+params ingest.lab_import),
 labels each file from a CSV (file, event_type, motion_class, optional t0_s/t1_s, carrier_hz) or from
 its folder name mapped by a small YAML ({folder: {event_type, motion_class}}, read by the CLI), finds
 the carrier from the spectrum when none is given (estimate_carrier: the strongest stable tone from
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from common.io import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl
+from ingest.config import LabImportConfig
 from ingest.contract import LAB_TRIGGER, Reject
 from ingest.quarantine import QuarantineLog
 from runtime.demod import GUARD_HZ
@@ -37,39 +39,6 @@ MONO_PROFILE, MULTI_PROFILE = "lab1", "lab_multi"
 
 class LabImportError(ValueError):
     """The import cannot run at all (no source folder, unreadable label file)."""
-
-
-@dataclass(frozen=True)
-class LabImportConfig:
-    """params ingest.lab_import."""
-
-    min_rate_hz: float
-    min_duration_s: float
-    clip_level: float
-    max_clipped_fraction: float
-    tone_min_hz: float
-    tone_min_snr_db: float
-    tone_segments: int
-    tone_stable_fraction: float
-    tone_stable_hz: float
-    carrier_tolerance_hz: float
-    device_id: str
-    epoch: str
-    gap_s: float
-    emission_db: float
-
-    @classmethod
-    def from_params(cls, params: dict) -> LabImportConfig:
-        d = params["ingest"]["lab_import"]
-        return cls(**{f: type_(d[f]) for f, type_ in _FIELD_TYPES.items()})
-
-
-_FIELD_TYPES = {
-    "min_rate_hz": float, "min_duration_s": float, "clip_level": float, "max_clipped_fraction": float,
-    "tone_min_hz": float, "tone_min_snr_db": float, "tone_segments": int, "tone_stable_fraction": float,
-    "tone_stable_hz": float, "carrier_tolerance_hz": float, "device_id": str, "epoch": str,
-    "gap_s": float, "emission_db": float,
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -298,7 +267,7 @@ def import_lab(
     src_dir: str | Path,
     raw_out: str | Path,
     truth_out: str | Path,
-    params: dict,
+    cfg: LabImportConfig,
     *,
     labels_csv: str | Path | None = None,
     folder_labels: dict | None = None,
@@ -315,7 +284,6 @@ def import_lab(
         raise LabImportError(f"{src_dir}: not a folder")
     if (labels_csv is None) == (folder_labels is None):
         raise LabImportError("give exactly one of a labels CSV and a folder-label YAML")
-    cfg = LabImportConfig.from_params(params)
     by_file = read_labels_csv(Path(labels_csv)) if labels_csv else {}
     by_folder = folder_labels_from(folder_labels) if folder_labels is not None else {}
     batch = raw_out.name

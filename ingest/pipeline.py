@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -27,6 +28,9 @@ from ingest.feedback import WEAK_SCHEMA, WINDOW_FEEDBACK_SCHEMA, join_feedback
 from ingest.quarantine import QuarantineLog
 from ingest.reader import Rejected, SampleLimits, iter_jsonl, load_iq, load_pcm_as_iq, resolve_in_batch
 from ingest.sessions import session_events, sessions
+
+if TYPE_CHECKING:
+    from runtime.frontend import FrontendConfig
 
 CAPTURES_FILE = "captures.jsonl"
 WINDOW_VALIDATION_COLUMNS = ["window_id", "t_end_utc", "end_row", "playback_volume", "weak_confidence"]
@@ -103,19 +107,25 @@ def _offending_file(raw_dir: Path, record) -> Path | None:
     return None
 
 
-def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, params: dict) -> dict:
-    """Ingest one raw batch; return the summary (also written to <batch>/summary.json)."""
-    from runtime.frontend import FrontendConfig, extract_features
+def ingest_batch(
+    raw_dir: str | os.PathLike,
+    curated_root: str | os.PathLike,
+    ing: IngestConfig,
+    frontend_cfg: FrontendConfig,
+) -> dict:
+    """Ingest one raw batch; return the summary (also written to <batch>/summary.json).
+
+    ing: IngestConfig.from_params (strict: an unknown or missing ingest key fails before any capture).
+    """
+    from runtime.frontend import extract_features
 
     raw_dir, curated_root = Path(raw_dir), Path(curated_root)
     batch_id = raw_dir.name
-    ing = IngestConfig.from_params(params)  # strict: an unknown or missing ingest key fails here
     captures_path = raw_dir / CAPTURES_FILE
     if not captures_path.is_file():
         raise IngestError(f"{captures_path}: missing — not a raw batch folder")
-    frontend_cfg = FrontendConfig.from_dict(params["frontend"])
-    limits = CaptureLimits.from_params(params)
-    sample_limits = SampleLimits.from_params(params)
+    limits = CaptureLimits.from_config(ing)
+    sample_limits = SampleLimits.from_config(ing)
     context, stride = ing.context_frames, ing.window_stride
     quarantine = QuarantineLog(batch_id, raw_dir, max_copy_bytes=sample_limits.max_declared_bytes)
 
@@ -261,7 +271,7 @@ def ingest_batch(raw_dir: str | os.PathLike, curated_root: str | os.PathLike, pa
             devices,
             curated_root,
             batch_id,
-            params,
+            ing,
         )
         with atomic_dir(target) as tmp:
             for item in staging.iterdir():
@@ -284,12 +294,11 @@ def _finish_batch(
     devices: set[str],
     curated_root: Path,
     batch_id: str,
-    params: dict,
+    ing: IngestConfig,
 ) -> dict:
     """Write every table of the batch into staging; return the validation and drift part of the summary."""
     from ingest.validation import validate_tables
 
-    ing = IngestConfig.from_params(params)
     captures = pl.DataFrame(capture_rows, schema=_captures_schema(), orient="row")
     if previous is not None:
         captures = pl.concat([pl.read_parquet(previous / "captures.parquet"), captures], how="vertical")
@@ -352,7 +361,7 @@ def _finish_batch(
     )
     validation = validate_tables(
         {"captures": captures, "dialogue": events, "features": feature_table, "windows": windows_all},
-        params,
+        ing,
         sorted(devices),
         staging / "validation",
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest.config import IngestConfig
 from ingest.contract import Reject
 
 MAX_LINE_BYTES = 1 << 20  # a JSONL line longer than this is malformed, not read whole
@@ -32,19 +33,18 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class SampleLimits:
-    """Limits on sample files, from params `ingest`."""
+    """Limits on sample files, from the ingest config."""
 
     max_declared_bytes: int
     sample_tolerance: int
     nonfinite_chunk: int
 
     @classmethod
-    def from_params(cls, params: dict) -> SampleLimits:
-        ing = params["ingest"]
+    def from_config(cls, ing: IngestConfig) -> SampleLimits:
         return cls(
-            max_declared_bytes=int(float(ing["max_declared_mb"]) * 2**20),
-            sample_tolerance=int(ing["sample_tolerance"]),
-            nonfinite_chunk=int(ing["nonfinite_check_chunk"]),
+            max_declared_bytes=int(ing.max_declared_mb * 2**20),
+            sample_tolerance=ing.sample_tolerance,
+            nonfinite_chunk=ing.nonfinite_check_chunk,
         )
 
 

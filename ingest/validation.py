@@ -13,15 +13,15 @@ from pathlib import Path
 import polars as pl
 
 from common.io import atomic_write_json
+from ingest.config import IngestConfig
 from ingest.contract import DIALOGUE_KINDS, TRIGGERS, accepted_profiles
 
 
-def _expectations(params: dict, known_devices: list[str]) -> dict[str, list]:
+def _expectations(ing: IngestConfig, known_devices: list[str]) -> dict[str, list]:
     import great_expectations.expectations as gxe
 
-    ing = params["ingest"]
-    lo_db, hi_db = ing["feature_db_bounds"]
-    lo_e, hi_e = ing["feature_energy_db_bounds"]
+    lo_db, hi_db = ing.feature_db_bounds
+    lo_e, hi_e = ing.feature_energy_db_bounds
     captures = [
         gxe.ExpectColumnValuesToNotBeNull(column=c)
         for c in (
@@ -42,20 +42,18 @@ def _expectations(params: dict, known_devices: list[str]) -> dict[str, list]:
     ]
     captures += [
         gxe.ExpectColumnValuesToBeUnique(column="capture_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="profile", value_set=accepted_profiles(params)),
+        gxe.ExpectColumnValuesToBeInSet(column="profile", value_set=accepted_profiles(ing)),
         gxe.ExpectColumnValuesToBeInSet(column="trigger", value_set=list(TRIGGERS)),
         gxe.ExpectColumnValuesToBeBetween(
-            column="carrier_hz", min_value=ing["lab_min_carrier_hz"], max_value=ing["device_carrier_hz"][1]
+            column="carrier_hz", min_value=ing.lab_min_carrier_hz, max_value=ing.device_carrier_hz[1]
         ),
         gxe.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0, strict_min=True),
-        gxe.ExpectColumnValuesToBeBetween(column="n_mics", min_value=1, max_value=ing["max_n_mics"]),
+        gxe.ExpectColumnValuesToBeBetween(column="n_mics", min_value=1, max_value=ing.max_n_mics),
         gxe.ExpectColumnValuesToBeBetween(column="playback_volume", min_value=0, max_value=10),
         gxe.ExpectColumnValuesToBeBetween(column="n_frames", min_value=0),
         gxe.ExpectColumnValuesToBeUnique(column="frame_offset"),
         # monotonic time per device: step from the device's previous capture (file order), null for the first
-        gxe.ExpectColumnValuesToBeBetween(
-            column="t_start_step_s", min_value=-float(ing["clock_tolerance_s"])
-        ),
+        gxe.ExpectColumnValuesToBeBetween(column="t_start_step_s", min_value=-ing.clock_tolerance_s),
     ]
     dialogue = [
         gxe.ExpectColumnValuesToNotBeNull(column="event_id"),
@@ -84,7 +82,7 @@ def _expectations(params: dict, known_devices: list[str]) -> dict[str, list]:
 
 
 def validate_tables(
-    tables: dict[str, pl.DataFrame], params: dict, known_devices: list[str], out_dir: Path
+    tables: dict[str, pl.DataFrame], ing: IngestConfig, known_devices: list[str], out_dir: Path
 ) -> dict:
     """Run every suite on its table; write out_dir/<suite>.json.
 
@@ -100,7 +98,7 @@ def validate_tables(
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = ctx.data_sources.add_pandas("curated")
     results = {}
-    for name, expectations in _expectations(params, known_devices).items():
+    for name, expectations in _expectations(ing, known_devices).items():
         columns = list(dict.fromkeys(e.column for e in expectations))  # only what the suite reads
         frame = tables[name].select(columns).to_pandas()
         batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")

@@ -28,6 +28,10 @@ class LabelStudioConfig:
     image_px: tuple[int, ...]
     dpi: int
 
+    @classmethod
+    def from_params(cls, params: dict) -> LabelStudioConfig:
+        return config_from_dict(cls, params["mining"]["label_studio"], "mining.label_studio")
+
 
 @dataclass(frozen=True)
 class MiningConfig:

@@ -18,8 +18,10 @@ import numpy as np
 import polars as pl
 
 from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mining.config import LabelStudioConfig
 from mining.labels import LABEL_SCHEMA
 from mining.pool import gather_windows, load_windows_table, open_frames
+from runtime.frontend import FrontendConfig
 from runtime.labels import CLASSES
 
 CONTROL_NAME = "presence"
@@ -59,11 +61,18 @@ def spectrogram_png(window: np.ndarray, frame_hop_s: float, v_max_mps: float, si
     return buf.getvalue()
 
 
-def export_tasks(picks: pl.DataFrame, curated_dir: str | Path, out_dir: str | Path, params: dict) -> Path:
-    """Write out_dir/{tasks.json, label_config.xml, images/*.png} for the picks; return tasks.json."""
+def export_tasks(
+    picks: pl.DataFrame,
+    curated_dir: str | Path,
+    out_dir: str | Path,
+    ls: LabelStudioConfig,
+    fe: FrontendConfig,
+    context: int,
+) -> Path:
+    """Write out_dir/{tasks.json, label_config.xml, images/*.png} for the picks; return tasks.json.
+
+    The windows are `context` frames (ingest.context_frames) of the front-end fe."""
     out_dir = Path(out_dir)
-    fe, ls = params["frontend"], params["mining"]["label_studio"]
-    context = int(params["ingest"]["context_frames"])
     table = load_windows_table(curated_dir)
     duplicated = picks.filter(pl.col("window_id").is_duplicated())["window_id"].unique().to_list()
     if duplicated:  # one task per window: a second task would be a second paid label for the same window
@@ -78,11 +87,11 @@ def export_tasks(picks: pl.DataFrame, curated_dir: str | Path, out_dir: str | Pa
         missing = rows.filter(pl.col("end_row").is_null())["window_id"].to_list()[:5]
         raise ValueError(f"{curated_dir}/windows.parquet: picks not in the batch, e.g. {missing}")
     windows = gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)  # [N, C, V]
-    hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
+    hop_s = fe.hop / fe.baseband_fs_hz
     tasks = []
     for n, (row, window) in enumerate(zip(rows.iter_rows(named=True), windows, strict=True)):
         image = f"images/{n:06d}.png"
-        png = spectrogram_png(window, hop_s, float(fe["v_max_mps"]), ls["image_px"], int(ls["dpi"]))
+        png = spectrogram_png(window, hop_s, fe.v_max_mps, ls.image_px, ls.dpi)
         atomic_write_bytes(out_dir / image, png)
         data = {"image": image, **{k: row[k] for k in ("window_id", "batch_id", "device_id", "t_end_s")}}
         data["strategy"] = row.get("strategy")

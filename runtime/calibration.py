@@ -86,7 +86,7 @@ class CalibrationRecord:
     def from_dict(cls, d: dict) -> CalibrationRecord:
         if d.get("version") != RECORD_VERSION:
             raise ValueError(f"calibration record version {d.get('version')!r} is not {RECORD_VERSION!r}")
-        return cls(**d)
+        return config_from_dict(cls, d, "calibration record")
 
     def capture_settings(self) -> dict:
         """What the emitter and front-end use: carrier to emit and demodulate at, and its level."""

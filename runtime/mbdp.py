@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from runtime.config import config_from_dict
 from runtime.crossover import lr4_sections
 
 try:  # numba makes the per-sample kernel firmware-speed; without it the same code runs in Python
@@ -61,7 +62,7 @@ class BandDynamics:
 
     @classmethod
     def from_dict(cls, d: dict) -> BandDynamics:
-        return cls(**{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+        return config_from_dict(cls, d, "mbdp band")
 
 
 @dataclass(frozen=True)
@@ -90,19 +91,8 @@ class MbdpConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> MbdpConfig:
-        kw = {
-            k: v
-            for k, v in d.items()
-            if k in cls.__dataclass_fields__ and k not in ("bands", "crossovers_hz")
-        }
-        return cls(
-            crossovers_hz=tuple(float(f) for f in d["crossovers_hz"]),
-            bands=tuple(BandDynamics.from_dict(b) for b in d["bands"]),
-            **{
-                k: (int(v) if k in ("control_interval", "true_peak_taps") else float(v))
-                for k, v in kw.items()
-            },
-        )
+        """A preset or an mbdp.json mode (to_dict): every key is a field (runtime.config's policy)."""
+        return config_from_dict(cls, d, "mbdp")
 
     def to_dict(self) -> dict:
         return {

@@ -1,5 +1,7 @@
 """The `training` and `quantize` sections of params.yaml as frozen, typed configs (runtime.config's policy).
 
+TrainRun bundles what train_classifier, make_datamodule and thresholds_from_run read from other sections.
+
 Every tunable is required (no code default copies a value from params.yaml); the optional ones are
 those params.yaml itself may leave null.
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.config import config_from_dict
+from runtime.detector import DetectorConfig
+from training.model import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,10 @@ class AugmentConfig:
 class ExportConfig:
     opset: int  # for the legacy exporter fallback
     atol: float  # onnxruntime vs torch tolerance
+
+    @classmethod
+    def from_params(cls, params: dict) -> ExportConfig:
+        return config_from_dict(cls, params["training"]["export"], "training.export")
 
 
 @dataclass(frozen=True)
@@ -61,3 +69,27 @@ class TrainingConfig:
     @classmethod
     def from_params(cls, params: dict) -> TrainingConfig:
         return config_from_dict(cls, params["training"], "training")
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """What a training run reads: its section, the model it builds, the detector its thresholds go into
+    (frame hop and context included) and the stride of the windows it learns from (ingest.window_stride)."""
+
+    training: TrainingConfig
+    model: ModelConfig
+    detector: DetectorConfig
+    window_stride: int
+    feature_channels: tuple[str, ...]  # the front-end's (runtime.feature_channels), for augmentation
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainRun:
+        from runtime.frontend import FrontendConfig
+
+        return cls(
+            feature_channels=FrontendConfig.from_dict(params["frontend"]).channels,
+            training=TrainingConfig.from_params(params),
+            model=ModelConfig.from_params(params),
+            detector=DetectorConfig.from_params(params),
+            window_stride=int(params["ingest"]["window_stride"]),
+        )

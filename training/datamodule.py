@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from runtime.detector import DetectorConfig
 from runtime.labels import N_CLASSES
+from training.config import TrainRun
 
 
 class DataError(ValueError):
@@ -258,16 +258,14 @@ def augment(x, gain_db: float, noise_db: float, shift_bins: int, generator, leve
     return out
 
 
-def make_datamodule(batches: list[TrainingBatch], params: dict):
+def make_datamodule(batches: list[TrainingBatch], run: TrainRun):
     """Build the LightningDataModule (lightning imported here to keep CLI start-up fast)."""
     import lightning as L
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from training.config import TrainingConfig
-
-    tr = TrainingConfig.from_params(params)
-    context = int(params["ingest"]["context_frames"])
+    tr = run.training
+    context = run.model.context_frames
 
     class WindowDataset(Dataset):
         def __init__(self, index: WindowIndex) -> None:
@@ -296,8 +294,8 @@ def make_datamodule(batches: list[TrainingBatch], params: dict):
             self.index = load_window_index(
                 batches,
                 context,
-                stream_start=DetectorConfig.from_params(params).stream_start,
-                stride=int(params["ingest"]["window_stride"]),
+                stream_start=run.detector.stream_start,
+                stride=run.window_stride,
             )
             self.val_mask = split_by_capture(self.index.capture_id, tr.val_fraction, tr.seed)
             self.train_index = self.index.subset(~self.val_mask)

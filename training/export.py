@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from common.io import atomic_write_bytes
+from training.config import ExportConfig
 from training.model import fold_batchnorm, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -67,20 +68,17 @@ def _export_bytes(model, example, opset: int) -> tuple[bytes, str]:
     return buf.getvalue(), "torchscript"
 
 
-def export_onnx(ckpt_path: str | Path, onnx_path: str | Path, params: dict) -> None:
-    """Export model.ckpt to ONNX at onnx_path and check onnxruntime against torch on random windows."""
+def export_onnx(ckpt_path: str | Path, onnx_path: str | Path, ex: ExportConfig, seed: int) -> None:
+    """Export model.ckpt to ONNX at onnx_path and check onnxruntime against torch on random windows
+    (drawn with seed: training.seed)."""
     import onnx
     import onnxruntime as ort
     import torch
 
-    from runtime.config import config_from_dict
-    from training.config import ExportConfig
-
-    ex = config_from_dict(ExportConfig, params["training"]["export"], "training.export")
     opset, atol = ex.opset, ex.atol
     model = fold_batchnorm(load_checkpoint(ckpt_path))
     cfg = model.cfg
-    rng = np.random.default_rng(int(params["training"]["seed"]))
+    rng = np.random.default_rng(seed)
     example = torch.from_numpy(
         rng.normal(-50, 8, (2, cfg.context_frames, cfg.input_width)).astype(np.float32)
     )

@@ -5,22 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.feature_channels import LEVEL_CHANNELS
-from runtime.frontend import FrontendConfig
+from training.config import TrainingConfig
 from training.datamodule import augment
 from training.model import ModelConfig, build_model
 
 
-def make_lit_module(cfg: ModelConfig, class_weights: np.ndarray, params: dict):
-    """Return the LightningModule instance (lightning imported here to keep CLI start-up fast)."""
+def make_lit_module(
+    cfg: ModelConfig, class_weights: np.ndarray, tr: TrainingConfig, channels: tuple[str, ...] = ("power",)
+):
+    """Return the LightningModule instance (lightning imported here to keep CLI start-up fast); channels:
+    the front-end's feature channels (the augmentation's gain moves only the level channels)."""
     import lightning as L
     import torch
     from torch.nn import functional as F
 
-    from training.config import TrainingConfig
-
-    tr = TrainingConfig.from_params(params)
     aug = tr.augment
-    channels = FrontendConfig.from_dict(params["frontend"]).channels
     level_mask = [c in LEVEL_CHANNELS for c in channels]
 
     class LitClassifier(L.LightningModule):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common.io import atomic_write_bytes
+from training.config import QuantizeConfig
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def quantize_int8(
     float_onnx: str | Path,
     calibration_windows: np.ndarray,
     int8_onnx: str | Path,
-    params: dict,
+    q: QuantizeConfig,
     gate_windows: np.ndarray | None = None,
 ) -> dict:
     """Quantize float_onnx to int8_onnx (QDQ); return the gate report (method used, agreement, attempts).
@@ -131,9 +132,6 @@ def quantize_int8(
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from training.config import QuantizeConfig
-
-    q = QuantizeConfig.from_params(params)
     target, n_calib = q.agreement_target, q.calibration_windows
     windows = np.ascontiguousarray(calibration_windows, dtype=np.float32)
     if windows.ndim != 3 or len(windows) == 0:

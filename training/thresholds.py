@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.labels import MAJOR, MINOR, NONE
+from training.config import TrainRun
 from training.metrics import TOLERANCE_S
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,10 @@ def operating_point(
     }
 
 
-def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
-    """Read out_dir/val_predictions.parquet (train_classifier) and choose thresholds from params.
+def thresholds_from_run(out_dir: str | Path, run: TrainRun) -> tuple[dict, dict]:
+    """Read out_dir/val_predictions.parquet (train_classifier) and choose thresholds (run.training).
 
-    Returns (detector config merged over params.detector, validation operating point).
+    Returns (run.detector's config with the chosen thresholds, validation operating point).
     """
     import polars as pl
 
@@ -214,12 +215,10 @@ def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
     probs = preds.select("p_none", "p_minor", "p_major").to_numpy()
     labels = preds["label"].to_numpy()
     ids = preds["capture_id"].to_numpy().astype(str)
-    from training.config import TrainingConfig
-
-    fe, tr = params["frontend"], TrainingConfig.from_params(params)
-    frame_hop_s = float(fe["hop"]) / float(fe["baseband_fs_hz"])
-    stride = int(params["ingest"]["window_stride"])
-    context_s = int(params["ingest"]["context_frames"]) * frame_hop_s
+    tr = run.training
+    frame_hop_s = run.detector.frame_hop_s
+    stride = run.window_stride
+    context_s = run.detector.context_frames * frame_hop_s
     end_times = preds["end_frame"].to_numpy() * frame_hop_s
     ignore = near_presence(labels, ids, end_times, TOLERANCE_S + context_s)
     sources = tr.threshold_sources
@@ -236,7 +235,7 @@ def thresholds_from_run(out_dir: str | Path, params: dict) -> tuple[dict, dict]:
         window_stride=stride,
         capture_ids=ids,
         lenient_fa_per_hour=tr.lenient_false_alarms_per_hour,
-        base_detector=params.get("detector", {}),
+        base_detector=run.detector.to_dict(),
         ignore=ignore,
         min_strict=tr.min_strict_threshold,
         min_lenient=tr.min_lenient_threshold,

@@ -3,12 +3,14 @@
 out_dir gets: model.ckpt (state dict + model config, torch.save; load with weights_only=True),
 metrics.json, logs/ (Lightning CSV logs), val_predictions.parquet (per validation window:
 window_id, capture_id, end_frame, label, confidence, p_none, p_minor, p_major) and detector.json
-(params.detector with the strict/lenient thresholds chosen on those predictions, training.thresholds).
+(the run's detector config with the strict/lenient thresholds chosen on those predictions,
+training.thresholds).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 import warnings
@@ -19,6 +21,7 @@ import polars as pl
 
 from common.io import atomic_write_json, atomic_write_parquet
 from runtime.labels import CLASSES, N_CLASSES
+from training.config import TrainRun
 from training.datamodule import TrainingBatch, gather_windows, make_datamodule
 from training.model import ModelConfig, save_checkpoint
 from training.thresholds import thresholds_from_run
@@ -50,7 +53,7 @@ def _progress_callbacks() -> list:
         return []
 
 
-def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | Path) -> dict:
+def train_classifier(batches: list[TrainingBatch], run: TrainRun, out_dir: str | Path) -> dict:
     """Train; keep the weights of the epoch with the lowest val loss; write artifacts; return metrics."""
     import lightning as L
 
@@ -60,23 +63,21 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
     from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.loggers import CSVLogger
 
-    from training.config import TrainingConfig
-
-    tr = TrainingConfig.from_params(params)
+    tr = run.training
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(tr.num_threads)
     L.seed_everything(tr.seed, workers=True, verbose=False)
-    context = int(params["ingest"]["context_frames"])
+    context = run.model.context_frames
 
-    dm = make_datamodule(batches, params)
-    cfg = ModelConfig.from_params(params)
+    dm = make_datamodule(batches, run)
+    cfg = run.model
     if dm.mean.shape[0] != cfg.input_width:
         raise ValueError(
             f"feature store has {dm.mean.shape[0]} values per frame, params say {cfg.input_width} "
             f"({cfg.n_velocity_bins} velocity bins x {cfg.in_channels} channels)"
         )
-    lit = _build_lit(cfg, dm, params)
+    lit = _build_lit(cfg, dm, run)
     has_val = len(dm.val_index) > 0
 
     class KeepBest(Callback):
@@ -167,27 +168,24 @@ def train_classifier(batches: list[TrainingBatch], params: dict, out_dir: str | 
         ).sort(["capture_id", "end_frame"])
         atomic_write_parquet(out_dir / "val_predictions.parquet", preds)
         try:
-            detector, point = thresholds_from_run(out_dir, params)
+            detector, point = thresholds_from_run(out_dir, run)
             metrics["thresholds"] = {k: detector[k] for k in ("strict_threshold", "lenient_threshold")}
             metrics["operating_point"] = point
-        except ValueError as exc:  # e.g. no `none` windows in validation: thresholds stay as params say
+        except ValueError as exc:  # e.g. no `none` windows in validation: thresholds stay as configured
             metrics["thresholds_error"] = str(exc)
     # the full runtime detector config (frame hop and context included), ready for a bundle
-    atomic_write_json(out_dir / "detector.json", _detector_config(params, metrics.get("thresholds", {})))
+    atomic_write_json(out_dir / "detector.json", _detector_config(run, metrics.get("thresholds", {})))
     atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
-def _build_lit(cfg: ModelConfig, dm, params: dict):
+def _build_lit(cfg: ModelConfig, dm, run: TrainRun):
     from training.lit_module import make_lit_module
 
-    lit = make_lit_module(cfg, dm.class_weights, params)
+    lit = make_lit_module(cfg, dm.class_weights, run.training, run.feature_channels)
     lit.model.set_normalisation(dm.mean, dm.std)
     return lit
 
 
-def _detector_config(params: dict, thresholds: dict) -> dict:
-    from runtime.detector import DetectorConfig
-
-    merged = {**params, "detector": {**params.get("detector", {}), **thresholds}}
-    return DetectorConfig.from_params(merged).to_dict()
+def _detector_config(run: TrainRun, thresholds: dict) -> dict:
+    return dataclasses.replace(run.detector, **thresholds).to_dict()

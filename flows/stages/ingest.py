@@ -9,10 +9,13 @@ from flows.stages.base import BATCHES, StageTemplate, record
 
 
 def ingest(params: dict, paths: Paths, batch: str) -> dict:
+    from ingest.config import IngestConfig
     from ingest.pipeline import ingest_batch
+    from runtime.frontend import FrontendConfig
 
     started = time.perf_counter()
-    summary = ingest_batch(paths.raw(batch), paths.curated_root, params)
+    ing, frontend = IngestConfig.from_params(params), FrontendConfig.from_dict(params["frontend"])
+    summary = ingest_batch(paths.raw(batch), paths.curated_root, ing, frontend)
     return record(paths.curated(batch), f"ingest@{batch}", started, summary)
 
 

@@ -53,8 +53,10 @@ def lab_seed(params: dict, paths: Paths) -> dict:
             out.mkdir(parents=True, exist_ok=True)
         return _record(paths, started, {"seed_data": mode, "lab_batch": "off"})
     from common.io import atomic_write_parquet
+    from ingest.config import IngestConfig
     from ingest.pipeline import ingest_batch
     from mining.labels import label_windows
+    from runtime.frontend import FrontendConfig
 
     raw, truth = paths.raw(LAB_BATCH), paths.truth(LAB_BATCH)
     for need in (raw / "captures.jsonl", truth / "events.jsonl"):
@@ -63,7 +65,8 @@ def lab_seed(params: dict, paths: Paths) -> dict:
                 f"{need}: missing; turn.seed_data {mode!r} needs an imported lab batch "
                 f"(flywheel lab import DIR --out {raw} --truth-out {truth} --labels LABELS.csv)"
             )
-    summary = ingest_batch(raw, paths.curated_root, params)
+    ing, frontend = IngestConfig.from_params(params), FrontendConfig.from_dict(params["frontend"])
+    summary = ingest_batch(raw, paths.curated_root, ing, frontend)
     windows = windows_to_label(paths.curated(LAB_BATCH), params)
     table = label_windows(
         windows, truth, source="lab", error_rate=0.0, seed=params["labeling"]["seed"], batch_id=LAB_BATCH

@@ -10,6 +10,7 @@ from flows.stages.base import MODELS, StageTemplate, lab_seed_outputs, record, s
 
 
 def train(params: dict, paths: Paths, model: str) -> dict:
+    from training.config import TrainRun
     from training.datamodule import TrainingBatch
     from training.train import train_classifier
 
@@ -19,33 +20,39 @@ def train(params: dict, paths: Paths, model: str) -> dict:
         for b in training_batches(paths, model, seed_data(params))
     ]
     out = paths.model(model) / "checkpoint"
-    metrics = train_classifier(batches, params, out)
+    metrics = train_classifier(batches, TrainRun.from_params(params), out)
     return record(out, f"train@{model}", started, metrics)
 
 
 def export(params: dict, paths: Paths, model: str) -> dict:
     """Float ONNX, int8 QDQ ONNX (calibrated on training windows) and the DSP budget check."""
     from training.budget import check_budget
+    from training.config import ExportConfig, QuantizeConfig
     from training.export import export_onnx
     from training.quantize import quantize_int8
 
     started = time.perf_counter()
     out = paths.model(model) / "onnx"
-    export_onnx(paths.model(model) / "checkpoint" / "model.ckpt", out / "model_float.onnx", params)
-    calibration = _calibration_windows(params, paths, training_batches(paths, model, seed_data(params)))
-    gate = _sample_windows(params, paths, ("eval",), int(params["quantize"]["gate_windows"]))
+    q = QuantizeConfig.from_params(params)
+    seed = int(params["training"]["seed"])
+    export_onnx(
+        paths.model(model) / "checkpoint" / "model.ckpt",
+        out / "model_float.onnx",
+        ExportConfig.from_params(params),
+        seed,
+    )
+    # calibration: a seeded sample of training windows, spread over every batch the model learned from
+    calibration = _sample_windows(
+        params, paths, training_batches(paths, model, seed_data(params)), q.calibration_windows
+    )
+    gate = _sample_windows(params, paths, ("eval",), q.gate_windows)
     quant = quantize_int8(
-        out / "model_float.onnx", calibration, out / "model_int8.onnx", params, gate_windows=gate
+        out / "model_float.onnx", calibration, out / "model_int8.onnx", q, gate_windows=gate
     )
     budget = check_budget(out / "model_int8.onnx", params["package"]["profile"])
     atomic_write_json(out / "quantization.json", quant)
     atomic_write_json(out / "budget.json", budget)
     return record(out, f"export@{model}", started, {"quantization": quant, "budget": budget})
-
-
-def _calibration_windows(params: dict, paths: Paths, batches: tuple[str, ...]):
-    """A seeded sample of training windows, spread over every batch the model learned from."""
-    return _sample_windows(params, paths, batches, int(params["quantize"]["calibration_windows"]))
 
 
 def _sample_windows(params: dict, paths: Paths, batches: tuple[str, ...], n: int):

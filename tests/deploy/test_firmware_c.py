@@ -13,6 +13,7 @@ import pytest
 from deploy.firmware_c import UnsupportedModelError, _quantize_multiplier, extract_program
 from deploy.firmware_c_emit import compile_c, firmware_payload, pack_test_vectors, run_selftest
 from deploy.packaging import expected_logits
+from training.config import ExportConfig, QuantizeConfig
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
 
@@ -43,9 +44,16 @@ def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
     save_checkpoint(model.eval(), tmp / "model.ckpt")
     params = copy.deepcopy(TINY_PARAMS)
     params["quantize"] = {**TINY_PARAMS["quantize"], "agreement_target": 0.0}  # keep per-channel int8
-    export_onnx(tmp / "model.ckpt", tmp / "model.onnx", params)
+    export_onnx(
+        tmp / "model.ckpt",
+        tmp / "model.onnx",
+        ExportConfig.from_params(params),
+        int(params["training"]["seed"]),
+    )
     windows = rng.normal(-50, 8, (48, 32, 48)).astype(np.float32)
-    report = quantize_int8(tmp / "model.onnx", windows, tmp / "model_int8.onnx", params)
+    report = quantize_int8(
+        tmp / "model.onnx", windows, tmp / "model_int8.onnx", QuantizeConfig.from_params(params)
+    )
     assert report["method"] == "per_channel_int8"
     return tmp / "model_int8.onnx", windows
 
@@ -168,10 +176,17 @@ def test_legacy_exporter_graph_runs_exactly(int8_model, tmp_path, monkeypatch):
     params = copy.deepcopy(TINY_PARAMS)
     params["quantize"] = {**TINY_PARAMS["quantize"], "agreement_target": 0.0}
     monkeypatch.setattr(torch.onnx, "export", no_dynamo)
-    export_onnx(model.parent / "model.ckpt", tmp_path / "legacy.onnx", params)
+    export_onnx(
+        model.parent / "model.ckpt",
+        tmp_path / "legacy.onnx",
+        ExportConfig.from_params(params),
+        int(params["training"]["seed"]),
+    )
     ops = {n.op_type for n in onnx.load(str(tmp_path / "legacy.onnx")).graph.node}
     assert "GlobalAveragePool" in ops
-    quantize_int8(tmp_path / "legacy.onnx", windows, tmp_path / "legacy_int8.onnx", params)
+    quantize_int8(
+        tmp_path / "legacy.onnx", windows, tmp_path / "legacy_int8.onnx", QuantizeConfig.from_params(params)
+    )
     assert [s.kind for s in extract_program(tmp_path / "legacy_int8.onnx").steps].count("pool") == 1
     exe = _build(tmp_path / "legacy_int8.onnx", windows, tmp_path / "c")
     figures = run_selftest(exe, tmp_path / "c" / "test_vectors.bin", max_lsb=0)

@@ -14,6 +14,7 @@ from fleet.lab_recording import LabTake, labels_csv, render_take, wav_bytes
 from flows.stages import REGISTRY
 from flows.stages.base import seed_data, training_batches
 from flows.stages.lab_seed import lab_seed
+from ingest.config import LabImportConfig
 from ingest.lab_import import import_lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,13 @@ def test_lab_seed_off_on_and_missing(tmp_path) -> None:
         (src / name).write_bytes(wav_bytes(render_take(take), take.fs_hz))
     (tmp_path / "labels.csv").write_text(labels_csv(takes))
     params = _params("lab")
-    import_lab(src, paths.raw("lab"), paths.truth("lab"), params, labels_csv=tmp_path / "labels.csv")
+    import_lab(
+        src,
+        paths.raw("lab"),
+        paths.truth("lab"),
+        LabImportConfig.from_params(params),
+        labels_csv=tmp_path / "labels.csv",
+    )
     record = lab_seed(params, paths)
     assert record["summary"]["ingested"] == 2
     labels = pl.read_parquet(paths.labels("lab") / "labels.parquet")

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from fleet.lab_recording import LabTake, labels_csv, render_take, wav_bytes
+from ingest.config import IngestConfig, LabImportConfig
 from ingest.contract import CaptureLimits, check_capture_record
-from ingest.lab_import import LabImportConfig, LabImportError, estimate_carrier, import_lab, read_wav
+from ingest.lab_import import LabImportError, estimate_carrier, import_lab, read_wav
 from tests.runtime.runtime_tiny_onnx import build_linear_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,11 @@ def test_carrier_estimate_within_10_hz(tmp_path, params, fs_hz, carrier_hz, fmt,
 def test_import_writes_a_contract_batch_with_truth(tmp_path, params) -> None:
     csv = _write(tmp_path / "src", [("motion/a.wav", MOTION), ("empty/b.wav", STILL)])
     summary = import_lab(
-        tmp_path / "src", tmp_path / "raw" / "lab", tmp_path / "truth" / "lab", params, labels_csv=csv
+        tmp_path / "src",
+        tmp_path / "raw" / "lab",
+        tmp_path / "truth" / "lab",
+        LabImportConfig.from_params(params),
+        labels_csv=csv,
     )
     assert (summary["found"], summary["imported"], summary["quarantined"]) == (2, 2, 0)
     tool = REPO.parent / "shared/tools/check_raw_batch.py"
@@ -80,7 +85,8 @@ def _motion_model(context: int, n_bins: int = 48, v_max: float = 2.5) -> bytes:
 @pytest.mark.slow
 def test_import_ingest_evaluate_and_stream_start(tmp_path, params) -> None:
     """A 0.8 s take with a moving reflector is found only with a stream-start mode; the still take never."""
-    from ingest.pipeline import ingest_batch
+    from ingest_testkit import ingest
+
     from runtime.detector import DetectorConfig
     from training.evaluate import evaluate_detector_rows
 
@@ -88,8 +94,8 @@ def test_import_ingest_evaluate_and_stream_start(tmp_path, params) -> None:
              ("empty/b.wav", STILL)]  # fmt: skip
     csv = _write(tmp_path / "src", takes)
     raw, truth = tmp_path / "raw" / "lab", tmp_path / "truth" / "lab"
-    import_lab(tmp_path / "src", raw, truth, params, labels_csv=csv)
-    summary = ingest_batch(raw, tmp_path / "curated", params)
+    import_lab(tmp_path / "src", raw, truth, LabImportConfig.from_params(params), labels_csv=csv)
+    summary = ingest(raw, tmp_path / "curated", params)
     assert (summary["ingested"], summary["quarantined"]) == (3, 0)
     det = DetectorConfig.from_params(params)
     figures = {}
@@ -114,7 +120,11 @@ def _quarantine_reasons(tmp_path, params, build) -> dict:
         "file,event_type,motion_class,t0_s,t1_s,carrier_hz\n" + "\n".join(csv_rows)
     )
     summary = import_lab(
-        src, tmp_path / "raw/lab", tmp_path / "truth/lab", params, labels_csv=tmp_path / "labels.csv"
+        src,
+        tmp_path / "raw/lab",
+        tmp_path / "truth/lab",
+        LabImportConfig.from_params(params),
+        labels_csv=tmp_path / "labels.csv",
     )
     log = [json.loads(x) for x in (Path(summary["quarantine"]) / "quarantine.jsonl").read_text().splitlines()]
     assert summary["imported"] + summary["quarantined"] == summary["found"]
@@ -164,23 +174,39 @@ def test_folder_labels_and_bad_label_sources(tmp_path, params) -> None:
     _write(src, [("swipe/a.wav", MOTION), ("quiet/b.wav", STILL), ("unknown/c.wav", MOTION)])
     folders = {"swipe": {"event_type": "hand_gesture", "motion_class": "minor"},
                "quiet": {"event_type": "empty", "motion_class": "none", "carrier_hz": 20000}}  # fmt: skip
-    summary = import_lab(src, tmp_path / "raw/lab", tmp_path / "truth/lab", params, folder_labels=folders)
+    summary = import_lab(
+        src,
+        tmp_path / "raw/lab",
+        tmp_path / "truth/lab",
+        LabImportConfig.from_params(params),
+        folder_labels=folders,
+    )
     assert (summary["imported"], summary["reasons"]) == (2, {"no_label": 1})
     given = {c["source"]: c["carrier_given_hz"] for c in summary["captures"]}
     assert given == {"quiet/b.wav": 20000.0, "swipe/a.wav": None}
     with pytest.raises(LabImportError, match="exactly one"):
-        import_lab(src, tmp_path / "r2", tmp_path / "t2", params)
+        import_lab(src, tmp_path / "r2", tmp_path / "t2", LabImportConfig.from_params(params))
     with pytest.raises(LabImportError, match="needs event_type"):
         import_lab(
-            src, tmp_path / "r2", tmp_path / "t2", params, folder_labels={"swipe": {"event_type": "x"}}
+            src,
+            tmp_path / "r2",
+            tmp_path / "t2",
+            LabImportConfig.from_params(params),
+            folder_labels={"swipe": {"event_type": "x"}},
         )
     (tmp_path / "bad.csv").write_text("file,label\na.wav,x\n")
     with pytest.raises(LabImportError, match="motion_class"):
-        import_lab(src, tmp_path / "r2", tmp_path / "t2", params, labels_csv=tmp_path / "bad.csv")
+        import_lab(
+            src,
+            tmp_path / "r2",
+            tmp_path / "t2",
+            LabImportConfig.from_params(params),
+            labels_csv=tmp_path / "bad.csv",
+        )
 
 
 def test_lab_profiles_in_the_contract(params) -> None:
-    limits = CaptureLimits.from_params(params)
+    limits = CaptureLimits.from_config(IngestConfig.from_params(params))
     base = {
         "capture_id": "c", "device_id": "d", "profile": "lab1", "t_start": "2026-10-01T09:00:00Z",
         "duration_s": 1.0, "carrier_hz": 20000.0, "fs_hz": 44100.0, "n_mics": 1, "emission_db": 0.0,

@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import T0, capture_record, random_iq, write_raw_batch
+from ingest_testkit import ingest
 
 from common.io import read_json
 from ingest import pipeline
-from ingest.pipeline import ingest_batch
 from runtime.frontend import FrontendConfig, extract_features, frame_end_times
 
 TABLES = ("captures", "windows", "dialogue", "routines", "playback", "feedback", "weak_labels")
@@ -26,7 +26,7 @@ def clean_run(tmp_path_factory, params):
     root = tmp_path_factory.mktemp("clean")
     raw = root / "raw" / "b-clean"
     records = write_raw_batch(raw, seed=3)
-    summary = ingest_batch(raw, root / "curated", params)
+    summary = ingest(raw, root / "curated", params)
     return summary, root / "curated" / "b-clean", raw, records
 
 
@@ -95,7 +95,7 @@ def test_windows_follow_the_contract(clean_run, params):
 def test_second_ingest_adds_nothing_and_touches_nothing(clean_run, params):
     _, batch, raw, records = clean_run
     before = _digest(batch)
-    again = ingest_batch(raw, batch.parent, params)
+    again = ingest(raw, batch.parent, params)
     assert again["already_present"] == again["received"] == len(records)
     assert again["ingested"] == again["quarantined"] == 0 and again["counts_add_up"]
     assert _digest(batch) == before
@@ -105,7 +105,7 @@ def test_same_captures_under_another_batch_name_are_already_present(clean_run, p
     _, batch, raw, records = clean_run
     copy_raw = tmp_path / "b-copy"
     shutil.copytree(raw, copy_raw)
-    summary = ingest_batch(copy_raw, batch.parent, params)
+    summary = ingest(copy_raw, batch.parent, params)
     assert summary["already_present"] == len(records) and summary["ingested"] == 0
     shutil.rmtree(batch.parent / "b-copy", ignore_errors=True)
     shutil.rmtree(batch.parent / "quarantine" / "b-copy", ignore_errors=True)
@@ -115,13 +115,13 @@ def test_new_captures_of_a_batch_are_merged_in(params, tmp_path):
     raw = tmp_path / "raw" / "b-grow"
     records = write_raw_batch(raw, seed=4, captures_per_device=2)
     curated = tmp_path / "curated"
-    ingest_batch(raw, curated, params)
+    ingest(raw, curated, params)
     old_frames = np.load(curated / "b-grow" / "frames.npy").copy()
     extra = capture_record("late-1", "dev-0", T0 + dt.timedelta(minutes=5))
     np.save(raw / extra["file"], random_iq(np.random.default_rng(5)))
     with open(raw / "captures.jsonl", "a") as fh:
         fh.write(json.dumps(extra) + "\n")
-    summary = ingest_batch(raw, curated, params)
+    summary = ingest(raw, curated, params)
     assert (summary["received"], summary["ingested"], summary["already_present"]) == (
         len(records) + 1,
         1,
@@ -147,11 +147,11 @@ def test_crash_midway_leaves_no_partial_tables(params, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_finish_batch", boom)
     with pytest.raises(RuntimeError, match="power cut"):
-        ingest_batch(raw, curated, params)
+        ingest(raw, curated, params)
     assert not (curated / "b-crash").exists()
     assert not [p for p in curated.iterdir() if p.name.startswith(".")]
     monkeypatch.undo()
-    summary = ingest_batch(raw, curated, params)  # the re-run ingests everything, once
+    summary = ingest(raw, curated, params)  # the re-run ingests everything, once
     assert summary["ingested"] == summary["received"] and summary["already_present"] == 0
 
 
@@ -199,11 +199,11 @@ def test_drift_against_a_reference_batch(clean_run, params, tmp_path):
     # a unit 30 dB louder: features are re the carrier, so its levels do not move
     louder = tmp_path / "raw" / "y-louder"
     write_raw_batch(louder, seed=7, scale=30.0)
-    assert not ingest_batch(louder, curated, run_params)["drift_warnings"]
+    assert not ingest(louder, curated, run_params)["drift_warnings"]
     shutil.rmtree(curated / "y-louder")
     raw = tmp_path / "raw" / "z-loud"
     write_raw_batch(raw, seed=7, captures_per_device=12, gap_s=2.0, noise=3.0)  # +30 dB noise, 4x the rate
-    summary = ingest_batch(raw, curated, run_params)
+    summary = ingest(raw, curated, run_params)
     assert summary["drift_reference"] == "a-reference"
     text = "\n".join(summary["drift_warnings"])
     assert "feature level moved" in text and "trigger:sample rate" in text

@@ -13,9 +13,10 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import T0, capture_record, iso, random_iq, write_jsonl, write_raw_batch
+from ingest_testkit import ingest
 
 from common.io import read_jsonl
-from ingest.pipeline import IngestError, ingest_batch
+from ingest.pipeline import IngestError
 
 Mutation = Callable[[Path, dict, np.random.Generator], "dict | str"]
 
@@ -243,7 +244,7 @@ def corpus_run(tmp_path_factory, params):
     run_params = copy.deepcopy(params)
     run_params["ingest"]["max_bad_fraction"] = 1.0
     curated = root / "curated"
-    summary = ingest_batch(raw, curated, run_params)
+    summary = ingest(raw, curated, run_params)
     entries = read_jsonl(curated / "quarantine" / "corpus-batch" / "quarantine.jsonl")
     return summary, entries, expected, dialogue_expected, curated, raw, params
 
@@ -310,6 +311,6 @@ def test_offending_files_are_copied_but_never_from_outside(corpus_run):
 def test_too_many_bad_captures_fail_loudly_after_writing_quarantine(corpus_run, tmp_path):
     *_, raw, params = corpus_run
     with pytest.raises(IngestError, match="max_bad_fraction"):
-        ingest_batch(raw, tmp_path / "curated", params)  # default max_bad_fraction 0.25
+        ingest(raw, tmp_path / "curated", params)  # default max_bad_fraction 0.25
     assert (tmp_path / "curated" / "quarantine" / "corpus-batch" / "quarantine.jsonl").exists()
     assert not (tmp_path / "curated" / "corpus-batch").exists()

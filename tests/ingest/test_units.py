@@ -13,7 +13,7 @@ import scipy.io.wavfile
 from conftest import T0, capture_record, write_raw_batch
 
 from bench.ingest import synthesize_batch
-from ingest.config import DriftConfig
+from ingest.config import DriftConfig, IngestConfig
 from ingest.contract import CaptureLimits, check_capture_record, check_dialogue_record
 from ingest.drift import compare_profiles
 from ingest.features import FeatureStore
@@ -41,7 +41,7 @@ def test_feature_store_appends_and_rewrites_its_header(tmp_path):
 
 
 def test_capture_contract_accepts_good_records_and_lab_carriers(params):
-    limits = CaptureLimits.from_params(params)
+    limits = CaptureLimits.from_config(IngestConfig.from_params(params))
     assert check_capture_record(capture_record("c", "d", T0), limits) == []
     lab = capture_record("c", "d", T0, carrier_hz=18000.0, trigger="collection")
     assert check_capture_record(lab, limits) == []
@@ -99,7 +99,7 @@ def test_pcm_wav_is_demodulated_by_the_runtime(params, tmp_path):
     path = tmp_path / "c.wav"
     scipy.io.wavfile.write(path, fs, pcm.T.astype(np.float32))
     record = capture_record("c", "d", T0, fs_hz=float(fs), duration_s=seconds, file="pcm/c.wav")
-    limits = SampleLimits.from_params(params)
+    limits = SampleLimits.from_config(IngestConfig.from_params(params))
     iq = load_pcm_as_iq(path, record, limits, 2000.0)
     # recordings read from files are demodulated with settled edges
     expected = demodulate(pcm.astype(np.float32), float(fs), carrier, 2000.0, edge="settled")

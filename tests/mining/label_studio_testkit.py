@@ -7,11 +7,20 @@ from pathlib import Path
 
 import polars as pl
 
+from mining.config import LabelStudioConfig
+from runtime.frontend import FrontendConfig
+
 LS_PARAMS = {
     "frontend": {"hop": 64, "baseband_fs_hz": 2000.0, "v_max_mps": 2.5, "n_velocity_bins": 16},
     "ingest": {"context_frames": 8, "window_stride": 4},
     "mining": {"label_studio": {"image_px": [96, 64], "dpi": 32}},
 }
+# export_tasks' label_studio, frontend and context arguments, built from LS_PARAMS as the CLI builds them
+LS_CONFIGS = (
+    LabelStudioConfig.from_params(LS_PARAMS),
+    FrontendConfig.from_dict(LS_PARAMS["frontend"]),
+    LS_PARAMS["ingest"]["context_frames"],
+)
 
 
 def curated_batch(root: Path) -> Path:

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from label_studio_testkit import (
     EXPECTED_LABELS,
-    LS_PARAMS,
+    LS_CONFIGS,
     completed_export,
     curated_batch,
     picks_for,
@@ -39,7 +39,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("ls")
     curated = curated_batch(root)
     picks = picks_for(curated, 6)
-    tasks_path = export_tasks(picks, curated, root / "tasks", LS_PARAMS)
+    tasks_path = export_tasks(picks, curated, root / "tasks", *LS_CONFIGS)
     return curated, picks, root / "tasks", json.loads(tasks_path.read_text())
 
 
@@ -78,16 +78,18 @@ def test_export_refuses_picks_outside_the_batch_or_repeated(tmp_path, exported):
     curated, picks, _, _ = exported
     ghost = pl.DataFrame({"window_id": ["nope:7"], "strategy": ["random"]})
     with pytest.raises(ValueError, match=r"windows\.parquet: picks not in the batch.*nope:7"):
-        export_tasks(pl.concat([picks.select("window_id", "strategy"), ghost]), curated, tmp_path, LS_PARAMS)
+        export_tasks(
+            pl.concat([picks.select("window_id", "strategy"), ghost]), curated, tmp_path, *LS_CONFIGS
+        )
     with pytest.raises(ValueError, match="window_id repeated"):
-        export_tasks(pl.concat([picks, picks.head(1)]), curated, tmp_path, LS_PARAMS)
+        export_tasks(pl.concat([picks, picks.head(1)]), curated, tmp_path, *LS_CONFIGS)
     assert not (tmp_path / "tasks.json").exists()
 
 
 def test_export_without_strategy_column(tmp_path, exported):
     curated, picks, _, _ = exported
     tasks = json.loads(
-        export_tasks(picks.select("window_id").head(2), curated, tmp_path, LS_PARAMS).read_text()
+        export_tasks(picks.select("window_id").head(2), curated, tmp_path, *LS_CONFIGS).read_text()
     )
     assert [t["data"]["strategy"] for t in tasks] == [None, None]
     export = tmp_path / "export.json"

@@ -76,3 +76,22 @@ def test_the_repo_params_sections_build_their_typed_configs():
     )
     assert TrainingConfig.from_params(params).export.opset == params["training"]["export"]["opset"]
     assert QuantizeConfig.from_params(params).gate_windows == params["quantize"]["gate_windows"]
+    assert (
+        IngestConfig.from_params(params).lab_import.tone_segments
+        == params["ingest"]["lab_import"]["tone_segments"]
+    )
+
+
+def test_bundle_files_follow_the_policy():
+    """mbdp.json modes and calibration records: what to_dict writes loads back; an unknown key is named."""
+    from runtime.calibration import CalibrationRecord
+    from runtime.mbdp import MbdpConfig, load_preset
+
+    preset = load_preset("speaker4")
+    assert MbdpConfig.from_dict(preset.to_dict()) == preset
+    with pytest.raises(ValueError, match=r"mbdp\.bands\[0\]: unknown key 'gain'"):
+        MbdpConfig.from_dict({**preset.to_dict(), "bands": [{"gain": 1.0}]})
+    record = CalibrationRecord("dev-0", 40000.0, -12.0, 30.0, {"40000": -3.0}, {"40000": -90.0})
+    assert CalibrationRecord.from_dict(record.to_dict()) == record
+    with pytest.raises(ValueError, match="calibration record: unknown key 'target_snr_db'"):
+        CalibrationRecord.from_dict({**record.to_dict(), "target_snr_db": 85.0})

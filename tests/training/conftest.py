@@ -7,6 +7,7 @@ import copy
 import pytest
 from training_testkit import TINY_PARAMS
 
+from training.config import TrainRun
 from training.datamodule import TrainingBatch
 from training.synthetic import make_synthetic_batch
 
@@ -40,5 +41,5 @@ def trained_dir(tmp_path_factory, synth_batches):
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("trained")
-    metrics = train_classifier(synth_batches, copy.deepcopy(TINY_PARAMS), out)
+    metrics = train_classifier(synth_batches, TrainRun.from_params(TINY_PARAMS), out)
     return out, metrics

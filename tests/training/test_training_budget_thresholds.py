@@ -7,6 +7,7 @@ import pytest
 from training_testkit import TINY_PARAMS
 
 from training.budget import BudgetError, analyse_model, check_budget, load_profile
+from training.config import QuantizeConfig, TrainRun
 from training.thresholds import choose_thresholds, count_onsets, operating_point
 
 
@@ -97,7 +98,9 @@ def test_budget_on_quantized_model_matches_float(tmp_path):
     float_path.write_bytes(_known_model())
     windows = np.random.default_rng(1).normal(size=(32, 8, 8)).astype(np.float32)
     quantize = {**TINY_PARAMS["quantize"], "calibration_windows": 512, "agreement_target": 0.5}
-    report = quantize_int8(float_path, windows, tmp_path / "q.onnx", {"quantize": quantize})
+    report = quantize_int8(
+        float_path, windows, tmp_path / "q.onnx", QuantizeConfig.from_params({"quantize": quantize})
+    )
     assert report["passed"]
     f, q = analyse_model(float_path.read_bytes()), analyse_model(str(tmp_path / "q.onnx"))
     assert q["quantized"] and not f["quantized"]
@@ -248,7 +251,7 @@ def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
         }
     ).write_parquet(tmp_path / "val_predictions.parquet")
     params = {
-        "frontend": {"hop": 64, "baseband_fs_hz": 2000.0},
+        "frontend": {"hop": 64, "baseband_fs_hz": 2000.0, "n_velocity_bins": 48},
         "ingest": {"window_stride": 8, "context_frames": 32},
         "training": {
             **TINY_PARAMS["training"],
@@ -261,8 +264,8 @@ def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
         },
         "detector": {},
     }
-    everything, _ = thresholds_from_run(tmp_path, params)
+    everything, _ = thresholds_from_run(tmp_path, TrainRun.from_params(params))
     params["training"]["threshold_sources"] = ["lab"]
-    uniform, point = thresholds_from_run(tmp_path, params)
+    uniform, point = thresholds_from_run(tmp_path, TrainRun.from_params(params))
     assert everything["strict_threshold"] > 0.9  # the mined windows look like hours of alarms
     assert uniform["strict_threshold"] < 0.9 and point["recall_major_strict"] == 1.0

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from training.config import TrainRun
 from training.datamodule import (
     DataError,
     TrainingBatch,
@@ -115,7 +116,7 @@ def test_augmentation_respects_physics():
 
 
 def test_datamodule_uses_training_stats_and_split(synth_batches, tiny_params):
-    dm = make_datamodule(synth_batches, tiny_params)
+    dm = make_datamodule(synth_batches, TrainRun.from_params(tiny_params))
     assert len(dm.train_index) + len(dm.val_index) == len(dm.index)
     assert set(dm.train_index.capture_id).isdisjoint(dm.val_index.capture_id)
     x, y, w = next(iter(dm.train_dataloader()))

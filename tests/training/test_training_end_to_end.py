@@ -23,6 +23,7 @@ FRONTEND = {
 
 def test_train_export_quantize_evaluate(tmp_path):
     from runtime.detector import DetectorConfig
+    from training.config import ExportConfig, QuantizeConfig, TrainRun
     from training.datamodule import TrainingBatch, gather_windows, load_window_index
     from training.evaluate import compare_models, evaluate_detector
     from training.export import export_onnx
@@ -40,15 +41,22 @@ def test_train_export_quantize_evaluate(tmp_path):
     curate_with_truth_labels(tmp_path / "raw", tmp_path / "truth", curated, labels, FRONTEND, 32, 4)
     batch = TrainingBatch(curated, labels)
 
-    metrics = train_classifier([batch], params, tmp_path / "model")
+    metrics = train_classifier([batch], TrainRun.from_params(params), tmp_path / "model")
     assert metrics["val_accuracy"] > 0.8
-    detector, _ = thresholds_from_run(tmp_path / "model", params)
+    detector, _ = thresholds_from_run(tmp_path / "model", TrainRun.from_params(params))
     detector_cfg = DetectorConfig.from_params({**params, "detector": detector})
 
-    export_onnx(tmp_path / "model" / "model.ckpt", tmp_path / "model.onnx", params)
+    export_onnx(
+        tmp_path / "model" / "model.ckpt",
+        tmp_path / "model.onnx",
+        ExportConfig.from_params(params),
+        int(params["training"]["seed"]),
+    )
     index = load_window_index([batch], 32)
     calib = gather_windows(index, np.arange(len(index)), 32)
-    report = quantize_int8(tmp_path / "model.onnx", calib, tmp_path / "model_int8.onnx", params)
+    report = quantize_int8(
+        tmp_path / "model.onnx", calib, tmp_path / "model_int8.onnx", QuantizeConfig.from_params(params)
+    )
     assert report["passed"]
 
     m = evaluate_detector(

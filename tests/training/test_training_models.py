@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from training_testkit import TINY_PARAMS
 
+from training.config import ExportConfig, QuantizeConfig, TrainRun
 from training.datamodule import gather_windows, load_window_index
 
 
@@ -62,8 +63,8 @@ def test_same_seed_gives_identical_weights(tmp_path, synth_batches, tiny_params)
 
     p = copy.deepcopy(tiny_params)
     p["training"]["epochs"] = 1
-    train_classifier(synth_batches[:1], p, tmp_path / "a")
-    train_classifier(synth_batches[:1], p, tmp_path / "b")
+    train_classifier(synth_batches[:1], TrainRun.from_params(p), tmp_path / "a")
+    train_classifier(synth_batches[:1], TrainRun.from_params(p), tmp_path / "b")
     a = torch.load(tmp_path / "a" / "model.ckpt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "b" / "model.ckpt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
@@ -88,7 +89,12 @@ def exported(trained_dir, tmp_path_factory):
     from training.export import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(trained_dir[0] / "model.ckpt", path, copy.deepcopy(TINY_PARAMS))
+    export_onnx(
+        trained_dir[0] / "model.ckpt",
+        path,
+        ExportConfig.from_params(TINY_PARAMS),
+        TINY_PARAMS["training"]["seed"],
+    )
     return path
 
 
@@ -127,7 +133,7 @@ def test_int8_agreement_and_qdq_format(exported, synth_batches, tmp_path):
     from training.quantize import quantize_int8
 
     windows, _ = _windows(synth_batches)
-    report = quantize_int8(exported, windows, tmp_path / "int8.onnx", copy.deepcopy(TINY_PARAMS))
+    report = quantize_int8(exported, windows, tmp_path / "int8.onnx", QuantizeConfig.from_params(TINY_PARAMS))
     assert report["passed"], report
     assert report["agreement"] >= TINY_PARAMS["quantize"]["agreement_target"]
     assert report["method"] == "per_channel_int8", report["attempts"]
@@ -154,7 +160,7 @@ def test_quantize_falls_back_and_reports_when_gate_fails(exported, synth_batches
     windows, _ = _windows(synth_batches, 40)
     params = copy.deepcopy(TINY_PARAMS)
     params["quantize"]["agreement_target"] = 1.01  # unreachable: every fallback is tried
-    report = quantize_int8(exported, windows, tmp_path / "int8.onnx", params)
+    report = quantize_int8(exported, windows, tmp_path / "int8.onnx", QuantizeConfig.from_params(params))
     assert not report["passed"]
     tried = [a["method"] for a in report["attempts"]]
     assert tried == [
@@ -171,7 +177,12 @@ def test_quantize_rejects_empty_calibration(exported, tmp_path):
     from training.quantize import quantize_int8
 
     with pytest.raises(ValueError, match="calibration"):
-        quantize_int8(exported, np.zeros((0, 32, 48), np.float32), tmp_path / "q.onnx", TINY_PARAMS)
+        quantize_int8(
+            exported,
+            np.zeros((0, 32, 48), np.float32),
+            tmp_path / "q.onnx",
+            QuantizeConfig.from_params(TINY_PARAMS),
+        )
 
 
 def test_thresholds_from_training_run(trained_dir):
@@ -180,7 +191,7 @@ def test_thresholds_from_training_run(trained_dir):
 
     params = copy.deepcopy(TINY_PARAMS)
     params["detector"] = {"hold_s": 5.0, "occupied_window_s": 60.0}
-    detector, point = thresholds_from_run(trained_dir[0], params)
+    detector, point = thresholds_from_run(trained_dir[0], TrainRun.from_params(params))
     cfg = DetectorConfig.from_dict(detector)  # a valid runtime config
     assert cfg.hold_s == 5.0
     assert 0.3 <= cfg.lenient_threshold <= cfg.strict_threshold <= 0.99
@@ -193,7 +204,7 @@ def test_training_without_validation_keeps_last_epoch(tmp_path, synth_batches, t
 
     p = copy.deepcopy(tiny_params)
     p["training"].update(epochs=1, val_fraction=0.0)
-    metrics = train_classifier(synth_batches[:1], p, tmp_path)
+    metrics = train_classifier(synth_batches[:1], TrainRun.from_params(p), tmp_path)
     assert metrics["n_val_windows"] == 0 and metrics["best_epoch"] == 0
     assert (tmp_path / "model.ckpt").exists() and not (tmp_path / "val_predictions.parquet").exists()
     # no validation data: detector.json still exists, with the thresholds of params.detector
@@ -215,7 +226,12 @@ def test_export_falls_back_to_legacy_exporter(trained_dir, tmp_path, monkeypatch
         return real_export(*args, **kwargs)
 
     monkeypatch.setattr(torch.onnx, "export", no_dynamo)
-    export_onnx(trained_dir[0] / "model.ckpt", tmp_path / "legacy.onnx", copy.deepcopy(TINY_PARAMS))
+    export_onnx(
+        trained_dir[0] / "model.ckpt",
+        tmp_path / "legacy.onnx",
+        ExportConfig.from_params(TINY_PARAMS),
+        TINY_PARAMS["training"]["seed"],
+    )
     model = onnx.load(str(tmp_path / "legacy.onnx"))
     assert [o.name for o in model.graph.output] == ["logits", "embedding"]
 
@@ -226,7 +242,7 @@ def test_bench_measures_given_models(exported, synth_batches, tmp_path, tiny_par
     from training.quantize import quantize_int8
 
     windows, _ = _windows(synth_batches, 64)
-    quantize_int8(exported, windows, tmp_path / "int8.onnx", tiny_params)
+    quantize_int8(exported, windows, tmp_path / "int8.onnx", QuantizeConfig.from_params(tiny_params))
     p = copy.deepcopy(tiny_params)
     p["bench"] = {"model": load_params()["bench"]["model"]}
     p["bench"]["model"]["quick"]["windows"] = 32
