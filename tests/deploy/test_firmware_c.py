@@ -18,7 +18,7 @@ from training.config import ExportConfig, QuantizeConfig
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
 
 
-def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
+def _random_int8_model(tmp: Path, head: str, in_channels: int = 1) -> tuple[Path, np.ndarray]:
     """A tiny PresenceNet (random weights, non-trivial BatchNorm), exported and quantized by training/."""
     import torch
 
@@ -32,8 +32,9 @@ def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = build_model(ModelConfig(channels=8, embedding_dim=8, head=head))
-    model.set_normalisation(rng.normal(-50, 3, 48), rng.uniform(4, 8, 48))
+    cfg = ModelConfig(channels=8, embedding_dim=8, head=head, in_channels=in_channels)
+    model = build_model(cfg)
+    model.set_normalisation(rng.normal(-50, 3, cfg.input_width), rng.uniform(4, 8, cfg.input_width))
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -50,7 +51,7 @@ def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
         ExportConfig.from_params(params),
         int(params["training"]["seed"]),
     )
-    windows = rng.normal(-50, 8, (48, 32, 48)).astype(np.float32)
+    windows = rng.normal(-50, 8, (48, 32, cfg.input_width)).astype(np.float32)
     report = quantize_int8(
         tmp / "model.onnx", windows, tmp / "model_int8.onnx", QuantizeConfig.from_params(params)
     )
@@ -61,6 +62,12 @@ def _random_int8_model(tmp: Path, head: str) -> tuple[Path, np.ndarray]:
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory) -> tuple[Path, np.ndarray]:
     return _random_int8_model(tmp_path_factory.mktemp("fwc"), "global")
+
+
+def params_channels() -> list[str]:
+    from common.params import load_params
+
+    return list(load_params()["frontend"]["channels"])
 
 
 def _build(model: Path, windows: np.ndarray, out: Path, defines: tuple[str, ...] = ()) -> Path:
@@ -102,6 +109,9 @@ def test_c_reproduces_onnxruntime_reference_exactly(int8_model, tmp_path):
     header = (tmp_path / "c" / "presence_model.h").read_text()
     assert "#define PRESENCE_FRONTEND_N_VELOCITY_BINS 48" in header
     assert "#define PRESENCE_DETECTOR_STRICT_THRESHOLD 0.800000012f" in header
+    channels = params_channels()
+    assert f"#define PRESENCE_FRONTEND_CHANNELS_LEN {len(channels)}" in header
+    assert f'#define PRESENCE_FRONTEND_CHANNELS "{",".join(channels)}"' in header
 
 
 @needs_gcc
@@ -110,6 +120,19 @@ def test_velocity_head_runs_exactly(tmp_path):
     model, windows = _random_int8_model(tmp_path, "velocity")
     kinds = [s.kind for s in extract_program(model).steps]
     assert kinds.count("conv") == 8 and kinds.count("pool") == 0 and kinds.count("gemm") == 2
+    exe = _build(model, windows, tmp_path / "c")
+    figures = run_selftest(exe, tmp_path / "c" / "test_vectors.bin", max_lsb=0)
+    assert figures["max_lsb"] == 0 and figures["returncode"] == 0, figures
+
+
+@needs_gcc
+def test_feature_channel_stem_runs_exactly(tmp_path):
+    """Four feature channels per velocity bin: the stem's (3, 12) kernel at stride (2, 8) on the
+    interleaved [T, V * 4] input (training.model) runs in the C reference as onnxruntime runs it."""
+    model, windows = _random_int8_model(tmp_path, "velocity", in_channels=4)
+    stem = next(s for s in extract_program(model).steps if s.kind == "conv")
+    assert (stem.attrs["k_h"], stem.attrs["k_w"], stem.attrs["stride_w"]) == (3, 12, 8)
+    assert (stem.attrs["out_h"], stem.attrs["out_w"]) == (16, 24)  # as with one channel
     exe = _build(model, windows, tmp_path / "c")
     figures = run_selftest(exe, tmp_path / "c" / "test_vectors.bin", max_lsb=0)
     assert figures["max_lsb"] == 0 and figures["returncode"] == 0, figures
