@@ -43,7 +43,9 @@ False alarms during music (music_false_alarms). Every size and seed is in params
   recall of arrivals while music plays. `music_by_volume` splits them by the playback volume of the
   capture each song starts in (the songs relabelled music@VOLUME before counting) and adds the median
   Doppler-band (15-900 Hz) level of the music captures at mic 0 (dBFS): what the MBDP did to the
-  distortion the detector sees.
+  distortion the detector sees. `music_chain` measures each link from the loudspeaker to the
+  classifier's input (bench/music_chain.py): the distortion at the front-end with and without the
+  canceller, what is left above the empty gaps' floor, and its direct-path share.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from scipy.io import wavfile
 
 from bench.cmsis import cmsis_available, fixed_vs_float_db
 from bench.models import DeviceModel, bench_section, bundle_model, train_model
+from bench.music_chain import chain_figures
 from bench.suites import merged_figures
 from runtime.loudspeaker import (
     LoudspeakerParams,
@@ -461,6 +464,9 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
                 sim_params=sim, calibration=params["calibration"]["config"], mbdp=played,
             )  # fmt: skip
             runs[name] = _evaluate(det, raw, truth)
+            runs[name]["chain"] = chain_figures(
+                raw, truth, det.frontend, float(b["motion_band_mps"]), int(b["chain_max_captures"])
+            )
             runs[name]["sim_device_seconds_per_cpu_second"] = summary["device_seconds_per_cpu_second"]
             runs[name]["music_fraction"] = summary["event_fraction"].get("music", 0.0)
     with_, without = runs["with_mbdp"], runs["without_mbdp"]
@@ -488,6 +494,7 @@ def music_false_alarms(params: dict, quick: bool = False) -> dict[str, Any]:
     out["music_sim_device_seconds_per_cpu_second"] = {
         name: runs[name]["sim_device_seconds_per_cpu_second"] for name in runs
     }
+    out["music_chain"] = {name: runs[name]["chain"] for name in ("without_mbdp", "with_mbdp")}
     out["music_detector"] = det.description
     out["music_setup"] = (
         f"{int(b['devices'])} held-out eval units x {float(b['hours']):g} h, seed {int(b['seed'])}: music "

@@ -80,7 +80,7 @@ def _config_constants(prefix: str, cfg: dict) -> tuple[list[str], list[str], lis
             vals = ", ".join(_f(v) for v in value)
             arrays.append(f"const float {name}[{len(value)}] = {{{vals}}};")
         elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
-            # names in order, e.g. the front-end's feature channels (their layout: runtime/feature_channels.py)
+            # names in order, e.g. the feature channels (their layout: runtime/feature_channels.py)
             defines.append(f"#define {name}_LEN {len(value)}")
             defines.append(f"#define {name} {json_string(','.join(value))}")
         # None and empty lists have no C form the firmware needs: left out
