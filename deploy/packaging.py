@@ -20,7 +20,7 @@ from deploy.npz import deterministic_npz
 from runtime.calibration import RECORD_VERSION as CALIBRATION_RUNTIME_VERSION
 from runtime.onnx_session import make_session
 
-FRONTEND_RUNTIME_VERSION = "frontend-2"  # 2: per-bin gated canceller after the FFT
+FRONTEND_RUNTIME_VERSION = "frontend-3"  # 2: per-bin gated canceller after the FFT; 3: feature channels
 DETECTOR_RUNTIME_VERSION = "detector-1"
 DEFAULT_MBDP_SELF_TEST = {"seconds": 0.25, "seed": 0, "atol": 1e-6}
 
