@@ -11,9 +11,10 @@ fc ± 300 Hz; carriers with an interferer within ± 1 kHz are not achievable.
 - within_1db_fraction: chosen carrier's true SNR within 1 dB of the best achievable.
 - emission_saved_db: mean of (default level − calibrated level), default = the profile's level.
 - recall (a detectability proxy, no trained model): people at random range/reflectivity are
-  "detected" when their echo SNR in the Doppler band reaches detect_snr_db and no interferer
-  sits within ± 1 kHz of the carrier; calibrated = chosen carrier and level, uncalibrated = the
-  default carrier and level.
+  "detected" when their echo over the noise of one Doppler bin reaches the detection need's
+  detect_snr_db (runtime.calibration.DetectionNeed, the need the calibration sets its level by:
+  one definition) and no interferer sits within ± 1 kHz of the carrier; calibrated = chosen
+  carrier and level, uncalibrated = the default carrier and level.
 
 Detector figures: the same held-out eval units and seed are simulated twice: units that calibrated at
 first boot (runtime.calibration through fleet/calibration_hal.py: carrier and lowest sufficient level)
@@ -74,9 +75,9 @@ def recall_proxy(
     snr = true_snr_db(unit, fc, emission_db, cfg, fs)
     if not np.isfinite(snr):
         return 0.0
-    r, refl = people[:, 0], people[:, 1]
-    echo = snr + bench["echo_1m_db"] - 40 * np.log10(r) - 2 * bench["air_db_per_m"] * r + refl
-    return float(np.mean(echo >= bench["detect_snr_db"]))
+    need = cfg.detection  # the same need the calibration chose its level for (runtime.calibration)
+    echo = need.bin_snr_db(snr, cfg.noise_halfwidth_hz, people[:, 0], people[:, 1])
+    return float(np.mean(echo >= need.detect_snr_db))
 
 
 def unit_figures(params: dict, quick: bool = False) -> dict:
@@ -121,7 +122,9 @@ def unit_figures(params: dict, quick: bool = False) -> dict:
         "emission_saved_db_p10": float(np.percentile(saved, 10)),
         "recall_calibrated": float(np.mean(rec_cal)),
         "recall_uncalibrated": float(np.mean(rec_unc)),
-        "recall_kind": "proxy (no trained model): echo SNR >= detect_snr_db, no interferer within the guard",
+        "recall_kind": "proxy (no trained model): echo over one Doppler bin's noise >= detect_snr_db, "
+        "no interferer within the guard",
+        "required_carrier_snr_db": cfg.required_snr_db,
         "default_carrier_blocked_fraction": blocked_default / n_units,
         "calibration_ms_per_unit": 1000 * t_cal / n_units,
     }

@@ -40,7 +40,7 @@ def fleet_unit(preset: str, index: int, sim: dict, calibration: dict | None = No
     """The physical unit and room of device `index` in the preset's population.
 
     Field and eval units calibrate at first boot with runtime.calibration (the config of the bundle
-    they run, `calibration`, or the factory defaults when None): the record's carrier and emission
+    they run, `calibration`, or the repo params.yaml's when None): the record's carrier and emission
     level are what the unit emits and logs. simulate.calibration.enabled false falls back to the
     factory heuristic (any candidate carrier within 3 dB of the unit's loudest, factory level).
     Lab units record at the lab carriers.
@@ -76,8 +76,16 @@ def _first_boot_calibration(dev: Device, cal: dict, config: dict | None, key: li
     from fleet.calibration_hal import calibrate_unit, unit_hal
     from runtime.calibration import CalibrationConfig
 
-    cfg = CalibrationConfig.from_dict(config) if config else CalibrationConfig()
+    cfg = CalibrationConfig.from_dict(config or factory_calibration_config())
     return calibrate_unit(dev, cfg, unit_hal(dev, cal, key, cfg.fs_hz))
+
+
+def factory_calibration_config() -> dict:
+    """The calibration a unit ships with when no bundle brings one: the repo's params.yaml (sim_section)."""
+    from common.params import load_params
+    from fleet.config import REPO_PARAMS
+
+    return load_params(REPO_PARAMS)["calibration"]["config"]
 
 
 def sensing_mbdp(tuning: dict | None):

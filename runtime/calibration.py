@@ -28,6 +28,41 @@ RECORD_VERSION = "calibration-sweep-1"
 
 
 @dataclass(frozen=True)
+class DetectionNeed:
+    """What the detector needs of the carrier, so the calibration's target SNR is the detector's need.
+
+    A person at range r returns an echo echo_1m_db - 40 log10(r) - 2 air_db_per_m r dB re the carrier
+    (two-way spreading and air absorption), spread over reflectivity (reflectivity_margin_db covers the
+    weak ones). The front-end's features are dB re the carrier, so what the emission level changes is
+    the noise under them: the noise in one Doppler bin (equivalent noise bandwidth doppler_bin_hz:
+    1.5 fs / frame_len for the Hann frame) re the carrier is the calibration's carrier SNR (noise in
+    fc ± noise_halfwidth_hz) less 10 log10(2 noise_halfwidth_hz / doppler_bin_hz).
+    """
+
+    echo_1m_db: float
+    air_db_per_m: float
+    max_range_m: float
+    reflectivity_margin_db: float
+    detect_snr_db: float  # echo over the noise of one Doppler bin that a detection needs
+    doppler_bin_hz: float
+
+    def echo_db(self, range_m):
+        """Echo re the carrier (dB) of an average person at range_m (scalar or array)."""
+        r = np.asarray(range_m, dtype=np.float64)
+        return self.echo_1m_db - 40.0 * np.log10(r) - 2.0 * self.air_db_per_m * r
+
+    def bin_snr_db(self, carrier_snr_db, noise_halfwidth_hz: float, range_m, reflectivity_db=0.0):
+        """Echo over the noise of one Doppler bin, from the carrier SNR in fc ± noise_halfwidth_hz."""
+        bandwidth_db = 10.0 * np.log10(2.0 * noise_halfwidth_hz / self.doppler_bin_hz)
+        return carrier_snr_db + self.echo_db(range_m) + reflectivity_db + bandwidth_db
+
+    def required_carrier_snr_db(self, noise_halfwidth_hz: float) -> float:
+        """The carrier SNR at which a weak reflector at max_range_m reaches detect_snr_db in its bin."""
+        at_zero = self.bin_snr_db(0.0, noise_halfwidth_hz, self.max_range_m, -self.reflectivity_margin_db)
+        return float(self.detect_snr_db - at_zero)
+
+
+@dataclass(frozen=True)
 class CalibrationConfig:
     fs_hz: float = 96000.0
     sweep_f1_hz: float = 30000.0
@@ -40,7 +75,10 @@ class CalibrationConfig:
     noise_halfwidth_hz: float = 300.0
     interferer_guard_hz: float = 1000.0
     interferer_threshold_db: float = 12.0  # above the local (median-filtered) noise floor
-    target_snr_db: float = 80.0
+    # the carrier SNR the level is chosen for: the detector's need (detection) or, in calibration.json
+    # files written before it existed, a number (target_snr_db); exactly one of the two is set
+    target_snr_db: float | None = None
+    detection: DetectionNeed | None = None
     emission_min_db: float = -40.0
     emission_max_db: float = -6.0
     emission_step_db: float = 0.5
@@ -52,9 +90,18 @@ class CalibrationConfig:
             raise ValueError(
                 f"sweep {self.sweep_f1_hz}-{self.sweep_f2_hz} Hz must lie below Nyquist of {self.fs_hz} Hz"
             )
+        if (self.target_snr_db is None) == (self.detection is None):
+            raise ValueError("calibration needs exactly one of target_snr_db and detection")
         inside = self.sweep_f1_hz + self.noise_halfwidth_hz, self.sweep_f2_hz - self.noise_halfwidth_hz
         if not all(inside[0] <= f <= inside[1] for f in self.candidates_hz):
             raise ValueError("every candidate carrier must lie inside the sweep band")
+
+    @property
+    def required_snr_db(self) -> float:
+        """The carrier SNR (fc ± noise_halfwidth_hz) the emission level must reach."""
+        if self.detection is not None:
+            return self.detection.required_carrier_snr_db(self.noise_halfwidth_hz)
+        return float(self.target_snr_db)
 
     def to_dict(self) -> dict:
         """calibration.json of a bundle: the settings plus the runtime version that reads them."""
@@ -206,7 +253,7 @@ def choose_carrier(
     if not snr_max:
         raise ValueError("every candidate carrier is blocked by an interferer")
     best = max(snr_max, key=snr_max.get)
-    required = cfg.target_snr_db + cfg.margin_db - (snr_max[best] - cfg.emission_max_db)
+    required = cfg.required_snr_db + cfg.margin_db - (snr_max[best] - cfg.emission_max_db)
     step = cfg.emission_step_db
     emission = float(np.clip(np.ceil(required / step) * step, cfg.emission_min_db, cfg.emission_max_db))
     return CalibrationRecord(

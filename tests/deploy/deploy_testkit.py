@@ -138,7 +138,7 @@ def payload_files(seed: int = 0, corrupt_vectors: bool = False, mbdp: dict | Non
         "frontend.json": json.dumps({"n_velocity_bins": N_VELOCITY}).encode(),
         "detector.json": json.dumps({"strict_threshold": 0.8}).encode(),
         **mbdp_files(mbdp),
-        "calibration.json": json.dumps({"drift_db": 2.0}).encode(),  # a runtime.calibration config
+        "calibration.json": json.dumps({"drift_db": 2.0, "target_snr_db": 80.0}).encode(),  # calibration cfg
         "c/model_int8.h": b"/* header */\n",
     }
 

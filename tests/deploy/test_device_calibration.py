@@ -18,7 +18,10 @@ from fleet.calibration_hal import SimulatedCalibrationHal, UnitAcoustics
 from runtime.calibration import CalibrationConfig
 
 CFG = CalibrationConfig(
-    sweep_s=0.1, silent_s=0.1, candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000))
+    sweep_s=0.1,
+    silent_s=0.1,
+    candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000)),
+    target_snr_db=80.0,
 )
 
 

@@ -1,6 +1,7 @@
 """Calibration: response estimate, interferer detection and masking, carrier and level choice on a
 constructed unit, drift trigger, record round trip."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from fleet.calibration_hal import UnitAcoustics, record
 from runtime.calibration import (
     CalibrationConfig,
     CalibrationRecord,
+    DetectionNeed,
     analyse_silence,
     calibrate,
     drift_check,
@@ -19,7 +21,10 @@ from runtime.calibration import (
 )
 
 CFG = CalibrationConfig(
-    sweep_s=0.1, silent_s=0.1, candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000))
+    sweep_s=0.1,
+    silent_s=0.1,
+    candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000)),
+    target_snr_db=80.0,
 )
 FS = CFG.fs_hz
 SIGMA = 1e-5
@@ -115,3 +120,42 @@ def test_all_candidates_blocked_is_an_error():
     sweep_itf = {"kind": "sweep", "f_lo_hz": 33000.0, "f_hi_hz": 47000.0, "amplitude": 3e-3, "period_s": 0.05}
     with pytest.raises(ValueError, match="blocked"):
         calibrate(*captures(peaked_unit(40000.0, sweep_itf)), CFG)
+
+
+NEED = DetectionNeed(
+    echo_1m_db=-30.0,
+    air_db_per_m=1.3,
+    max_range_m=5.0,
+    reflectivity_margin_db=5.0,
+    detect_snr_db=21.0,
+    doppler_bin_hz=23.4,
+)
+
+
+def test_the_level_is_chosen_for_what_the_detector_needs():
+    cfg = dataclasses.replace(CFG, target_snr_db=None, detection=NEED)
+    required = cfg.required_snr_db
+    # a weak reflector at the farthest range promised gets exactly detect_snr_db in its Doppler bin
+    at_edge = NEED.bin_snr_db(
+        required, cfg.noise_halfwidth_hz, NEED.max_range_m, -NEED.reflectivity_margin_db
+    )
+    assert abs(at_edge - NEED.detect_snr_db) < 1e-9
+    # nearer people get more; asking for a farther range asks for more carrier SNR
+    assert NEED.bin_snr_db(required, cfg.noise_halfwidth_hz, 1.0) > at_edge + 30
+    farther = dataclasses.replace(NEED, max_range_m=6.0)
+    assert farther.required_carrier_snr_db(cfg.noise_halfwidth_hz) > required + 3
+    # the chosen level reaches the need (plus the margin) whenever the emission range allows it
+    rec = calibrate(*captures(peaked_unit(40000.0)), cfg)
+    assert rec.snr_db_at_emission >= required + cfg.margin_db - 1.0 or rec.emission_db == cfg.emission_max_db
+
+
+def test_a_target_or_a_need_but_not_both():
+    with pytest.raises(ValueError, match="exactly one"):
+        dataclasses.replace(CFG, detection=NEED)
+    with pytest.raises(ValueError, match="exactly one"):
+        dataclasses.replace(CFG, target_snr_db=None)
+    # calibration.json written before the need existed carries a target and still loads
+    old = {k: v for k, v in CFG.to_dict().items() if k != "detection"}
+    assert CalibrationConfig.from_dict(old).required_snr_db == 80.0
+    new = dataclasses.replace(CFG, target_snr_db=None, detection=NEED)
+    assert CalibrationConfig.from_dict(new.to_dict()) == new
