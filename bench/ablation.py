@@ -101,6 +101,7 @@ def ablation_row(paths: Paths) -> dict:
     household = read_json(evaluation / "household.json")
     budget = read_json(onnx / "budget.json")
     row = {k: stress.get(k) for k in STRESS_KEYS}
+    row["degenerate"] = stress.get("degenerate")  # training.metrics.degenerate_reason: not averaged in
     row["false_triggers_per_device_day"] = household.get("false_triggers_per_device_day")
     row["household_false_absences_per_occupied_hour"] = household.get("false_absences_per_occupied_hour")
     row["household_occupied_absent_fraction"] = household.get("occupied_absent_fraction")
@@ -114,9 +115,14 @@ def ablation_row(paths: Paths) -> dict:
     return row
 
 
-def summarise_variant(rows: list[dict]) -> dict:
-    """Mean (and sample spread when there are several seeds) of every numeric figure over seeds."""
-    out: dict = {"seeds": len(rows)}
+def summarise_variant(all_rows: list[dict]) -> dict:
+    """Mean (and sample spread when there are several seeds) of every numeric figure over the seeds
+    whose model is not degenerate (never fires, always present); those are counted, not averaged."""
+    rows = [r for r in all_rows if not r.get("degenerate")]
+    out: dict = {
+        "seeds": len(all_rows),
+        "degenerate": [r["degenerate"] for r in all_rows if r.get("degenerate")],
+    }
     for key, _ in COLUMNS:
         values = [
             r[key] for r in rows if isinstance(r.get(key), int | float) and not isinstance(r[key], bool)
@@ -147,7 +153,10 @@ def markdown_table(summary: dict[str, dict], variants: dict) -> str:
     for name, s in summary.items():
         channels = ", ".join(variants[name].get("frontend", {}).get("channels", ["(params)"]))
         cells = [cell(s.get(k), s.get(f"{k}_spread")) for k, _ in COLUMNS]
-        lines.append(f"| {name} | {channels} | {s['seeds']} | " + " | ".join(cells) + " |")
+        seeds = f"{s['seeds']}" + (
+            f" (**degenerate**: {', '.join(s['degenerate'])})" if s["degenerate"] else ""
+        )
+        lines.append(f"| {name} | {channels} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

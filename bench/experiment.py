@@ -125,6 +125,7 @@ def evaluation_row(metrics: dict) -> dict:
         for kind in ("strict", "lenient")
     }
     row = {k: {**metrics, **derived}.get(k) for k in METRIC_KEYS}
+    row["degenerate"] = metrics.get("degenerate")  # training.metrics.degenerate_reason: not ranked
     row["false_triggers"] = metrics.get("false_triggers")
     row["empty_hours"] = metrics.get("empty_hours")
     row["by_event_type"] = {

@@ -81,11 +81,22 @@ def _with_matched_fa(rows: list[dict], recall: float | None, absences: float | N
     return [{**r, "fa_at_seed_recall": fa_at_recall(r.get("curve"), recall, absences)} for r in rows]
 
 
-def _aggregate(rows: list[dict]) -> dict:
+def _aggregate(all_rows: list[dict]) -> dict:
+    """Mean and spread over seeds of the rows whose detector is not degenerate (never fires, always
+    present: training.metrics.degenerate_reason); those are counted under "degenerate", never ranked."""
+    rows = [r for r in all_rows if not r.get("degenerate")]
+    degenerate: dict[str, int] = {}
+    for r in all_rows:
+        if r.get("degenerate"):
+            degenerate[r["degenerate"]] = degenerate.get(r["degenerate"], 0) + 1
     out = {k: _stats([r.get(k) for r in rows]) for k in METRIC_KEYS}
+    out["degenerate"] = degenerate
+    out["n_rows"] = len(all_rows)
     out["fa_at_seed_recall"] = _stats([r.get("fa_at_seed_recall") for r in rows])
     out["household"] = {k: _stats([(r.get("household") or {}).get(k) for r in rows]) for k in HOUSEHOLD_KEYS}
-    out["labels_spent"] = _stats([r["labels_spent"] for r in rows]) if "labels_spent" in rows[0] else None
+    out["labels_spent"] = (
+        _stats([r["labels_spent"] for r in all_rows]) if "labels_spent" in all_rows[0] else None
+    )
     types = sorted({t for r in rows for t in r["by_event_type"]})
     out["by_event_type"] = {t: _stats([r["by_event_type"].get(t) for r in rows])["mean"] for t in types}
     return out
@@ -109,6 +120,10 @@ def check_targets(ex: dict, seed: dict, summary: dict, turns: int) -> dict:
     last = summary.get("flywheel", {}).get(str(turns))
     if last is None:
         return {"evaluated": False, "reason": "flywheel strategy not run"}
+    for name, agg in (("the seed model", seed), ("the flywheel's last turn", last)):
+        if agg.get("degenerate") and sum(agg["degenerate"].values()) == agg["n_rows"]:
+            why = ", ".join(sorted(agg["degenerate"]))
+            return {"evaluated": False, "reason": f"every seed of {name} is degenerate ({why})"}
     fa = last["false_triggers_per_empty_hour"]["mean"]
     random_last = summary.get("random", {}).get(str(turns))
     vs_seed = _ratio(seed["false_triggers_per_empty_hour"]["mean"], fa)
@@ -221,6 +236,12 @@ def markdown_table(results: dict) -> str:
     ]
 
     def row(name: str, turn, labels: str, a: dict, matched: bool = True) -> str:
+        flagged = a.get("degenerate")  # degenerate seeds are flagged, not ranked (training.metrics)
+        if isinstance(flagged, str):  # one detector (CFAR)
+            name = f"{name} (**degenerate**: {flagged})"
+        elif flagged:
+            flags = ", ".join(f"{why} in {n} of {a['n_rows']} seeds" for why, n in sorted(flagged.items()))
+            name = f"{name} (**degenerate**: {flags})"
         fa_matched = _fmt(a.get("fa_at_seed_recall")) if matched and a.get("fa_at_seed_recall") else "–"
         cells = [
             name,

@@ -380,12 +380,32 @@ def summarise_counts(parts: list[StreamCounts]) -> dict:
     }
 
 
+ALWAYS_PRESENT_SHARE = 0.99  # present in at least this share of empty and of occupied time
+
+
+def degenerate_reason(metrics: dict) -> str | None:
+    """Why a detector's figures cannot be ranked, or None: "never fires" (no trigger and no arrival
+    detected, though there were arrivals or occupied time) or "always present" (present in at least
+    ALWAYS_PRESENT_SHARE of the empty time and of the occupied time)."""
+    empty_present = metrics.get("empty_present_fraction")
+    occupied_absent = metrics.get("occupied_absent_fraction")
+    had_people = bool(metrics.get("entries")) or bool(metrics.get("occupied_hours"))
+    silent = not metrics.get("false_triggers") and not metrics.get("entries_detected")
+    if had_people and silent and (occupied_absent is None or occupied_absent >= ALWAYS_PRESENT_SHARE):
+        return "never fires"
+    always_on = empty_present is not None and empty_present >= ALWAYS_PRESENT_SHARE
+    if always_on and (occupied_absent is None or occupied_absent <= 1.0 - ALWAYS_PRESENT_SHARE):
+        return "always present"
+    return None
+
+
 def occupancy_metrics(
     streams: list[tuple[StreamOutcome, list[Episode]]], tolerance_s: float = TOLERANCE_S
 ) -> tuple[dict, list[dict]]:
     """(figures, per-episode rows) of a detector over streams with their truth episodes."""
     parts = [count_stream(outcome, episodes, tolerance_s) for outcome, episodes in streams]
     metrics = summarise_counts(parts)
+    metrics["degenerate"] = degenerate_reason(metrics)
     rows = [row for p in parts for row in p.rows]
     return metrics, rows
 

@@ -109,6 +109,7 @@ def test_evaluation_row_turns_event_counts_into_rates():
         "false_triggers_per_empty_hour_strict": 1.0,
         "false_triggers_per_empty_hour_lenient": 1.5,
         "empty_present_fraction": 0.25,
+        "degenerate": None,
         "false_triggers": 5,
         "empty_hours": 2.0,
         "by_event_type": {"ceiling_fan": 6.0, "music": None},
@@ -260,6 +261,28 @@ def test_targets_are_checked_on_the_flywheel_last_turn():
     assert check_targets({"targets": {}}, seed, {"random": {}}, 2) == {
         "evaluated": False,
         "reason": "flywheel strategy not run",
+    }
+
+
+def test_degenerate_models_are_flagged_not_ranked():
+    results = fabricated()
+    rows = [dict(r) for r in results["rows"]]
+    for r in rows:  # random's last turn never fires on seed 1: its FA/h of 2.0 must not be averaged in
+        if r["strategy"] == "random" and r["turn"] == 2 and r["seed"] == 1:
+            r.update(false_triggers_per_empty_hour=0.0, entry_recall=0.0, degenerate="never fires")
+    ex = {**results["config"], "targets": results["config"]["targets"]}
+    again = summarise(ex, 2, 2, results["seed_rows"], rows, results["cfar"], None, [])
+    last = again["strategies"]["random"]["2"]
+    assert last["degenerate"] == {"never fires": 1} and last["entry_recall"]["n"] == 1
+    assert last["entry_recall"]["mean"] == pytest.approx(0.98)
+    assert "| random (**degenerate**: never fires in 1 of 2 seeds) | 2 |" in markdown_table(again)
+    for r in rows:  # every seed of the flywheel's last turn degenerate: no target is judged on it
+        if r["strategy"] == "flywheel" and r["turn"] == 2:
+            r["degenerate"] = "always present"
+    t = summarise(ex, 2, 2, results["seed_rows"], rows, results["cfar"], None, [])["targets"]
+    assert t == {
+        "evaluated": False,
+        "reason": "every seed of the flywheel's last turn is degenerate (always present)",
     }
 
 

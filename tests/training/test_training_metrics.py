@@ -112,6 +112,7 @@ def test_degenerate_always_present():
     assert m["false_absences"] == 0 and m["occupied_absent_fraction"] == 0.0
     assert m["false_triggers"] == 1  # one onset, at the start of an empty stream
     assert m["entry_recall"] == 1.0 and m["entries_already_present"] == 1 and m["n_latencies"] == 0
+    assert m["degenerate"] == "always present"
 
 
 def test_degenerate_never_present():
@@ -120,6 +121,14 @@ def test_degenerate_never_present():
     assert m["false_triggers"] == 0 and m["false_absences"] == 0
     assert m["occupied_absent_fraction"] == 1.0 and m["empty_present_fraction"] == 0.0
     assert det_point(m, 0.5)["missed_entry_rate"] == 1.0
+    assert m["degenerate"] == "never fires"
+
+
+def test_a_detector_that_works_or_errs_is_not_degenerate():
+    one_late = stream(lambda t: 10.5 + 0.032 <= t <= 64.0)  # the visit, a frame late
+    assert metrics(one_late, VISIT)[0]["degenerate"] is None
+    fan_only = stream(lambda t: 85.0 <= t <= 86.0)  # misses the visitor, fires on the fan
+    assert metrics(fan_only, [*VISIT, FAN])[0]["degenerate"] is None
 
 
 def test_empty_hours_exclude_occupancy_and_its_tolerance_and_device_days_scale():

@@ -1,0 +1,47 @@
+"""bench/ablation.py's bookkeeping on fabricated rows: means over the seeds that are not degenerate,
+the variants' params, and the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.ablation import markdown_table, summarise_variant, variant_params
+from common.params import load_params
+
+
+def _row(fa: float, recall: float, degenerate: str | None = None) -> dict:
+    return {
+        "false_triggers_per_empty_hour": fa,
+        "false_triggers_per_device_day": 2 * fa,
+        "entry_recall": recall,
+        "entry_latency_p95_s": 1.0,
+        "false_absences_per_occupied_hour": 0.5,
+        "household_false_absences_per_occupied_hour": 0.1,
+        "household_occupied_absent_fraction": 0.2,
+        "macs_per_inference": 512_000,
+        "int8_weight_bytes": 10_900,
+        "int8_gate_passed": True,
+        "degenerate": degenerate,
+    }
+
+
+def test_degenerate_seeds_are_counted_not_averaged() -> None:
+    s = summarise_variant([_row(10.0, 1.0), _row(14.0, 0.9), _row(0.0, 0.0, "never fires")])
+    assert s["seeds"] == 3 and s["degenerate"] == ["never fires"]
+    assert s["false_triggers_per_empty_hour"] == pytest.approx(12.0)
+    assert s["false_triggers_per_empty_hour_spread"] == pytest.approx(2.0**0.5 * 2.0)
+    assert s["entry_recall"] == pytest.approx(0.95) and s["int8_gate_passed"] is True
+    table = markdown_table({"space": s}, {"space": {"frontend": {"channels": ["power", "direct"]}}})
+    assert "| space | power, direct | 3 (**degenerate**: never fires) | 12 ± 2.8 |" in table
+
+
+def test_a_variant_changes_only_its_front_end_and_the_seed() -> None:
+    params = load_params()
+    ab = params["bench"]["ablation"]
+    p = variant_params(params, ab, ab["variants"]["all"], 8)
+    assert p["frontend"]["channels"] == ["power", "direct", "recent", "background"]
+    assert p["training"]["seed"] == 8 and p["training"]["epochs"] == ab["epochs"]
+    assert p["simulate"]["batches"]["eval"] == ab["batches"]["eval"]
+    assert {k: v for k, v in p["frontend"].items() if k != "channels"} == {
+        k: v for k, v in params["frontend"].items() if k != "channels"
+    }
