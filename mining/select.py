@@ -20,6 +20,7 @@ POLICIES = {
     "flywheel": None,  # MiningConfig.quotas (params mining.quotas)
     "random": {"random": 1.0},
     "uncertainty": {"uncertainty_only": 1.0},
+    "balanced_random": {"balanced_random": 1.0},
 }
 
 

@@ -115,6 +115,21 @@ def random_order(ctx: MiningContext) -> np.ndarray:
     return ctx.rng.permutation(len(ctx.p_present))
 
 
+def balanced_random(ctx: MiningContext) -> np.ndarray:
+    """Baseline: random within each class the model predicts (major: p_major at the strict threshold,
+    minor: p_present at the lenient one, else none), the classes taken in turn, so a budget buys as many
+    predicted detections as predicted empty windows (class-balanced random sampling)."""
+    predicted = np.where(
+        ctx.p_major >= ctx.strict_threshold, 2, np.where(ctx.p_present >= ctx.lenient_threshold, 1, 0)
+    )
+    order = ctx.rng.permutation(len(predicted))
+    cls = predicted[order]
+    rank = np.empty(len(order), dtype=np.int64)  # position of each window inside its class
+    for c in (0, 1, 2):
+        rank[cls == c] = np.arange(int((cls == c).sum()))
+    return order[np.lexsort((cls, rank))]  # round robin over the classes: rank first, then class
+
+
 def uncertainty_only(ctx: MiningContext) -> np.ndarray:
     """Baseline: classic least-confidence sampling on the presence decision, no band, no context."""
     return np.argsort(np.abs(ctx.p_present - 0.5), kind="stable")
@@ -134,6 +149,7 @@ STRATEGIES: dict[str, Callable[[MiningContext], np.ndarray]] = {
     "diverse": diverse,
     "random": random_order,
     "uncertainty_only": uncertainty_only,
+    "balanced_random": balanced_random,
 }
 
 
