@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from config_testkit import calibration_config
 
 from deploy.device_calibration import load_record, save_record
 from fleet.calibration_hal import UnitAcoustics, record
 from runtime.calibration import (
-    CalibrationConfig,
     CalibrationRecord,
     analyse_silence,
     calibrate,
@@ -18,7 +18,7 @@ from runtime.calibration import (
     exponential_sweep,
 )
 
-CFG = CalibrationConfig(
+CFG = calibration_config(
     sweep_s=0.1, silent_s=0.1, candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000))
 )
 FS = CFG.fs_hz
