@@ -14,9 +14,7 @@ def curated(tmp_path, script: Script):
     turns, routines, feedback = script.tables()
     d = tmp_path / "curated"
     d.mkdir()
-    session_events(turns, routines, feedback, cfg.session_gap_s).write_parquet(
-        d / "session_events.parquet"
-    )
+    session_events(turns, routines, feedback, cfg.session_gap_s).write_parquet(d / "session_events.parquet")
     turns.write_parquet(d / "dialogue.parquet")
     routines.write_parquet(d / "routines.parquet")
     feedback.write_parquet(d / "feedback.parquet")
