@@ -20,6 +20,7 @@ from pathlib import Path
 from common.io import atomic_write_bytes, atomic_write_text
 from ingest.config import IngestConfig, LabImportConfig
 from ingest.lab_import import import_lab
+from runtime.detector import DetectorConfig
 from runtime.frontend import FrontendConfig
 
 
@@ -121,7 +122,7 @@ def train_on_lab(root: Path, params: dict, mode: str, quick: bool) -> tuple[Path
 
 def run_bench(params: dict, quick: bool = False) -> dict:
     from fleet.lab_recording import lab_session
-    from training.evaluate import detector_config, pipeline_decider, read_bundle_payload, run_batch
+    from training.evaluate import pipeline_decider, read_bundle_payload, run_batch
 
     cfg = params["bench"]["lab"]
     lengths = [list(map(float, b)) for b in cfg["lengths_s"]]
@@ -142,7 +143,7 @@ def run_bench(params: dict, quick: bool = False) -> dict:
         if bundle is not None:  # the turn's detector (trained on the simulated seed set) on lab takes
             model, frontend, detector = read_bundle_payload(bundle)
             for mode in cfg["modes"]:
-                det = dataclasses.replace(detector_config(detector), stream_start=mode)
+                det = dataclasses.replace(DetectorConfig.from_json(detector), stream_start=mode)
                 decider, fs = pipeline_decider([model], frontend, det)
                 evaluation = run_batch(decider, raw, truth, fs)
                 figures.update(mode_figures(evaluation, durations, lengths, f"bundle.{mode}"))

@@ -6,7 +6,6 @@ device pipeline. Shared by `flywheel bench runtime` (latency, duty cycle) and `b
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,15 +32,15 @@ def bench_section(section: dict, quick: bool) -> dict[str, Any]:
 
 def bundle_model(params: dict, templates: list[str]) -> DeviceModel | None:
     """The first bundle of `templates` ("data/bundles/{turn}/bundle.tar") that exists, or None."""
-    from runtime.detector import DetectorConfig
+    from runtime.detector import RARE_EVENT_THRESHOLD_KEY
     from training.evaluate import read_bundle_payload
 
     for template in templates or []:
         path = Path(str(template).format(turn=params["turn"]["id"]))
         if path.exists():
             model, frontend, detector = read_bundle_payload(path)
-            known = {f.name for f in dataclasses.fields(DetectorConfig)}  # as fleet.bundle_runner does
-            detector = {k: v for k, v in detector.items() if k in known}
+            # the rare-event trigger's threshold is the one key that is not the state machine's
+            detector = {k: v for k, v in detector.items() if k != RARE_EVENT_THRESHOLD_KEY}
             return DeviceModel(model, frontend, detector, {"source": "bundle", "bundle": str(path)}, path)
     return None
 

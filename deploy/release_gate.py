@@ -31,12 +31,12 @@ class ReleaseGateError(ValueError):
 
 @dataclass(frozen=True)
 class ReleaseRules:
-    enabled: bool = True
-    max_recall_drop: float = 0.02  # absolute, on entry recall
-    max_fa_ratio: float = (
-        1.0  # candidate false triggers per empty hour at most this many times the incumbent's
-    )
-    max_false_absence_ratio: float = 1.0  # the same for false absences per occupied hour
+    """params.yaml `package.release`; every field required."""
+
+    enabled: bool
+    max_recall_drop: float  # absolute, on entry recall
+    max_fa_ratio: float  # candidate false triggers per empty hour at most this many times the incumbent's
+    max_false_absence_ratio: float  # the same for false absences per occupied hour
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_recall_drop <= 1.0:
@@ -45,7 +45,7 @@ class ReleaseRules:
             raise ValueError("release.max_fa_ratio and max_false_absence_ratio must be > 0")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> ReleaseRules:
+    def from_dict(cls, d: dict[str, Any]) -> ReleaseRules:
         return config_from_dict(cls, d, "package.release")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tarfile
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ class BundleRunner:
     """A device's installed bundle; run(iq) → motion per block, detection, rare-event score."""
 
     def __init__(self, bundle_path: str | Path, fs: float, block_s: float, rare_threshold: float):
-        from runtime.detector import DetectorConfig
+        from runtime.detector import RARE_EVENT_THRESHOLD_KEY, DetectorConfig
         from runtime.frontend import FrontendConfig
         from runtime.pipeline import DevicePipeline
 
@@ -61,9 +61,8 @@ class BundleRunner:
         self.version = str(meta.get("version") or meta.get("bundle_version") or Path(bundle_path).stem)
         self.frontend_cfg = FrontendConfig.from_dict(json.loads((payload / "frontend.json").read_text()))
         det = json.loads((payload / "detector.json").read_text())
-        known = {f.name for f in fields(DetectorConfig)}
-        self.detector_cfg = DetectorConfig(**{k: v for k, v in det.items() if k in known})
-        self.rare_threshold = float(det.get("rare_event_threshold", rare_threshold))
+        self.detector_cfg = DetectorConfig.from_json(det)
+        self.rare_threshold = float(det.get(RARE_EVENT_THRESHOLD_KEY, rare_threshold))
         self.pipeline = DevicePipeline(str(payload / "model_int8.onnx"), self.frontend_cfg, self.detector_cfg)
         self.fs, self.block_s = fs, block_s
         calibration = payload / "calibration.json"

@@ -27,6 +27,13 @@ def sim_section(sim_params: dict | None) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
+def factory_calibration() -> dict[str, Any]:
+    """The factory calibration config (the repo's params.yaml `calibration.config`): what a unit
+    calibrates with at first boot when neither its bundle nor the caller brings one."""
+    return load_params(REPO_PARAMS)["calibration"]["config"]
+
+
+@lru_cache(maxsize=1)
 def load_profiles() -> dict[str, dict]:
     return yaml.safe_load(PROFILES_FILE.read_text(encoding="utf-8"))
 

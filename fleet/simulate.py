@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from common.io import atomic_save_npy, atomic_write_bytes, atomic_write_jsonl
-from fleet.config import sim_section
+from fleet.config import factory_calibration, sim_section
 from fleet.devices import Device, make_device
 from fleet.dialogue import DialogueLog, build_dialogue, confusion_table, iso_ms
 from fleet.passband import render_passband, wav_bytes
@@ -40,7 +40,7 @@ def fleet_unit(preset: str, index: int, sim: dict, calibration: dict | None = No
     """The physical unit and room of device `index` in the preset's population.
 
     Field and eval units calibrate at first boot with runtime.calibration (the config of the bundle
-    they run, `calibration`, or the repo params.yaml's when None): the record's carrier and emission
+    they run, `calibration`, or fleet.config.factory_calibration when None): the record's carrier and emission
     level are what the unit emits and logs. simulate.calibration.enabled false falls back to the
     factory heuristic (any candidate carrier within 3 dB of the unit's loudest, factory level).
     Lab units record at the lab carriers.
@@ -76,16 +76,8 @@ def _first_boot_calibration(dev: Device, cal: dict, config: dict | None, key: li
     from fleet.calibration_hal import calibrate_unit, unit_hal
     from runtime.calibration import CalibrationConfig
 
-    cfg = CalibrationConfig.from_dict(config or factory_calibration_config())
+    cfg = CalibrationConfig.from_dict(config or factory_calibration())
     return calibrate_unit(dev, cfg, unit_hal(dev, cal, key, cfg.fs_hz))
-
-
-def factory_calibration_config() -> dict:
-    """The calibration a unit ships with when no bundle brings one: the repo's params.yaml (sim_section)."""
-    from common.params import load_params
-    from fleet.config import REPO_PARAMS
-
-    return load_params(REPO_PARAMS)["calibration"]["config"]
 
 
 def sensing_mbdp(tuning: dict | None):
@@ -274,7 +266,7 @@ def simulate_batch(
     """Write raw_dir/{captures.jsonl, dialogue.jsonl, iq/*.npy} and truth_dir/{events,dialogue_truth}.jsonl.
 
     calibration: the factory calibration config units calibrate with at first boot (params
-    `calibration.config`; None: runtime.calibration's defaults); units running a bundle use its own.
+    `calibration.config`; None: fleet.config.factory_calibration); units running a bundle use its own.
     mbdp: an MBDP tuning (runtime.mbdp.bundle_tuning's format) every unit plays music through while
     it senses; units running a bundle use the bundle's payload/mbdp.json; None: raw playback.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mining.config import SelfLearningConfig
 from mining.failure_points import learning_params
 
 __all__ = ["FieldLogs", "field_counts", "learning_params", "read_field_logs"]
@@ -67,7 +68,9 @@ def dialogue_devices(path: Path) -> set[str]:
     return {str(r["device_id"]) for _, _, r in iter_jsonl(path) if isinstance(r, dict) and "device_id" in r}
 
 
-def read_field_logs(raw_dir: str | os.PathLike, learning: dict, batch_id: str | None = None) -> FieldLogs:
+def read_field_logs(
+    raw_dir: str | os.PathLike, learning: SelfLearningConfig, batch_id: str | None = None
+) -> FieldLogs:
     """Tables, sessions and failure points of one raw batch (bad dialogue lines are counted, not used)."""
     from ingest.dialogue import read_dialogue
     from ingest.quarantine import QuarantineLog
@@ -84,7 +87,7 @@ def read_field_logs(raw_dir: str | os.PathLike, learning: dict, batch_id: str | 
         devices = dialogue_devices(raw_dir / "dialogue.jsonl")
     quarantine = QuarantineLog(batch_id, raw_dir, 0)
     tables = read_dialogue(raw_dir, batch_id, devices, quarantine)
-    events = session_events(tables.turns, tables.routines, tables.feedback, learning["session_gap_s"])
+    events = session_events(tables.turns, tables.routines, tables.feedback, learning.session_gap_s)
     isolation = isolate(events, tables.turns, tables.routines, tables.feedback, learning)
     return FieldLogs(
         tables.turns,
@@ -97,7 +100,7 @@ def read_field_logs(raw_dir: str | os.PathLike, learning: dict, batch_id: str | 
     )
 
 
-def field_counts(raw_dir: str | os.PathLike, learning: dict) -> dict:
+def field_counts(raw_dir: str | os.PathLike, learning: SelfLearningConfig) -> dict:
     """Cohort totals of mining.field_metrics over a batch's devices, with the per-device rows."""
     from mining.field_metrics import cohort_totals, device_field_metrics
 

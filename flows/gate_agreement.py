@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from mining.config import SelfLearningConfig
+
 
 def rollout_once(
     previous: str | os.PathLike | None,
@@ -20,7 +22,7 @@ def rollout_once(
     n_devices: int,
     rollout: dict,
     sim: dict,
-    learning: dict,
+    learning: SelfLearningConfig,
     trusted_keys,
 ) -> dict:
     """One simulated rollout of `candidate` over units that run `previous` → its gate entry's verdicts."""
@@ -57,7 +59,7 @@ def gate_agreement(
     n_devices: int,
     rollout: dict,
     sim: dict,
-    learning: dict,
+    learning: SelfLearningConfig,
     trusted_keys,
     progress=None,
 ) -> dict:

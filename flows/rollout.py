@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from common.params import load_params
 from deploy import staged
 from flows.field_logs import learning_params
+from mining.config import SelfLearningConfig
 
 
 @task(name="provision-fleet", cache_policy=NO_CACHE)
@@ -38,7 +39,7 @@ def install_canaries_task(plan: dict) -> list[dict]:
 
 @task(name="observe-canaries", cache_policy=NO_CACHE)
 def observe_task(
-    plan: dict, installs: list[dict], rollout: dict, sim: dict, learning: dict, work_dir: str
+    plan: dict, installs: list[dict], rollout: dict, sim: dict, learning: SelfLearningConfig, work_dir: str
 ) -> dict:
     from flows.simulated_fleet import SimulatedCanaryLogs
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from mining.config import SelfLearningConfig
+
 
 def read_dialogue_truth(truth_dir: str | os.PathLike) -> list[dict]:
     path = Path(truth_dir) / "dialogue_truth.jsonl"
@@ -85,14 +87,16 @@ def score_rewrites(rewrites: list[dict], turns: pl.DataFrame, truth: list[dict])
     }
 
 
-def self_learning_report(raw_dir: str | os.PathLike, truth_dir: str | os.PathLike, learning: dict) -> dict:
+def self_learning_report(
+    raw_dir: str | os.PathLike, truth_dir: str | os.PathLike, learning: SelfLearningConfig
+) -> dict:
     """Isolation and rewrites on one batch's logs, then scored against its truth."""
     from flows.field_logs import read_field_logs
     from mining.rewrites import mine_rewrites, request_paths
 
     logs = read_field_logs(raw_dir, learning)
     paths = request_paths(logs.events, logs.turns, learning)
-    rewrites = mine_rewrites(paths, int(learning["rewrite_min_support"]), float(learning["rewrite_min_gain"]))
+    rewrites = mine_rewrites(paths, int(learning.rewrite_min_support), float(learning.rewrite_min_gain))
     truth = read_dialogue_truth(truth_dir)  # from here on: scoring only
     return {
         "raw": str(raw_dir),

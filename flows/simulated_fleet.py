@@ -26,6 +26,7 @@ import numpy as np
 from deploy.fleet import provision_fleet
 from deploy.keystore import PublicKeyLike
 from deploy.verify import DEFAULT_MAX_ENTRY_BYTES
+from mining.config import SelfLearningConfig
 
 FLEET_PRESET = "field"  # rollouts run on units of the simulator's field population
 
@@ -64,10 +65,12 @@ class SimulatedCanaryLogs:
     sim: dict  # simulate section with the canaries' upload rate
     hours: float  # simulated field hours per unit
     seed: int  # the period's simulation seed
-    learning: dict  # flows.field_logs.learning_params: how the logs are counted
+    learning: SelfLearningConfig  # how the logs are counted (flows.field_logs.learning_params)
 
     @classmethod
-    def from_params(cls, sim: dict, rollout: dict, learning: dict | None = None) -> SimulatedCanaryLogs:
+    def from_params(
+        cls, sim: dict, rollout: dict, learning: SelfLearningConfig | None = None
+    ) -> SimulatedCanaryLogs:
         """From the simulate section and deploy.rollout (canary_sample_prob, canary_hours, observe_seed);
         learning: flows.field_logs.learning_params (None: from the repository's params.yaml)."""
         if learning is None:

@@ -34,6 +34,39 @@ class LabelStudioConfig:
 
 
 @dataclass(frozen=True)
+class SelfLearningConfig:
+    """What the dialogue self-learning reads (mining.failure_points, rewrites, field_metrics, labels):
+    params.yaml `mining.self_learning` plus the session gap `ingest.sessions.gap_s`."""
+
+    rephrase_gap_s: float  # turns this close are one request and its rephrases
+    asr_threshold: float
+    nlu_threshold: float
+    false_wake_max_words: int
+    false_wake_asr_threshold: float
+    presence_evidence_s: float
+    error_responses: tuple[str, ...]
+    not_understood_responses: tuple[str, ...]
+    negative_feedback: tuple[str, ...]
+    lights_back_on_s: float
+    occupied_margin_s: float
+    rewrite_min_support: int
+    rewrite_min_gain: float
+    misheard_max_success: float
+    weak_label_confidence: dict[str, float]  # failure point -> confidence of its weak labels
+    weak_false_trigger_before_s: float
+    weak_false_trigger_after_s: float
+    weak_missed_lookback_s: float
+    session_gap_s: float  # ingest.sessions.gap_s: a device's dialogue session ends after this long
+
+    @classmethod
+    def from_params(cls, params: dict) -> SelfLearningConfig:
+        gap_s = params["ingest"]["sessions"]["gap_s"]
+        return config_from_dict(
+            cls, {**params["mining"]["self_learning"], "session_gap_s": gap_s}, "mining.self_learning"
+        )
+
+
+@dataclass(frozen=True)
 class MiningConfig:
     seed: int
     budget: int  # paid labels per turn
@@ -42,7 +75,7 @@ class MiningConfig:
     weak_label_confidence_min: float
     rare_event: RareEventConfig
     label_studio: LabelStudioConfig | None = None  # only the Label Studio round trip needs it
-    # the dialogue self-learning's tunables, read by mining.failure_points.learning_params
+    # the dialogue self-learning's tunables: SelfLearningConfig reads them (with the session gap)
     self_learning: dict[str, Any] | None = None
 
     @classmethod

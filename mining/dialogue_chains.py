@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from mining.config import SelfLearningConfig
+
 
 def is_lights_on(utterance: str) -> bool:
     words = utterance.lower().replace("'", " ").split()
@@ -25,12 +27,12 @@ def voice_chains(turns: list[dict], gap_s: float) -> list[list[dict]]:
     return chains
 
 
-def chain_outcome(chain: list[dict], cfg: dict) -> str:
+def chain_outcome(chain: list[dict], cfg: SelfLearningConfig) -> str:
     """success | abandon: did the request's last turn get an answer (not an error response)?
 
     A barge-in on an answer is no verdict by itself: users cut off answers they already have.
     """
-    return "abandon" if chain[-1]["response"] in cfg["error_responses"] else "success"
+    return "abandon" if chain[-1]["response"] in cfg.error_responses else "success"
 
 
 def by_session(frame: pl.DataFrame, events: pl.DataFrame) -> dict[str, list[dict]]:

@@ -26,6 +26,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from mining.config import SelfLearningConfig
 from mining.dialogue_chains import by_session, chain_outcome, is_lights_on, voice_chains
 
 FAILURE_POINTS = (
@@ -49,13 +50,12 @@ ISOLATION_SCHEMA = {
 }
 
 
-def learning_params(params: dict) -> dict:
+def learning_params(params: dict) -> SelfLearningConfig:
     """mining.self_learning plus the session gap (ingest.sessions.gap_s): what the self-learning reads."""
-    gap_s = float(params["ingest"]["sessions"]["gap_s"])
-    return {**params["mining"]["self_learning"], "session_gap_s": gap_s}
+    return SelfLearningConfig.from_params(params)
 
 
-def chain_failure(chain: list[dict], cfg: dict, misheard: frozenset[str] = frozenset()) -> str:
+def chain_failure(chain: list[dict], cfg: SelfLearningConfig, misheard: frozenset[str] = frozenset()) -> str:
     """The failure point of a voice chain (`correct` when it recovered).
 
     misheard: utterances that fail across the fleet (fleet_misheard): the recogniser's recurring
@@ -65,19 +65,19 @@ def chain_failure(chain: list[dict], cfg: dict, misheard: frozenset[str] = froze
         return "correct"
     last = chain[-1]
     asr, nlu = last["asr_confidence"] or 0.0, last["nlu_confidence"] or 0.0
-    short = len(last["utterance"].split()) <= cfg["false_wake_max_words"]
-    if len(chain) == 1 and short and asr < cfg["false_wake_asr_threshold"]:
+    short = len(last["utterance"].split()) <= cfg.false_wake_max_words
+    if len(chain) == 1 and short and asr < cfg.false_wake_asr_threshold:
         return "false_wake"
-    if last["response"] not in cfg["not_understood_responses"]:
+    if last["response"] not in cfg.not_understood_responses:
         return "result"  # understood, and no result to give
-    if asr < cfg["asr_threshold"] or " ".join(last["utterance"].lower().split()) in misheard:
+    if asr < cfg.asr_threshold or " ".join(last["utterance"].lower().split()) in misheard:
         return "asr"
-    if nlu < cfg["nlu_threshold"]:
+    if nlu < cfg.nlu_threshold:
         return "nlu"
     return "asr"  # not understood although both were confident: the recogniser fails far more often
 
 
-def fleet_misheard(paths: list[tuple[list[str], str]], cfg: dict) -> frozenset[str]:
+def fleet_misheard(paths: list[tuple[list[str], str]], cfg: SelfLearningConfig) -> frozenset[str]:
     """Utterances said in at least rewrite_min_support requests across the fleet that end in success
     less often than misheard_max_success (absorbing chain, mining.rewrites): recurring mishearings."""
     from mining.rewrites import chain_from_paths
@@ -93,17 +93,17 @@ def fleet_misheard(paths: list[tuple[list[str], str]], cfg: dict) -> frozenset[s
     return frozenset(
         u
         for u, p in zip(chain.states, p_success, strict=True)
-        if seen[u] >= cfg["rewrite_min_support"] and p < cfg["misheard_max_success"]
+        if seen[u] >= cfg.rewrite_min_support and p < cfg.misheard_max_success
     )
 
 
-def chain_frictions(chain: list[dict], cfg: dict) -> list[str]:
+def chain_frictions(chain: list[dict], cfg: SelfLearningConfig) -> list[str]:
     out = []
     if len(chain) > 1:
         out.append("rephrase")
     if any(t["barge_in"] for t in chain):
         out.append("barge_in")
-    if any(t["response"] in cfg["error_responses"] for t in chain):
+    if any(t["response"] in cfg.error_responses for t in chain):
         out.append("error_response")
     return out
 
@@ -113,10 +113,10 @@ def isolate(
     turns: pl.DataFrame,
     routines: pl.DataFrame,
     feedback: pl.DataFrame,
-    cfg: dict,
+    cfg: SelfLearningConfig,
 ) -> pl.DataFrame:
     """One row per session with friction (ISOLATION_SCHEMA). events: ingest.sessions.session_events."""
-    negative = {str(v).lower() for v in cfg["negative_feedback"]}
+    negative = {str(v).lower() for v in cfg.negative_feedback}
     turns_of = by_session(turns, events)
     motion = routines.filter(pl.col("trigger") == "motion")
     complaints = feedback.filter(pl.col("value").is_in(list(negative))).select(
@@ -124,11 +124,11 @@ def isolate(
     )
     flagged = by_session(motion.join(complaints.unique(), on="event_id", how="inner"), events)
     no_motion_of = by_session(routines.filter(pl.col("trigger") == "no_motion"), events)
-    back_on = dt.timedelta(seconds=float(cfg["lights_back_on_s"]))
+    back_on = dt.timedelta(seconds=float(cfg.lights_back_on_s))
     device_turns: dict[str, np.ndarray] = {
         d: g["ts"].to_numpy() for (d,), g in turns.sort("ts").group_by("device_id", maintain_order=True)
     }
-    nearby = np.timedelta64(int(cfg["presence_evidence_s"] * 1e6), "us")
+    nearby = np.timedelta64(int(cfg.presence_evidence_s * 1e6), "us")
     rows = []
     device_of = dict(zip(events["session_id"], events["device_id"], strict=True))
     from mining.rewrites import request_paths
@@ -151,7 +151,7 @@ def isolate(
                 start = max(before) if before else turn["ts"]
                 found.append((start, "presence_missed", turn, ["lights_on_request"]))
         speech = [t for t in session_turns if not is_lights_on(t["utterance"])]
-        for chain in voice_chains(speech, cfg["rephrase_gap_s"]):
+        for chain in voice_chains(speech, cfg.rephrase_gap_s):
             frictions = chain_frictions(chain, cfg)
             if frictions:
                 kind = chain_failure(chain, cfg, misheard)

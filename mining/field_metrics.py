@@ -20,6 +20,7 @@ import datetime as dt
 
 import polars as pl
 
+from mining.config import SelfLearningConfig
 from mining.dialogue_chains import is_lights_on
 from mining.failure_points import PRESENCE_FAILURES
 
@@ -68,13 +69,13 @@ def device_field_metrics(
     feedback: pl.DataFrame,
     isolation: pl.DataFrame,
     periods: pl.DataFrame,
-    cfg: dict,
+    cfg: SelfLearningConfig,
 ) -> list[dict]:
     """One dict per device of `periods` (device_id, start, end): {device_id, **COUNTS}."""
-    negative = [str(v).lower() for v in cfg["negative_feedback"]]
+    negative = [str(v).lower() for v in cfg.negative_feedback]
     complained = set(feedback.filter(pl.col("value").is_in(negative))["target_event_id"].to_list())
-    margin = dt.timedelta(seconds=float(cfg["occupied_margin_s"]))
-    back_on = dt.timedelta(seconds=float(cfg["lights_back_on_s"]))
+    margin = dt.timedelta(seconds=float(cfg.occupied_margin_s))
+    back_on = dt.timedelta(seconds=float(cfg.lights_back_on_s))
     out = []
     for period in periods.sort("device_id").iter_rows(named=True):
         dev, start, end = period["device_id"], period["start"], period["end"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mining.config import SelfLearningConfig
 from mining.oracle import annotate
 
 LABEL_SCHEMA = {
@@ -40,7 +41,7 @@ def label_windows(
 
 
 def weak_label_table(
-    curated_dir: str | Path, batch_id: str, min_confidence: float, learning: dict
+    curated_dir: str | Path, batch_id: str, min_confidence: float, learning: SelfLearningConfig
 ) -> pl.DataFrame:
     """Weak labels from implicit feedback that are confident enough to train on, then those of the
     presence failure points (failure_point_labels) for windows the first left unlabelled.
@@ -63,7 +64,7 @@ def weak_label_table(
     ).unique("window_id", keep="first", maintain_order=True)
 
 
-def failure_point_labels(curated_dir: str | Path, learning: dict) -> pl.DataFrame:
+def failure_point_labels(curated_dir: str | Path, learning: SelfLearningConfig) -> pl.DataFrame:
     """Weak labels from the presence failure points of a curated batch's dialogue sessions.
 
     presence_false_trigger: windows from weak_false_trigger_before_s before to weak_false_trigger_after_s
@@ -83,24 +84,21 @@ def failure_point_labels(curated_dir: str | Path, learning: dict) -> pl.DataFram
         return pl.DataFrame(schema=WEAK_SCHEMA)
     events, turns, routines, feedback = (pl.read_parquet(d / f"{n}.parquet") for n in needed[:4])
     points = isolate(events, turns, routines, feedback, learning)
-    conf = learning["weak_label_confidence"]
-
-    def sec(key: str) -> dt.timedelta:
-        return dt.timedelta(seconds=float(learning[key]))
+    conf = learning.weak_label_confidence
 
     spans = pl.concat(
         [
             points.filter(pl.col("failure_point") == "presence_false_trigger").select(
                 "device_id",
-                (pl.col("ts") - sec("weak_false_trigger_before_s")).alias("start"),
-                (pl.col("ts") + sec("weak_false_trigger_after_s")).alias("end"),
+                (pl.col("ts") - dt.timedelta(seconds=learning.weak_false_trigger_before_s)).alias("start"),
+                (pl.col("ts") + dt.timedelta(seconds=learning.weak_false_trigger_after_s)).alias("end"),
                 pl.lit(CLASSES.index("none")).alias("label"),
                 pl.lit(float(conf["presence_false_trigger"])).alias("confidence"),
                 pl.lit("weak:presence_false_trigger").alias("source"),
             ),
             points.filter(pl.col("failure_point") == "presence_missed").select(
                 "device_id",
-                (pl.col("ts") - sec("weak_missed_lookback_s")).alias("start"),
+                (pl.col("ts") - dt.timedelta(seconds=learning.weak_missed_lookback_s)).alias("start"),
                 pl.col("evidence_ts").alias("end"),
                 pl.lit(CLASSES.index("minor")).alias("label"),
                 pl.lit(float(conf["presence_missed"])).alias("confidence"),

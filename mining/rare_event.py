@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from mining.config import MiningConfig, RareEventConfig
+from runtime.detector import RARE_EVENT_THRESHOLD_KEY
 from runtime.labels import CLASSES
 
 NONE = CLASSES.index("none")
 INPUT_NAME, OUTPUT_NAME = "embedding", "rare_logit"
-THRESHOLD_KEY = "rare_event_threshold"  # in detector.json, read by fleet.bundle_runner
+THRESHOLD_KEY = RARE_EVENT_THRESHOLD_KEY  # in detector.json, read by fleet.bundle_runner
 
 
 def rare_event_targets(labels: np.ndarray, seed_p_present: np.ndarray, min_seed_score: float) -> np.ndarray:

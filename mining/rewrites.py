@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mining.config import SelfLearningConfig
+
 ABSORBING = ("success", "abandon")
 
 
@@ -100,7 +102,7 @@ def win_loss(correct: list[bool]) -> float | None:
     return wins / losses if losses else None
 
 
-def request_paths(events, turns, cfg: dict) -> list[tuple[list[str], str]]:
+def request_paths(events, turns, cfg: SelfLearningConfig) -> list[tuple[list[str], str]]:
     """Every voice request of the logs as (recognised utterances in order, success | abandon).
 
     events: ingest.sessions.session_events; turns: the dialogue table. Lights requests are left out
@@ -111,6 +113,6 @@ def request_paths(events, turns, cfg: dict) -> list[tuple[list[str], str]]:
     paths = []
     for _, session_turns in sorted(by_session(turns, events).items()):
         speech = [t for t in session_turns if not is_lights_on(t["utterance"])]
-        for chain in voice_chains(speech, cfg["rephrase_gap_s"]):
+        for chain in voice_chains(speech, cfg.rephrase_gap_s):
             paths.append(([normalise(t["utterance"]) for t in chain], chain_outcome(chain, cfg)))
     return paths

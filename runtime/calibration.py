@@ -64,26 +64,29 @@ class DetectionNeed:
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    fs_hz: float = 96000.0
-    sweep_f1_hz: float = 30000.0
-    sweep_f2_hz: float = 47000.0  # 50 kHz would exceed Nyquist (48 kHz) at 96 kHz
-    sweep_s: float = 0.25
-    sweep_level_db: float = -12.0  # drive level of the sweep, dB re DAC full scale
-    silent_s: float = 0.25
-    analysis_nperseg: int = 1024  # STFT of the silent capture (≈ 94 Hz bins at 96 kHz)
-    candidates_hz: tuple[float, ...] = tuple(float(f) for f in np.arange(32000.0, 46001.0, 500.0))
-    noise_halfwidth_hz: float = 300.0
-    interferer_guard_hz: float = 1000.0
-    interferer_threshold_db: float = 12.0  # above the local (median-filtered) noise floor
+    """params.yaml `calibration.config`, a bundle's calibration.json: every field required (every
+    calibration.json has carried them all)."""
+
+    fs_hz: float
+    sweep_f1_hz: float
+    sweep_f2_hz: float  # 50 kHz would exceed Nyquist (48 kHz) at 96 kHz
+    sweep_s: float
+    sweep_level_db: float  # drive level of the sweep, dB re DAC full scale
+    silent_s: float
+    analysis_nperseg: int  # STFT of the silent capture (≈ 94 Hz bins at 96 kHz)
+    candidates_hz: tuple[float, ...]
+    noise_halfwidth_hz: float
+    interferer_guard_hz: float
+    interferer_threshold_db: float  # above the local (median-filtered) noise floor
+    emission_min_db: float
+    emission_max_db: float
+    emission_step_db: float
+    margin_db: float
+    drift_db: float
     # the carrier SNR the level is chosen for: the detector's need (detection) or, in calibration.json
     # files written before it existed, a number (target_snr_db); exactly one of the two is set
     target_snr_db: float | None = None
     detection: DetectionNeed | None = None
-    emission_min_db: float = -40.0
-    emission_max_db: float = -6.0
-    emission_step_db: float = 0.5
-    margin_db: float = 3.0
-    drift_db: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 < self.sweep_f1_hz < self.sweep_f2_hz < 0.49 * self.fs_hz:

@@ -25,16 +25,18 @@ from runtime.config import config_from_dict
 
 @dataclass(frozen=True)
 class CfarConfig:
-    v_min_mps: float = 0.3  # below this |v| the bins belong to clutter
-    v_max_mps: float = 2.5
-    train_frames: int = 64  # ~2 s of noise reference
-    guard_frames: int = 4
-    threshold_db: float = 6.0
-    hold_s: float = 2.0
-    max_censor_s: float = 30.0  # a level that stays detected longer than this becomes the new noise
-    frame_hop_s: float = 0.032
-    n_velocity_bins: int = 48
-    v_axis_max_mps: float = 2.5  # the front-end's v_max: the feature axis is linspace(-this, this, n)
+    """params.yaml `runtime.cfar` plus the front-end's hop and velocity axis (from_params); all required."""
+
+    v_min_mps: float  # below this |v| the bins belong to clutter
+    v_max_mps: float
+    train_frames: int  # ~2 s of noise reference
+    guard_frames: int
+    threshold_db: float
+    hold_s: float
+    max_censor_s: float  # a level that stays detected longer than this becomes the new noise
+    frame_hop_s: float
+    n_velocity_bins: int
+    v_axis_max_mps: float  # the front-end's v_max: the feature axis is linspace(-this, this, n)
 
     def __post_init__(self) -> None:
         if not 0 <= self.v_min_mps < self.v_max_mps:

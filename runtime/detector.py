@@ -26,22 +26,29 @@ import numpy as np
 
 from runtime.config import config_from_dict
 from runtime.labels import MAJOR, MINOR
-from runtime.windows import STREAM_START_MODES
+from runtime.windows import STREAM_START_MODES, decides_from_stream_start
 
 _NEVER = 1 << 60  # "frames since" for an event that has not happened
+# The one key a bundle's detector.json carries that DetectorConfig does not model: the rare-event
+# trigger's threshold (mining.rare_event), which belongs to payload/rare_event.onnx, not the state machine.
+RARE_EVENT_THRESHOLD_KEY = "rare_event_threshold"
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    strict_threshold: float = 0.8
-    lenient_threshold: float = 0.5
-    occupied_window_s: float = 60.0
-    hold_s: float = 5.0
-    confirm_s: float = 2.0
-    emission_off_s: float = 0.0
-    duty_cycling: bool = False
-    frame_hop_s: float = 0.032
-    context_frames: int = 32
+    """The `detector` section of params.yaml with the frame hop and context (from_params), and a bundle's
+    detector.json. Every field a detector.json has always carried is required; the defaults are the
+    behaviour of bundles written before the key."""
+
+    strict_threshold: float
+    lenient_threshold: float
+    occupied_window_s: float
+    hold_s: float
+    confirm_s: float
+    emission_off_s: float
+    duty_cycling: bool
+    frame_hop_s: float
+    context_frames: int
     # True (a detector.json without the key, as bundles built before it): a lenient positive in the
     # occupied window re-enters presence after a lapse; False: it only holds a presence that is on
     lenient_reentry: bool = True
@@ -70,6 +77,11 @@ class DetectorConfig:
         return config_from_dict(cls, d, "detector")
 
     @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DetectorConfig:
+        """A detector.json (a checkpoint's or a bundle's): from_dict without RARE_EVENT_THRESHOLD_KEY."""
+        return cls.from_dict({k: v for k, v in d.items() if k != RARE_EVENT_THRESHOLD_KEY})
+
+    @classmethod
     def from_params(cls, params: dict[str, Any]) -> DetectorConfig:
         """Detector section of params.yaml plus frame hop (frontend) and context (ingest); every one of
         them must be there (no silent default for a section a stage did not declare)."""
@@ -81,7 +93,7 @@ class DetectorConfig:
     @property
     def decides_from_stream_start(self) -> bool:
         """True when frames before the first full context get a (padded) decision too."""
-        return self.stream_start != "wait"
+        return decides_from_stream_start(self.stream_start)
 
     def no_decision_frames(self) -> int:
         """Frames at a stream's start that are never present: context_frames - 1 when waiting, else 0."""

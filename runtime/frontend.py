@@ -27,7 +27,7 @@ import numpy as np
 import scipy.fft
 from scipy import signal
 
-from runtime.canceller import DirectPathCanceller, bin_powers, power_sum, signature
+from runtime.canceller import MIN_GATE_DB, DirectPathCanceller, bin_powers, power_sum, signature
 from runtime.clutter import ClutterFilter
 from runtime.config import config_from_dict
 from runtime.feature_channels import ChannelMaker, check_channels
@@ -36,27 +36,27 @@ from runtime.resample import StreamingResampler
 POWER_FLOOR = 1e-15  # added before the log: -150 dB re a unit-amplitude tone
 MAX_HOP_S = 0.032  # docs/DESIGN.md: hop at most 32 ms
 FRAME_CHUNK = 256  # frames computed at once: bounds memory and keeps work arrays in cache (measured best)
-# Gate of the canceller: an echo 90 deg off the direct path on the 4-mic 3.5 cm array at 40 kHz has
-# about 5-8 dB more power along the direct-path signature than orthogonal to it; music distortion
-# about the direct-to-room ratio (20 dB and more on speaker4). 10 dB sits between them.
-DEFAULT_GATE_DB = 10.0
 LEVEL_REFERENCES = ("carrier", "absolute")
 
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    baseband_fs_hz: float = 2000.0
-    frame_len: int = 128
-    hop: int = 64
-    n_fft: int = 256
-    v_max_mps: float = 2.5
-    n_velocity_bins: int = 48
-    clutter_tau_s: float = 0.5
-    canceller: bool = True
-    speed_of_sound_mps: float = 343.0
+    """The `frontend` section of params.yaml (and a bundle's frontend.json). Every field a frontend.json
+    has always carried is required; the defaults are the behaviour of bundles written before the key."""
+
+    baseband_fs_hz: float
+    frame_len: int
+    hop: int
+    n_fft: int
+    v_max_mps: float
+    n_velocity_bins: int
+    clutter_tau_s: float
+    canceller: bool
+    speed_of_sound_mps: float
     # per-bin gate of the canceller (runtime.canceller): project a bin when its power along the
     # direct-path signature is this many dB above the orthogonal power; <= -100: project every bin
-    canceller_gate_db: float = DEFAULT_GATE_DB
+    # (the default: a frontend.json written before the gate existed had an ungated canceller)
+    canceller_gate_db: float = MIN_GATE_DB
     # "carrier": dB re the direct-path power; "absolute" (the default, so a frontend.json written before
     # the option existed keeps computing the features its model was trained on): dB re a unit tone
     level_reference: str = "absolute"

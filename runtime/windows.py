@@ -38,6 +38,13 @@ STREAM_START_MODES = (
 )  # wait: no decision before the first full context
 
 
+def decides_from_stream_start(mode: str) -> bool:
+    """True when stream-start `mode` gives frames before the first full context a (padded) decision."""
+    if mode not in STREAM_START_MODES:
+        raise ValueError(f"stream_start {mode!r} is not one of {', '.join(STREAM_START_MODES)}")
+    return mode != "wait"
+
+
 def stream_start_windows(frames: np.ndarray, context: int, mode: str) -> np.ndarray:
     """Windows [k, context, V] float32 ending at frames 0..k-1 of a stream's first frames [T, V],
     k = min(T, context - 1), the past before frame 0 padded as `mode` says (module docstring)."""

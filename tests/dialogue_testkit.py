@@ -78,7 +78,7 @@ class Script:
         return t.turns, t.routines, t.feedback
 
 
-def learning() -> dict:
+def learning():
     from common.params import load_params
     from fleet.config import REPO_PARAMS
     from mining.failure_points import learning_params

@@ -64,30 +64,33 @@ class WindowIndex:
 
 
 def stream_start_rows(curated_dir: str | Path, context: int, stride: int, frontend_cfg=None) -> pl.DataFrame:
-    """Stream-start windows of a curated batch (window_id, capture_id, end_row, end_frame, t_end_s):
-    for every capture read from pcm/*.wav (a clip is a stream of its own, as evaluation runs it), the
-    ends runtime.windows.stream_start_ends gives. Not in windows.parquet: only the label stages and
+    """Stream-start windows of a curated batch (window_id, capture_id, end_row, end_frame, and t_end_s
+    when frontend_cfg, a runtime.frontend.FrontendConfig, gives the frame times): for every capture read
+    from pcm/*.wav (a clip is a stream of its own, as evaluation runs it), the ends
+    runtime.windows.stream_start_ends gives. Not in windows.parquet: only the label stages and
     training, which pad them (gather_windows), use them."""
-    from runtime.frontend import FrontendConfig, frame_end_times
+    from runtime.frontend import frame_end_times
     from runtime.windows import stream_start_ends
 
-    fe = frontend_cfg or FrontendConfig()
     captures = pl.read_parquet(
         Path(curated_dir) / "captures.parquet", columns=["capture_id", "file", "n_frames", "frame_offset"]
     )
-    rows: dict[str, list] = {"window_id": [], "capture_id": [], "end_row": [], "end_frame": [], "t_end_s": []}
+    timed = frontend_cfg is not None
+    rows: dict[str, list] = {"window_id": [], "capture_id": [], "end_row": [], "end_frame": []}
+    rows |= {"t_end_s": []} if timed else {}
     for cid, _file, n_frames, offset in captures.filter(pl.col("file").str.ends_with(".wav")).iter_rows():
         ends = stream_start_ends(int(n_frames), context, stride)
-        times = frame_end_times(int(n_frames), fe)
+        times = frame_end_times(int(n_frames), frontend_cfg) if timed else None
         for e in ends.tolist():
             rows["window_id"].append(f"{cid}:{e}")
             rows["capture_id"].append(cid)
             rows["end_row"].append(int(offset) + e)
             rows["end_frame"].append(e)
-            rows["t_end_s"].append(float(times[e]))
+            if timed:
+                rows["t_end_s"].append(float(times[e]))
     schema = {"window_id": pl.String, "capture_id": pl.String, "end_row": pl.Int64, "end_frame": pl.Int64,
               "t_end_s": pl.Float64}  # fmt: skip
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema={k: schema[k] for k in rows})
 
 
 def load_window_index(
@@ -109,7 +112,7 @@ def load_window_index(
         windows = pl.scan_parquet(windows_path).select("window_id", "capture_id", "end_row", "end_frame")
         starts = stream_start != "wait"
         if starts:
-            extra = stream_start_rows(curated, context_frames, stride).drop("t_end_s")
+            extra = stream_start_rows(curated, context_frames, stride)
             windows = pl.concat([windows, extra.lazy().cast(dict(windows.collect_schema()))])
         # one label per window: a window labelled twice (paid + weak) keeps its most confident label
         table_columns = pl.scan_parquet(batch.labels_path).collect_schema().names()

@@ -306,16 +306,8 @@ def _configs(frontend_cfg, detector_cfg):
     from runtime.frontend import FrontendConfig
 
     fe = frontend_cfg if isinstance(frontend_cfg, FrontendConfig) else FrontendConfig.from_dict(frontend_cfg)
-    det = detector_cfg if isinstance(detector_cfg, DetectorConfig) else detector_config(detector_cfg)
+    det = detector_cfg if isinstance(detector_cfg, DetectorConfig) else DetectorConfig.from_json(detector_cfg)
     return fe, det
-
-
-def detector_config(d: dict):
-    """The runtime.detector.DetectorConfig of a detector.json: a bundle's carries the rare-event
-    trigger's threshold too (it belongs to payload/rare_event.onnx, not to the state machine)."""
-    from runtime.detector import DetectorConfig
-
-    return DetectorConfig.from_dict({k: v for k, v in d.items() if k != "rare_event_threshold"})
 
 
 class PipelineRun:
@@ -510,7 +502,8 @@ class CfarRun:
 
 
 def cfar_config(frontend_cfg, cfar_cfg):
-    """runtime.cfar.CfarConfig: as given, or the front-end's hop and axis with a `runtime.cfar` dict."""
+    """runtime.cfar.CfarConfig: as given, or the front-end's hop and axis with a (whole) `runtime.cfar`
+    section."""
     from runtime import cfar
     from runtime.frontend import FrontendConfig
 
@@ -522,7 +515,7 @@ def cfar_config(frontend_cfg, cfar_cfg):
         "n_velocity_bins": fe.n_velocity_bins,
         "v_axis_max_mps": fe.v_max_mps,
     }
-    return fe, cfar.CfarConfig.from_dict({**derived, **(cfar_cfg or {})})
+    return fe, cfar.CfarConfig.from_dict({**derived, **cfar_cfg})
 
 
 def evaluate_cfar_rows(

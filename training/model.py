@@ -27,10 +27,13 @@ from runtime.labels import N_CLASSES
 
 @dataclass(frozen=True)
 class ModelConfig:
-    context_frames: int = 32
-    n_velocity_bins: int = 48
-    channels: int = 32
-    embedding_dim: int = 32
+    """Built from params.yaml (from_params) or a checkpoint's model config: the fields every checkpoint
+    has carried are required; the defaults are the behaviour of checkpoints written before the key."""
+
+    context_frames: int
+    n_velocity_bins: int
+    channels: int
+    embedding_dim: int
     n_classes: int = N_CLASSES
     # "global" is the default so checkpoints written before the option existed load as they were trained
     head: str = "global"

@@ -26,10 +26,10 @@ def windows_to_label(curated_dir: Path, params: dict):
     are streams of their own when detector.stream_start decides there (training.datamodule pads them)."""
     import polars as pl
 
-    windows = pl.read_parquet(curated_dir / "windows.parquet")
-    from runtime.detector import DetectorConfig
+    from runtime.windows import decides_from_stream_start
 
-    if not DetectorConfig.from_params(params).decides_from_stream_start:
+    windows = pl.read_parquet(curated_dir / "windows.parquet")
+    if not decides_from_stream_start(params["detector"]["stream_start"]):
         return windows
     from runtime.frontend import FrontendConfig
     from training.datamodule import stream_start_rows

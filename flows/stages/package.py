@@ -29,7 +29,7 @@ def release_decision(params: dict, paths: Paths) -> tuple[dict, dict]:
     int8 evaluation on the eval batch)."""
     from deploy.release_gate import ReleaseRules, decide_release
 
-    rules = ReleaseRules.from_dict(params["package"].get("release"))
+    rules = ReleaseRules.from_dict(params["package"]["release"])
     evidence = {m: _release_evidence(paths, m) for m in ("retrained", "seed")}
     decision = decide_release(evidence["retrained"], evidence["seed"], rules)
     return decision, evidence[decision["shipped"]].evaluation

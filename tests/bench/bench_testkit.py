@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from config_testkit import detector_config, frontend_config
 
 from common.params import load_params
 from runtime.mbdp import bundle_tuning
@@ -18,21 +19,16 @@ def classifier(logit_bias: list[float]) -> bytes:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
     from runtime_tiny_onnx import build_linear_model
 
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
-
-    d, context = FrontendConfig().n_velocity_bins, DetectorConfig().context_frames
+    d, context = frontend_config().n_velocity_bins, detector_config().context_frames
     return build_linear_model(context, d, np.zeros((d, 3), np.float32), np.asarray(logit_bias, np.float32))
 
 
 def small_params(tmp_path, logit_bias) -> dict:
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
 
     root = tmp_path / "bundle"
     (root / "payload").mkdir(parents=True)
-    (root / "payload" / "frontend.json").write_text(json.dumps(FrontendConfig().to_dict()))
-    (root / "payload" / "detector.json").write_text(json.dumps(DetectorConfig().to_dict()))
+    (root / "payload" / "frontend.json").write_text(json.dumps(frontend_config().to_dict()))
+    (root / "payload" / "detector.json").write_text(json.dumps(detector_config().to_dict()))
     (root / "payload" / "model_int8.onnx").write_bytes(classifier(logit_bias))
     (root / "payload" / "mbdp.json").write_text(json.dumps(bundle_tuning("speaker4")))
     p = copy.deepcopy(load_params())

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from config_testkit import detector_config
 
 from bench.runtime import _episodes, _outcome, active_segments, latency_stats, observed_frames
-from runtime.detector import DetectorConfig, run_detector
+from runtime.detector import run_detector
 from runtime.labels import MAJOR
 from training.metrics import TOLERANCE_S, occupancy_metrics
 
@@ -61,8 +62,8 @@ def test_active_segments_pad_merge_and_clip_to_the_day() -> None:
 
 
 def test_observed_frames_drop_emission_off_and_warm_up_like_the_detector() -> None:
-    cfg = DetectorConfig(duty_cycling=True, confirm_s=1.0, emission_off_s=0.5, hold_s=0.2, frame_hop_s=0.1,
-                         context_frames=3)  # fmt: skip
+    cfg = detector_config(duty_cycling=True, confirm_s=1.0, emission_off_s=0.5, hold_s=0.2, frame_hop_s=0.1,
+                          context_frames=3)  # fmt: skip
     probs = np.zeros((40, 3), np.float32)
     probs[:, 0] = 1.0
     probs[:10] = 0.0
@@ -75,7 +76,7 @@ def test_observed_frames_drop_emission_off_and_warm_up_like_the_detector() -> No
 
 
 def test_duty_cycled_detector_switches_emission_off_for_emission_off_s_after_confirmation() -> None:
-    cfg = DetectorConfig(duty_cycling=True, emission_off_s=30.0, confirm_s=2.0, frame_hop_s=HOP)
+    cfg = detector_config(duty_cycling=True, emission_off_s=30.0, confirm_s=2.0, frame_hop_s=HOP)
     probs = np.zeros((2000, 3), np.float32)
     probs[:, MAJOR] = 1.0  # someone moving all along
     trace = run_detector(probs, cfg)
@@ -85,7 +86,7 @@ def test_duty_cycled_detector_switches_emission_off_for_emission_off_s_after_con
     assert not trace.emission_on[first_off : first_off + off].any()
     assert trace.emission_on[first_off + off]
     assert trace.present[first_off : first_off + off].all()  # held while emission is off
-    always = run_detector(probs, DetectorConfig(duty_cycling=False, emission_off_s=30.0, frame_hop_s=HOP))
+    always = run_detector(probs, detector_config(duty_cycling=False, emission_off_s=30.0, frame_hop_s=HOP))
     assert always.emission_on.all()
 
 

@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+from config_testkit import calibration_config, detector_config, frontend_config
 
 N_CONTEXT, N_VELOCITY, N_EMBED = 32, 48, 4
 QUANT_SCALE, QUANT_ZERO_POINT = 0.05, 0
@@ -138,7 +139,7 @@ def payload_files(seed: int = 0, corrupt_vectors: bool = False, mbdp: dict | Non
         "frontend.json": json.dumps({"n_velocity_bins": N_VELOCITY}).encode(),
         "detector.json": json.dumps({"strict_threshold": 0.8}).encode(),
         **mbdp_files(mbdp),
-        "calibration.json": json.dumps({"drift_db": 2.0, "target_snr_db": 80.0}).encode(),  # calibration cfg
+        "calibration.json": json.dumps(calibration_config().to_dict()).encode(),  # params.yaml's
         "c/model_int8.h": b"/* header */\n",
     }
 
@@ -147,13 +148,11 @@ def detector_payload(
     detector: dict | None = None, constant_logits: tuple = (6.0, 0.0, 0.0)
 ) -> dict[str, bytes]:
     """A payload the simulator can run: a constant model, default front-end, the given detector config."""
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
 
     model = tiny_model_bytes(constant_logits=list(constant_logits))
     payload = payload_files()
     payload["model_int8.onnx"] = model
     payload["test_vectors.npz"] = self_test_vectors_bytes(model)
-    payload["frontend.json"] = json.dumps(FrontendConfig().to_dict()).encode()
-    payload["detector.json"] = json.dumps({**DetectorConfig().to_dict(), **(detector or {})}).encode()
+    payload["frontend.json"] = json.dumps(frontend_config().to_dict()).encode()
+    payload["detector.json"] = json.dumps({**detector_config().to_dict(), **(detector or {})}).encode()
     return payload

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from config_testkit import calibration_config
 
 from deploy.device_calibration import (
     RECORD_FILE,
@@ -15,13 +16,9 @@ from deploy.device_calibration import (
     load_record,
 )
 from fleet.calibration_hal import SimulatedCalibrationHal, UnitAcoustics
-from runtime.calibration import CalibrationConfig
 
-CFG = CalibrationConfig(
-    sweep_s=0.1,
-    silent_s=0.1,
-    candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000)),
-    target_snr_db=80.0,
+CFG = calibration_config(
+    sweep_s=0.1, silent_s=0.1, candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000))
 )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from config_testkit import model_config
 
 from deploy.firmware_c import UnsupportedModelError, _quantize_multiplier, extract_program
 from deploy.firmware_c_emit import compile_c, firmware_payload, pack_test_vectors, run_selftest
@@ -26,13 +27,13 @@ def _random_int8_model(tmp: Path, head: str, in_channels: int = 1) -> tuple[Path
     from training_testkit import TINY_PARAMS
 
     from training.export import export_onnx
-    from training.model import ModelConfig, build_model, save_checkpoint
+    from training.model import build_model, save_checkpoint
     from training.quantize import quantize_int8
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = ModelConfig(channels=8, embedding_dim=8, head=head, in_channels=in_channels)
+    cfg = model_config(channels=8, embedding_dim=8, head=head, in_channels=in_channels)
     model = build_model(cfg)
     model.set_normalisation(rng.normal(-50, 3, cfg.input_width), rng.uniform(4, 8, cfg.input_width))
     with torch.no_grad():

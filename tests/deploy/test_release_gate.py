@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from config_testkit import repo_params
 
 from deploy.release_gate import ModelEvidence, ReleaseGateError, ReleaseRules, decide_release
 
-RULES = ReleaseRules(max_recall_drop=0.02, max_fa_ratio=1.0)
+SECTION = repo_params()["package"]["release"]  # max_recall_drop 0.02, ratios 1.0
+RULES = ReleaseRules.from_dict(SECTION)
 
 
 def evidence(name, fa=30.0, major=0.97, absences=0.5, int8_passed=True) -> ModelEvidence:
@@ -52,7 +56,7 @@ def test_recall_exactly_at_the_floor_passes():
 def test_more_false_alarms_keep_the_incumbent_and_the_ratio_relaxes_it():
     cand, inc = evidence("retrained", fa=33.0), evidence("seed", fa=30.0)
     assert decide_release(cand, inc, RULES)["shipped"] == "seed"
-    assert decide_release(cand, inc, ReleaseRules(max_fa_ratio=1.2))["shipped"] == "retrained"
+    assert decide_release(cand, inc, dataclasses.replace(RULES, max_fa_ratio=1.2))["shipped"] == "retrained"
 
 
 def test_failed_int8_gate_never_ships():
@@ -76,7 +80,7 @@ def test_more_false_absences_keep_the_incumbent():
 
 
 def test_disabled_gate_ships_the_candidate_unless_its_int8_failed():
-    off = ReleaseRules(enabled=False)
+    off = dataclasses.replace(RULES, enabled=False)
     assert decide_release(evidence("retrained", major=0.5), evidence("seed"), off)["shipped"] == "retrained"
     with pytest.raises(ReleaseGateError, match="int8 gate failed"):
         decide_release(evidence("retrained", int8_passed=False), evidence("seed"), off)
@@ -92,9 +96,11 @@ def test_disabled_gate_ships_the_candidate_unless_its_int8_failed():
 )
 def test_bad_rules_are_refused(raw, message):
     with pytest.raises(ValueError, match=message):
-        ReleaseRules.from_dict(raw)
+        ReleaseRules.from_dict({**SECTION, **raw})
 
 
-def test_rules_from_params_defaults():
-    assert ReleaseRules.from_dict(None) == ReleaseRules()
-    assert ReleaseRules.from_dict({"enabled": False}).enabled is False
+def test_rules_come_whole_from_params():
+    assert (RULES.enabled, RULES.max_recall_drop, RULES.max_fa_ratio) == (True, 0.02, 1.0)
+    assert ReleaseRules.from_dict({**SECTION, "enabled": False}).enabled is False
+    with pytest.raises(ValueError, match=r"package\.release: missing key 'max_false_absence_ratio'"):
+        ReleaseRules.from_dict({k: v for k, v in SECTION.items() if k != "max_false_absence_ratio"})

@@ -5,6 +5,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from config_testkit import detector_config, frontend_config
 
 from fleet.config import sim_section
 from fleet.simulate import simulate_batch
@@ -41,10 +42,8 @@ def linear_model(in_shape: list, out_dim: int, bias: list, reduce: bool) -> byte
 
 @pytest.fixture
 def bundle(tmp_path):
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
 
-    fe, det = FrontendConfig(), DetectorConfig()
+    fe, det = frontend_config(), detector_config()
     root = tmp_path / "bundle"
     (root / "payload").mkdir(parents=True)
     (root / "manifest.json").write_text(json.dumps({"version": "9.9.9-test"}))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from config_testkit import detector_config, frontend_config
 from test_batch import digest
 
 from fleet.config import sim_section
@@ -160,13 +161,11 @@ def never_fires() -> bytes:
 
 
 def make_bundle(root, mbdp_json: str | None):
-    from runtime.detector import DetectorConfig
-    from runtime.frontend import FrontendConfig
 
     (root / "payload").mkdir(parents=True)
     (root / "manifest.json").write_text(json.dumps({"version": "9.9.9-test"}))
-    (root / "payload" / "frontend.json").write_text(json.dumps(FrontendConfig().to_dict()))
-    (root / "payload" / "detector.json").write_text(json.dumps(DetectorConfig().to_dict()))
+    (root / "payload" / "frontend.json").write_text(json.dumps(frontend_config().to_dict()))
+    (root / "payload" / "detector.json").write_text(json.dumps(detector_config().to_dict()))
     (root / "payload" / "model_int8.onnx").write_bytes(never_fires())
     if mbdp_json is not None:
         (root / "payload" / "mbdp.json").write_text(mbdp_json)

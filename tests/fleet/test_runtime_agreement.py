@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from config_testkit import frontend_config
 
 from fleet.devices import make_device
 from fleet.events import make_event
@@ -23,7 +24,7 @@ def unit(carrier):
 @pytest.mark.parametrize("v", [-1.2, 0.6, 1.5])
 def test_target_lands_on_its_radial_velocity_bin(carrier, v):
     dev, room = unit(carrier)
-    cfg = frontend.FrontendConfig(speed_of_sound_mps=room.c)
+    cfg = frontend_config(speed_of_sound_mps=room.c)
     scene = DeviceScene(dev, room, [], FS, 1)
     n = 4000
     t = np.arange(n) / FS
@@ -42,7 +43,7 @@ def test_canceller_removes_music_distortion():
     loud = DeviceScene(dev, room, [music], FS, 2)
     band = {}
     for canceller in (False, True):
-        cfg = frontend.FrontendConfig(canceller=canceller)
+        cfg = frontend_config(canceller=canceller)
         for name, scene in (("music", loud), ("quiet", quiet)):
             feats = frontend.extract_features(scene.render(1, 10000), FS, 40000.0, cfg)
             band[name, canceller] = 10 * np.log10(np.mean(10 ** (feats[20:] / 10)))

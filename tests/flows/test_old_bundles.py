@@ -54,9 +54,10 @@ def test_the_device_agent_installs_an_old_bundle(old_bundle, tmp_path) -> None:
 def test_the_evaluation_and_the_simulated_units_run_an_old_bundle(old_bundle, tmp_path) -> None:
     from common.params import load_params
     from fleet.simulate import simulate_batch
+    from runtime.detector import DetectorConfig
     from runtime.frontend import FrontendConfig
     from runtime.pipeline import DevicePipeline
-    from training.evaluate import detector_config, evaluate_bundle_rows, read_bundle_payload
+    from training.evaluate import evaluate_bundle_rows, read_bundle_payload
 
     bundle, _ = old_bundle
     params = load_params()
@@ -70,7 +71,9 @@ def test_the_evaluation_and_the_simulated_units_run_an_old_bundle(old_bundle, tm
     model, frontend, detector = read_bundle_payload(bundle)
     assert FrontendConfig.from_dict(frontend).frame_width == 48
     iq = np.load(raw / json.loads((raw / "captures.jsonl").read_text().splitlines()[0])["file"])
-    decisions = DevicePipeline(model, frontend, detector_config(detector)).run_capture(iq, 2000.0, 40000.0)
+    decisions = DevicePipeline(model, frontend, DetectorConfig.from_json(detector)).run_capture(
+        iq, 2000.0, 40000.0
+    )
     assert decisions.probs.shape[1] == 3 and np.isfinite(decisions.probs).all()
     # field units that run the old bundle decide their uploads with it
     field = simulate_batch(

@@ -27,7 +27,7 @@ def test_session_truth_is_the_earliest_real_failure_and_scores_count_it():
         {"event_ids": [c, d], "failure_point": "correct"},
     ]
     turns, routines, feedback = s.tables()
-    events = session_events(turns, routines, feedback, learning()["session_gap_s"])
+    events = session_events(turns, routines, feedback, learning().session_gap_s)
     sid = dict(zip(events["event_id"], events["session_id"], strict=True))
     got = session_truth(events, truth)
     assert got == {sid[a]: "false_wake", sid[c]: "correct"}

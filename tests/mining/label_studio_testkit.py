@@ -6,12 +6,13 @@ import copy
 from pathlib import Path
 
 import polars as pl
+from config_testkit import repo_params
 
 from mining.config import LabelStudioConfig
 from runtime.frontend import FrontendConfig
 
 LS_PARAMS = {
-    "frontend": {"hop": 64, "baseband_fs_hz": 2000.0, "v_max_mps": 2.5, "n_velocity_bins": 16},
+    "frontend": {**repo_params()["frontend"], "n_velocity_bins": 16},
     "ingest": {"context_frames": 8, "window_stride": 4},
     "mining": {"label_studio": {"image_px": [96, 64], "dpi": 32}},
 }

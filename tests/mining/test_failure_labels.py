@@ -14,9 +14,7 @@ def curated(tmp_path, script: Script):
     turns, routines, feedback = script.tables()
     d = tmp_path / "curated"
     d.mkdir()
-    session_events(turns, routines, feedback, cfg["session_gap_s"]).write_parquet(
-        d / "session_events.parquet"
-    )
+    session_events(turns, routines, feedback, cfg.session_gap_s).write_parquet(d / "session_events.parquet")
     turns.write_parquet(d / "dialogue.parquet")
     routines.write_parquet(d / "routines.parquet")
     feedback.write_parquet(d / "feedback.parquet")
@@ -45,7 +43,7 @@ def test_presence_failure_points_label_windows(tmp_path):
     assert len(by_source["weak:presence_missed"]) == 131  # the routine at 2000 - 120 s .. the request at 2010
     false_trigger = labels.filter(pl.col("source") == "weak:presence_false_trigger")
     assert set(false_trigger["label"]) == {0}
-    assert set(false_trigger["confidence"]) == {cfg["weak_label_confidence"]["presence_false_trigger"]}
+    assert set(false_trigger["confidence"]) == {cfg.weak_label_confidence["presence_false_trigger"]}
     assert set(labels.filter(pl.col("source") == "weak:presence_missed")["label"]) == {1}
 
     table = weak_label_table(d, "field", 0.7, cfg)

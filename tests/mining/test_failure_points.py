@@ -20,7 +20,7 @@ def isolated(script: Script) -> dict[str, str]:
     """evidence event id → isolated failure point (one session each in these scripts)."""
     cfg = learning()
     turns, routines, feedback = script.tables()
-    events = session_events(turns, routines, feedback, cfg["session_gap_s"])
+    events = session_events(turns, routines, feedback, cfg.session_gap_s)
     table = isolate(events, turns, routines, feedback, cfg)
     return dict(zip(table["evidence_event_id"], table["failure_point"], strict=True))
 
@@ -89,3 +89,17 @@ def test_scores_from_a_confusion_matrix():
     assert overall_accuracy(m) == pytest.approx(0.75)
     with pytest.raises(KeyError):
         confusion_matrix(["not-a-class"], ["asr"])
+
+
+def test_learning_config_takes_the_session_gap_and_refuses_unknown_keys():
+    from common.params import load_params
+    from fleet.config import REPO_PARAMS
+    from mining.failure_points import learning_params
+
+    params = load_params(REPO_PARAMS)
+    cfg = learning_params(params)
+    assert cfg.session_gap_s == params["ingest"]["sessions"]["gap_s"]
+    assert cfg.error_responses == tuple(params["mining"]["self_learning"]["error_responses"])
+    params["mining"]["self_learning"]["asr_treshold"] = 0.5
+    with pytest.raises(ValueError, match=r"mining\.self_learning: unknown key 'asr_treshold'"):
+        learning_params(params)

@@ -57,7 +57,7 @@ def test_request_paths_from_logs_and_win_loss():
     s.turn("d0", 1000, "turn of the flights", asr=0.5, response="Sorry, I didn't get that.")  # gave up
     cfg = learning()
     turns, routines, feedback = s.tables()
-    paths = request_paths(session_events(turns, routines, feedback, cfg["session_gap_s"]), turns, cfg)
+    paths = request_paths(session_events(turns, routines, feedback, cfg.session_gap_s), turns, cfg)
     assert sorted(paths) == sorted(
         [(["turn of the flights", "switch the lights off"], "success")] * 3
         + [(["turn of the flights"], "abandon")]

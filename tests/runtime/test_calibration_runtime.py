@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from config_testkit import calibration_config
 
 from deploy.device_calibration import load_record, save_record
 from fleet.calibration_hal import UnitAcoustics, record
@@ -20,11 +21,12 @@ from runtime.calibration import (
     exponential_sweep,
 )
 
-CFG = CalibrationConfig(
+CFG = calibration_config(
     sweep_s=0.1,
     silent_s=0.1,
     candidates_hz=tuple(float(f) for f in range(34000, 46001, 1000)),
     target_snr_db=80.0,
+    detection=None,
 )
 FS = CFG.fs_hz
 SIGMA = 1e-5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from config_testkit import frontend_config
 
 from runtime.canceller import DirectPathCanceller, bin_powers, complement_basis, power_sum, signature
 from runtime.clutter import ClutterFilter
@@ -34,16 +35,16 @@ def _scene(echo_angle_deg: float, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _level_db(features: np.ndarray, v_mps: float) -> float:
-    column = int(np.argmin(np.abs(velocity_axis(FrontendConfig()) - v_mps)))
+    column = int(np.argmin(np.abs(velocity_axis(frontend_config()) - v_mps)))
     return float(10 * np.log10(np.mean(10 ** (features[20:, column] / 10))))
 
 
 def test_gate_projects_distortion_bins_and_passes_an_echo_the_plain_projection_loses() -> None:
     parts = _scene(90.0)  # 90 deg: |u^H a|^2 about 0.8 on this array, the plain projection loses ~7 dB
     iq = sum(parts.values())
-    off = extract_features(iq, FS, F0, FrontendConfig(canceller=False))
-    gated = extract_features(iq, FS, F0, FrontendConfig())
-    plain = extract_features(iq, FS, F0, FrontendConfig(canceller_gate_db=-300.0))
+    off = extract_features(iq, FS, F0, frontend_config(canceller=False))
+    gated = extract_features(iq, FS, F0, frontend_config())
+    plain = extract_features(iq, FS, F0, frontend_config(canceller_gate_db=-300.0))
     for cancelled in (gated, plain):
         assert _level_db(off, -0.75) - _level_db(cancelled, -0.75) >= 30.0  # distortion bin projected
     assert abs(_level_db(off, 1.0) - _level_db(gated, 1.0)) <= 0.5  # echo bin passes whole
@@ -66,10 +67,12 @@ def test_gate_and_describe_by_microphone_count() -> None:
     np.testing.assert_allclose(DirectPathCanceller(2, gate_db=10.0).combine(p_perp, p_along), [[1.0, 1.0]])
     np.testing.assert_allclose(DirectPathCanceller(1).combine(p_perp, p_along), [[6.0, 21.0]])
     iq = sum(_scene(60.0).values())[:1]
-    assert FrontendConfig.from_dict(FrontendConfig().to_dict()).canceller_gate_db == 10.0
+    assert FrontendConfig.from_dict(frontend_config().to_dict()).canceller_gate_db == 10.0
+    older = {k: v for k, v in frontend_config().to_dict().items() if k != "canceller_gate_db"}
+    assert not DirectPathCanceller(4, gate_db=FrontendConfig.from_dict(older).canceller_gate_db).gated
     np.testing.assert_allclose(  # one mic: identical features whatever the canceller settings
-        extract_features(iq, FS, F0, FrontendConfig()),
-        extract_features(iq, FS, F0, FrontendConfig(canceller=False)),
+        extract_features(iq, FS, F0, frontend_config()),
+        extract_features(iq, FS, F0, frontend_config(canceller=False)),
     )
 
 

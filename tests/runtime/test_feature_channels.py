@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from config_testkit import frontend_config
 
 from runtime.feature_channels import (
     DIRECT_FLOOR_DB,
@@ -18,7 +19,7 @@ from runtime.frontend import FrontendConfig, StreamingFrontend, extract_features
 
 FS, CARRIER, C = 2000.0, 40000.0, 343.0
 ALL = ("power", "direct", "recent", "background")
-BASE = FrontendConfig(level_reference="carrier", recent_tau_s=4.0, background_tau_s=60.0)
+BASE = frontend_config(level_reference="carrier", recent_tau_s=4.0, background_tau_s=60.0)
 
 
 def _cfg(*channels: str) -> FrontendConfig:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from config_testkit import detector_config
 
-from runtime.detector import Detector, DetectorConfig, run_detector
+from runtime.detector import RARE_EVENT_THRESHOLD_KEY, Detector, DetectorConfig, run_detector
 
 HOP = 0.1  # 10 frames per second keeps the arithmetic readable
 NONE_P = (1.0, 0.0, 0.0)
@@ -25,8 +26,9 @@ def _cfg(**kw: object) -> DetectorConfig:
         duty_cycling=False,
         frame_hop_s=HOP,
         context_frames=1,
+        lenient_reentry=True,
     )
-    return DetectorConfig(**{**base, **kw})
+    return detector_config(**{**base, **kw})
 
 
 def _probs(*runs: tuple[tuple[float, float, float], int]) -> np.ndarray:
@@ -110,6 +112,15 @@ def test_streaming_step_equals_run_detector_and_config_round_trip() -> None:
     assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError):
         DetectorConfig.from_dict({"strict_threshold": 0.8, "bogus": 1})
+    with pytest.raises(ValueError, match="missing key 'hold_s'"):  # no code default copies params.yaml
+        DetectorConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "hold_s"})
+
+
+def test_a_bundles_detector_json_drops_the_rare_event_threshold_and_nothing_else() -> None:
+    cfg = _cfg()
+    assert DetectorConfig.from_json({**cfg.to_dict(), RARE_EVENT_THRESHOLD_KEY: 0.7}) == cfg
+    with pytest.raises(ValueError, match="unknown key 'bogus'"):
+        DetectorConfig.from_json({**cfg.to_dict(), "bogus": 1})
     with pytest.raises(ValueError):
         run_detector(np.zeros((4, 2)), cfg)
 
@@ -142,7 +153,7 @@ def test_vectorised_state_machine_equals_the_streaming_one_on_random_probs() -> 
         n = int(rng.integers(1, 2500))
         raw = np.repeat(rng.random((n // 5 + 1, 3)) ** rng.uniform(0.3, 3), 5, axis=0)[:n]
         probs = (raw / raw.sum(1, keepdims=True)).astype(np.float32)
-        cfg = DetectorConfig(
+        cfg = detector_config(
             strict_threshold=float(rng.uniform(0.2, 0.9)),
             lenient_threshold=float(rng.uniform(0.1, 0.6)),
             occupied_window_s=float(rng.uniform(0, 5)),
@@ -162,9 +173,11 @@ def test_without_lenient_reentry_only_a_strict_positive_starts_presence() -> Non
     probs[5] = (0.0, 0.0, 1.0)  # strict positive: presence starts
     probs[6:20] = (0.2, 0.8, 0.0)  # lenient positives hold it
     probs[40:45] = (0.2, 0.8, 0.0)  # after a lapse: lenient alone
-    base = DetectorConfig(hold_s=0.5, occupied_window_s=10.0, frame_hop_s=hop, context_frames=1)
+    base = detector_config(
+        hold_s=0.5, occupied_window_s=10.0, frame_hop_s=hop, context_frames=1, lenient_reentry=True
+    )
     reenter = run_detector(probs, base)
-    hold_only = run_detector(probs, DetectorConfig(**{**base.to_dict(), "lenient_reentry": False}))
+    hold_only = run_detector(probs, detector_config(**{**base.to_dict(), "lenient_reentry": False}))
     assert reenter.present[5:25].all() and hold_only.present[5:25].all()  # held through the minor motion
     assert reenter.present[40:45].all() and list(reenter.onset_strict) == [True, False]
     assert not hold_only.present[30:].any() and list(hold_only.onsets) == [5]

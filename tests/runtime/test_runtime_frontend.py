@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from config_testkit import frontend_config
 
 from runtime.frontend import (
     FrontendConfig,
@@ -13,7 +14,7 @@ from runtime.frontend import (
     velocity_axis,
 )
 
-CFG = FrontendConfig()
+CFG = frontend_config(level_reference="absolute")  # dB re a unit tone: the levels the tests check
 
 
 def _tone(n_mics: int, n: int, freq_hz: float, fs: float, amp: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -107,7 +108,7 @@ def test_config_round_trip_and_validation() -> None:
     with pytest.raises(ValueError):
         FrontendConfig.from_dict({**CFG.to_dict(), "typo": 1})
     with pytest.raises(ValueError):
-        FrontendConfig(hop=100)  # 50 ms hop
+        frontend_config(hop=100)  # 50 ms hop
     with pytest.raises(ValueError):
         StreamingFrontend(CFG, 1000.0, 40000.0, 1)  # below baseband rate
     with pytest.raises(ValueError):
@@ -160,8 +161,8 @@ def _walker_scene(gain: float, n_mics: int = 2, seed: int = 3) -> np.ndarray:
 def test_carrier_reference_removes_the_emission_level() -> None:
     # calibration moves the emission level by tens of dB between units: re the carrier the features
     # stay put, re a unit tone they move by the same dB (the noise is kept far above POWER_FLOOR)
-    carrier = FrontendConfig(level_reference="carrier")
-    absolute = FrontendConfig(level_reference="absolute")
+    carrier = frontend_config(level_reference="carrier")
+    absolute = frontend_config(level_reference="absolute")
     quiet, loud = _walker_scene(0.1), _walker_scene(1.0)
     rel = [extract_features(x, 2000.0, 40000.0, carrier)[20:] for x in (quiet, loud)]
     ab = [extract_features(x, 2000.0, 40000.0, absolute)[20:] for x in (quiet, loud)]
@@ -175,7 +176,7 @@ def test_carrier_reference_removes_the_emission_level() -> None:
 
 
 def test_carrier_reference_does_not_depend_on_the_number_of_mics() -> None:
-    carrier = FrontendConfig(level_reference="carrier")
+    carrier = frontend_config(level_reference="carrier")
     two = extract_features(_walker_scene(0.2, n_mics=2), 2000.0, 40000.0, carrier)[20:]
     four = extract_features(_walker_scene(0.2, n_mics=4), 2000.0, 40000.0, carrier)[20:]
     peak = int(np.argmax(two.mean(0)))
@@ -189,14 +190,15 @@ def test_carrier_reference_streams_like_batch_and_validates() -> None:
     iq = _walker_scene(0.3)
     diffs = {}
     for ref in ("carrier", "absolute"):
-        cfg = FrontendConfig(level_reference=ref)
+        cfg = frontend_config(level_reference=ref)
         batch = extract_features(iq, 2000.0, 40000.0, cfg)
         stream = StreamingFrontend(cfg, 2000.0, 40000.0, iq.shape[0])
         parts = [stream.process(iq[:, a:b]) for a, b in ((0, 777), (777, 3001), (3001, iq.shape[1]))]
         diffs[ref] = np.concatenate(parts) - batch
     np.testing.assert_allclose(diffs["carrier"], diffs["absolute"], atol=1e-3)
-    cfg = FrontendConfig(level_reference="carrier")
+    cfg = frontend_config(level_reference="carrier")
     assert FrontendConfig.from_dict(cfg.to_dict()) == cfg
-    assert FrontendConfig.from_dict({}).level_reference == "absolute"  # what older frontend.json meant
+    older = {k: v for k, v in cfg.to_dict().items() if k != "level_reference"}
+    assert FrontendConfig.from_dict(older).level_reference == "absolute"  # what older frontend.json meant
     with pytest.raises(ValueError, match="level_reference"):
-        FrontendConfig(level_reference="dbfs")
+        frontend_config(level_reference="dbfs")

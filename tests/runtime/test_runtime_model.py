@@ -6,16 +6,16 @@ import itertools
 
 import numpy as np
 import pytest
+from config_testkit import cfar_config, detector_config, frontend_config
 from runtime_tiny_onnx import build_linear_model
 
 from runtime.cfar import CfarConfig, run_cfar
 from runtime.classifier import OnnxClassifier
-from runtime.detector import DetectorConfig
-from runtime.frontend import FrontendConfig, extract_features
+from runtime.frontend import extract_features
 from runtime.pipeline import DevicePipeline
 from runtime.synthetic import ArrayGeometry, static_channel, walker_echo
 
-FE = FrontendConfig()
+FE = frontend_config()
 V = FE.n_velocity_bins
 
 
@@ -59,7 +59,7 @@ def _scene(walker: bool, seed: int) -> np.ndarray:
 
 def test_device_pipeline_detects_walk_in_and_respects_context() -> None:
     context = 8
-    det = DetectorConfig(context_frames=context, frame_hop_s=FE.hop / FE.baseband_fs_hz, hold_s=0.5)
+    det = detector_config(context_frames=context, frame_hop_s=FE.hop / FE.baseband_fs_hz, hold_s=0.5)
     pipeline = DevicePipeline(_motion_model(context), FE, det)
     decisions = pipeline.run_capture(_scene(True, 1), 2000.0, 40000.0)
     n_frames = len(decisions.times_s)
@@ -72,11 +72,11 @@ def test_device_pipeline_detects_walk_in_and_respects_context() -> None:
     assert len(decisions.onset_times_s) == 1 and walk_in_s <= decisions.onset_times_s[0] < walk_in_s + 0.5
     assert pipeline.describe(2000.0, 40000.0, 1)["canceller"] == "bypassed: single microphone"
     with pytest.raises(ValueError):
-        DevicePipeline(_motion_model(context), FE, DetectorConfig(context_frames=16))
+        DevicePipeline(_motion_model(context), FE, detector_config(context_frames=16))
 
 
 def test_cfar_fires_on_walker_band_and_not_on_noise() -> None:
-    cfg = CfarConfig(train_frames=32, guard_frames=2, threshold_db=6.0, hold_s=0.5)
+    cfg = cfar_config(train_frames=32, guard_frames=2, threshold_db=6.0, hold_s=0.5)
     quiet = extract_features(_scene(False, 2), 2000.0, 40000.0, FE)
     assert run_cfar(quiet, cfg).mean() < 0.02
     walk = extract_features(_scene(True, 3), 2000.0, 40000.0, FE)
@@ -93,7 +93,7 @@ def test_pipeline_chunking_matches_single_pass(monkeypatch) -> None:
     import runtime.pipeline as pipeline_module
 
     context = 8
-    det = DetectorConfig(context_frames=context, frame_hop_s=FE.hop / FE.baseband_fs_hz, hold_s=0.5)
+    det = detector_config(context_frames=context, frame_hop_s=FE.hop / FE.baseband_fs_hz, hold_s=0.5)
     frames = extract_features(_scene(True, 5), 2000.0, 40000.0, FE)
     whole = DevicePipeline(_motion_model(context), FE, det).run_frames(frames)
     monkeypatch.setattr(pipeline_module, "WINDOW_CHUNK", 37)
@@ -112,8 +112,8 @@ def test_stream_fed_capture_by_capture_equals_one_long_capture() -> None:
     fs, f0 = 2000.0, 40000.0
     iq = np.concatenate([_scene(False, 1), _scene(True, 2)], axis=1)  # [4, 32000]
     n = iq.shape[1]
-    fe = FrontendConfig(level_reference="carrier")
-    pipeline = DevicePipeline(_motion_model(32), fe, DetectorConfig(context_frames=32))
+    fe = frontend_config(level_reference="carrier")
+    pipeline = DevicePipeline(_motion_model(32), fe, detector_config(context_frames=32))
     whole = pipeline.run_capture(iq, fs, f0)
     frontend, stream = StreamingFrontend(fe, fs, f0, 4), pipeline.stream()
     cuts = [0, 7, 1000, 1033, 9000, n]  # blocks shorter than a frame and than a context

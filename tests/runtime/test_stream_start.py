@@ -7,15 +7,15 @@ import itertools
 
 import numpy as np
 import pytest
+from config_testkit import detector_config, frontend_config
 from runtime_tiny_onnx import build_linear_model
 
 from runtime.demod import demodulate
 from runtime.detector import DetectorConfig
-from runtime.frontend import FrontendConfig
 from runtime.pipeline import DevicePipeline
 from runtime.windows import STREAM_START_MODES, stream_start_windows
 
-FE = FrontendConfig()
+FE = frontend_config()
 V = FE.n_velocity_bins
 
 
@@ -35,13 +35,13 @@ def test_stream_start_windows_pad_the_missing_past() -> None:
 
 
 def test_detector_config_default_keeps_old_behaviour() -> None:
-    old = DetectorConfig().to_dict()
+    old = detector_config().to_dict()
     del old["stream_start"]  # a detector.json written before the option existed
     cfg = DetectorConfig.from_dict(old)
     assert cfg.stream_start == "wait" and cfg.no_decision_frames() == cfg.context_frames - 1
-    assert DetectorConfig(stream_start="pad_mirror").no_decision_frames() == 0
+    assert detector_config(stream_start="pad_mirror").no_decision_frames() == 0
     with pytest.raises(ValueError, match="stream_start"):
-        DetectorConfig(stream_start="guess")
+        detector_config(stream_start="guess")
     assert set(STREAM_START_MODES) >= {"wait", "pad_first", "pad_min", "pad_mirror"}
 
 
@@ -55,7 +55,7 @@ def _loud_model(context: int) -> bytes:
 @pytest.mark.parametrize("mode", ["pad_first", "pad_min", "pad_mirror"])
 def test_pipeline_decides_from_the_first_frame_and_streams_like_batch(mode) -> None:
     context = 8
-    det = DetectorConfig(
+    det = detector_config(
         context_frames=context, frame_hop_s=FE.hop / FE.baseband_fs_hz, hold_s=0.2, stream_start=mode
     )
     rng = np.random.default_rng(0)
@@ -64,7 +64,7 @@ def test_pipeline_decides_from_the_first_frame_and_streams_like_batch(mode) -> N
     pipeline = DevicePipeline(_loud_model(context), FE, det)
     whole = pipeline.run_frames(frames)
     assert whole.present[: context - 1].any() and not whole.present[0]  # decided inside the first context
-    waiting = DevicePipeline(_loud_model(context), FE, DetectorConfig(context_frames=context, hold_s=0.2))
+    waiting = DevicePipeline(_loud_model(context), FE, detector_config(context_frames=context, hold_s=0.2))
     assert not waiting.run_frames(frames).present[: context - 1].any()
     stream = pipeline.stream()
     cuts = [0, 1, 3, 9, 40]  # blocks inside the first context, and across it

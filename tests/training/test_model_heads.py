@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from config_testkit import model_config, repo_params
 
 from training.model import ModelConfig, build_model, fold_batchnorm
 
@@ -12,7 +13,7 @@ def _model(head: str, seed: int = 0):
     import torch
 
     torch.manual_seed(seed)
-    return build_model(ModelConfig(channels=8, embedding_dim=8, head=head)).eval()
+    return build_model(model_config(channels=8, embedding_dim=8, head=head)).eval()
 
 
 @pytest.mark.parametrize("head", ["global", "velocity"])
@@ -25,15 +26,15 @@ def test_heads_give_logits_and_embedding(head):
 
 
 def test_config_round_trip_default_and_validation():
-    cfg = ModelConfig(channels=8, embedding_dim=8, head="velocity")
+    cfg = model_config(channels=8, embedding_dim=8, head="velocity")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     # checkpoints written before the option existed carry no head: they were global
-    assert ModelConfig.from_dict({"channels": 8}).head == "global"
-    params = {"ingest": {"context_frames": 32}, "frontend": {"n_velocity_bins": 48}}
-    params["training"] = {"channels": 8, "embedding_dim": 8, "head": "velocity"}
+    assert ModelConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "head"}).head == "global"
+    params = repo_params()
+    params["training"].update({"channels": 8, "embedding_dim": 8, "head": "velocity"})
     assert ModelConfig.from_params(params).head == "velocity"
     with pytest.raises(ValueError, match="head"):
-        ModelConfig(head="attention")
+        model_config(head="attention")
 
 
 def test_velocity_head_folds_batchnorm_exactly():

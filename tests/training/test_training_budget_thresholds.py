@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from training_testkit import TINY_PARAMS
+from config_testkit import model_config
+from training_testkit import DETECTOR, TINY_PARAMS
 
 from training.budget import BudgetError, analyse_model, check_budget, load_profile
 from training.config import QuantizeConfig, TrainRun
@@ -137,10 +138,10 @@ def test_presence_net_meets_the_issue_aims(tmp_path, head):
     """The params.yaml-sized model: <= 1 M MAC per inference and <= 32 KB int8 weights."""
     import torch
 
-    from training.model import ModelConfig, build_model, fold_batchnorm
+    from training.model import build_model, fold_batchnorm
 
     torch.manual_seed(0)
-    model = fold_batchnorm(build_model(ModelConfig(channels=32, embedding_dim=32, head=head)))
+    model = fold_batchnorm(build_model(model_config(channels=32, embedding_dim=32, head=head)))
     path = tmp_path / "m.onnx"
     torch.onnx.export(
         model,
@@ -251,7 +252,7 @@ def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
         }
     ).write_parquet(tmp_path / "val_predictions.parquet")
     params = {
-        "frontend": {"hop": 64, "baseband_fs_hz": 2000.0, "n_velocity_bins": 48},
+        "frontend": TINY_PARAMS["frontend"],
         "ingest": {"window_stride": 8, "context_frames": 32},
         "training": {
             **TINY_PARAMS["training"],
@@ -262,7 +263,7 @@ def test_false_alarm_rate_comes_from_time_uniform_windows(tmp_path):
             "lenient_minor_recall": None,
             "threshold_sources": [],  # every validation window counts
         },
-        "detector": {},
+        "detector": DETECTOR,
     }
     everything, _ = thresholds_from_run(tmp_path, TrainRun.from_params(params))
     params["training"]["threshold_sources"] = ["lab"]

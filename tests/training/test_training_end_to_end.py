@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from training_testkit import TINY_PARAMS, curate_with_truth_labels, write_walker_batch
+from training_testkit import DETECTOR, TINY_PARAMS, curate_with_truth_labels, write_walker_batch
 
 FRONTEND = {
     "baseband_fs_hz": 2000.0,
@@ -34,7 +34,7 @@ def test_train_export_quantize_evaluate(tmp_path):
     params = copy.deepcopy(TINY_PARAMS)
     params["frontend"] = dict(FRONTEND)
     params["training"].update(epochs=8, val_fraction=0.25, target_false_alarms_per_hour=0.5)
-    params["detector"] = {"hold_s": 1.0, "occupied_window_s": 60.0, "confirm_s": 2.0}
+    params["detector"] = {**DETECTOR, "hold_s": 1.0}
     write_walker_batch(tmp_path / "raw", tmp_path / "truth", n_walk=5, n_empty=3, seed=1)
     write_walker_batch(tmp_path / "eval", tmp_path / "eval_truth", n_walk=3, n_empty=2, seed=2)
     curated, labels = tmp_path / "curated" / "b", tmp_path / "labels" / "labels.parquet"

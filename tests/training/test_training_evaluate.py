@@ -8,6 +8,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from config_testkit import cfar_section
 from training_testkit import band_energy_model, write_raw_batch
 
 from training.evaluate import (
@@ -189,10 +190,12 @@ def test_compare_models_identical_agree(raw_batch, model_bytes):
 
 def test_cfar_baseline_same_counting(raw_batch):
     raw, truth = raw_batch
-    m = evaluate_cfar(raw, truth, FRONTEND, {"hold_s": 1.0})
+    m = evaluate_cfar(raw, truth, FRONTEND, cfar_section(hold_s=1.0))
     assert m["entries"] == 1 and m["n_captures_skipped"] == 3
     assert m["entry_recall"] == 1.0 and m["false_triggers_strict"] is None
-    curve, _ = evaluate_cfar_rows(raw, truth, FRONTEND, {"hold_s": 1.0}, det_thresholds_db=[3.0, 60.0])
+    curve, _ = evaluate_cfar_rows(
+        raw, truth, FRONTEND, cfar_section(hold_s=1.0), det_thresholds_db=[3.0, 60.0]
+    )
     assert [p["threshold"] for p in curve["det_curve"]] == [3.0, 6.0, 60.0]
     assert curve["det_curve"][-1]["missed_entry_rate"] == 1.0
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
-from training_testkit import TINY_PARAMS
+from training_testkit import DETECTOR, TINY_PARAMS
 
 from training.config import ExportConfig, QuantizeConfig, TrainRun
 from training.datamodule import gather_windows, load_window_index
@@ -190,7 +190,7 @@ def test_thresholds_from_training_run(trained_dir):
     from training.thresholds import thresholds_from_run
 
     params = copy.deepcopy(TINY_PARAMS)
-    params["detector"] = {"hold_s": 5.0, "occupied_window_s": 60.0}
+    params["detector"] = DETECTOR  # hold_s 5, occupied_window_s 60
     detector, point = thresholds_from_run(trained_dir[0], TrainRun.from_params(params))
     cfg = DetectorConfig.from_dict(detector)  # a valid runtime config
     assert cfg.hold_s == 5.0

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from config_testkit import repo_params
+
+# the detector these tests were written against (the code defaults before every field became required)
+DETECTOR = {
+    "strict_threshold": 0.8,
+    "lenient_threshold": 0.5,
+    "occupied_window_s": 60.0,
+    "hold_s": 5.0,
+    "confirm_s": 2.0,
+    "emission_off_s": 0.0,
+    "duty_cycling": False,
+    "lenient_reentry": True,
+}
+
 TINY_PARAMS = {
-    "frontend": {"n_velocity_bins": 48, "hop": 64, "baseband_fs_hz": 2000.0},
+    "frontend": repo_params()["frontend"],  # 48 velocity bins, 64-sample hop at 2 kHz
     "ingest": {"context_frames": 32, "window_stride": 8},
     "training": {
         "seed": 7,
@@ -27,7 +41,7 @@ TINY_PARAMS = {
         "export": {"opset": 17, "atol": 1.0e-4},
     },
     "quantize": {"calibration_windows": 64, "gate_windows": 64, "agreement_target": 0.95, "exclude_nodes": 2},
-    "detector": {"strict_threshold": 0.8, "lenient_threshold": 0.5, "hold_s": 5.0},
+    "detector": DETECTOR,
 }
 
 
