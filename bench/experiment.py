@@ -36,7 +36,9 @@ from common.paths import Paths
 from flows.stages import run_stage_function, training_batches
 from mining.scoring import score_windows
 
-STRATEGIES = ("flywheel", "random", "uncertainty")
+# mined strategies (mining.select.POLICIES) and self-training (the seed model's confident predictions
+# on the pool, mining.pseudo_labels: no paid label)
+STRATEGIES = ("flywheel", "random", "uncertainty", "balanced_random", "self_training")
 Progress = Callable[[str], None]  # called with a description after each unit of work
 
 
@@ -223,11 +225,22 @@ def run_strategy(
     rows, paid_total, weak_total = [], 0, 0
     for turn in range(1, turns + 1):
         batch, paths, name = f"field-{turn}", turn_paths(world, strategy_dir, turn), f"turn-{turn}"
-        known = labeled_embeddings(model, label_sets, context, int(ex["labeled_embedding_limit"]), cfg.seed)
-        picks = mine_batch(
-            model, world.curated(batch), known, cfg, detector_cfg, policy=strategy, budget=int(ex["budget"])
-        )
-        paid = annotator_labels(params, world, picks, turn)
+        if strategy == "self_training":
+            picks, paid = pseudo_labels(model, world.curated(batch), batch, context, ex["self_training"])
+        else:
+            known = labeled_embeddings(
+                model, label_sets, context, int(ex["labeled_embedding_limit"]), cfg.seed
+            )
+            picks = mine_batch(
+                model,
+                world.curated(batch),
+                known,
+                cfg,
+                detector_cfg,
+                policy=strategy,
+                budget=int(ex["budget"]),
+            )
+            paid = annotator_labels(params, world, picks, turn)
         weak = pl.DataFrame(schema=paid.schema)
         if ex["weak_labels"]:
             weak = weak_label_table(
@@ -235,13 +248,15 @@ def run_strategy(
             ).filter(~pl.col("window_id").is_in(paid["window_id"].implode()))
         atomic_write_parquet(paths.labels(batch) / "labels.parquet", pl.concat([paid, weak]))
         label_sets = label_sets_of(paths, name)
-        paid_total, weak_total = paid_total + paid.height, weak_total + weak.height
+        paid_total += 0 if strategy == "self_training" else paid.height  # pseudo-labels cost nothing
+        weak_total += weak.height
         model, detector = train_and_export(params, paths, name)
         row = {
             "strategy": strategy,
             "turn": turn,
             "labels_spent": paid_total,
             "weak_labels": weak_total,
+            "pseudo_labels": paid.height if strategy == "self_training" else 0,
             "paid_by_class": dict(paid.group_by("label").len().sort("label").iter_rows()),
             "picks_by_strategy": dict(picks.group_by("strategy").len().sort("strategy").iter_rows()),
             "thresholds": {k: detector.get(k) for k in ("strict_threshold", "lenient_threshold")},
@@ -250,6 +265,19 @@ def run_strategy(
         rows.append(row)
         progress(f"{strategy} turn {turn}: false triggers/empty h {row['false_triggers_per_empty_hour']}")
     return rows, label_sets, (model, detector)
+
+
+def pseudo_labels(
+    model: Path, curated: Path, batch: str, context: int, st: dict
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Self-training's labels for one field batch: the current model's confident predictions
+    (mining.pseudo_labels) → (picks as mine_batch gives them, label table)."""
+    from mining.pseudo_labels import pseudo_label_table
+    from mining.scoring import score_pool
+
+    scores, _ = score_pool(model, curated, context)
+    table = pseudo_label_table(scores, batch, float(st["min_confidence"]), int(st["per_class"]))
+    return table.select("window_id", "strategy"), table
 
 
 def train_rare_trigger(

@@ -351,7 +351,7 @@ def test_false_alarms_are_compared_at_the_seed_models_recall(tmp_path):
 TINY = {
     "budget": 12,
     "epochs": 1,
-    "strategies": ["flywheel", "random"],
+    "strategies": ["flywheel", "random", "self_training"],
     "labeled_embedding_limit": 2000,
     "batches": {
         "seed": {"preset": "seed", "devices": 1, "hours": 0.05, "seed": 111},
@@ -382,7 +382,15 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
         ("flywheel", 2),
         ("random", 1),
         ("random", 2),
+        ("self_training", 1),
+        ("self_training", 2),
     ]
+    for r in (r for r in rows if r["strategy"] == "self_training"):  # the seed model's own labels, free
+        assert r["labels_spent"] == 0 and r["pseudo_labels"] == sum(r["paid_by_class"].values())
+        path = tmp_path / "run" / "work" / "seed-0" / "self_training" / "labels" / f"field-{r['turn']}"
+        labels = pl.read_parquet(path / "labels.parquet")
+        assert "oracle" not in set(labels["source"])
+        assert labels.filter(pl.col("source") == "pseudo").height == r["pseudo_labels"]
     for strategy in ("flywheel", "random"):
         spent = weak = 0
         for r in (r for r in rows if r["strategy"] == strategy):
@@ -426,7 +434,11 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
     assert seed_row["household"]["device_days"] > 0  # every model is also judged on household days
     assert results["cfar"]["false_triggers_per_empty_hour"] is not None and "by_event_type" in results["cfar"]
     table = (tmp_path / "run" / "results.md").read_text()
-    assert "| seed model | 0 | 0 |" in table and "| CFAR |" in table and "| random | 2 | 24.00 |" in table
+    # a model of one epoch may never fire: it is flagged in its row's name, never ranked
+    seed_name = "seed model" + (" (**degenerate**: " if seed_row["degenerate"] else " | 0 | 0 |")
+    random_2 = next(r for r in rows if (r["strategy"], r["turn"]) == ("random", 2))
+    random_name = "| random" + (" (**degenerate**: " if random_2["degenerate"] else " | 2 | 24.00 |")
+    assert f"| {seed_name}" in table and "| CFAR" in table and random_name in table
     # the ceiling trained on every window of both turns' field batches
     n_field = sum(
         pl.scan_parquet(tmp_path / "run" / "work" / "curated" / f"field-{t}" / "windows.parquet")
@@ -437,10 +449,9 @@ def test_tiny_experiment_end_to_end_is_budgeted_and_deterministic(params, tmp_pa
     )
     (ceiling,) = results["every_window_rows"]
     assert ceiling["labels_spent"] == n_field > 2 * TINY["budget"]
-    assert (
-        ceiling["false_triggers_per_empty_hour"] is not None
-        and "| every field window labelled | 2 |" in table
-    )
+    flagged = " (**degenerate**: " if ceiling["degenerate"] else " | 2 |"
+    ceiling_name = f"| every field window labelled{flagged}"
+    assert ceiling["false_triggers_per_empty_hour"] is not None and ceiling_name in table
     assert json.loads((tmp_path / "run" / "results.json").read_text())["rows"] == json.loads(json.dumps(rows))
 
     # determinism: the same seed on the same world picks the same windows and trains the same model
