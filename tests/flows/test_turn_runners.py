@@ -79,3 +79,39 @@ def test_stages_on_a_dask_local_cluster_write_the_thread_runners_bytes(
         out[kind] = _tree(data)
     assert len(out["thread"]) > 10
     assert out["dask"] == out["thread"]
+
+
+SHARDED = ["simulate@eval", "simulate@household", "evaluate_baseline"]  # one shard per device of each set
+
+
+def test_a_sharded_stage_leaves_the_same_bytes_on_one_or_two_workers_and_in_one_process(
+    tmp_path, prefect_harness, project_root
+):
+    import shutil
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from common.params import load_params
+    from common.paths import Paths
+    from flows.stages import plan_shards, run_stage
+    from flows.turn import flywheel_turn
+
+    params_file = str(project_root / "params.yaml")
+    out = {}
+    for workers in (1, 2):
+        data = tmp_path / f"workers-{workers}"
+        records = flywheel_turn.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))(
+            params_file=params_file, preset="tiny", data_dir=str(data), use_dvc=False, stages=SHARDED
+        )
+        assert records["evaluate_baseline"]["stage"] == "evaluate_baseline"
+        assert records["evaluate_baseline"]["seconds"] > 0
+        out[workers] = _tree(data / "evaluations")
+    params = load_params(params_file, "tiny")
+    one = tmp_path / "one-process"
+    shutil.copytree(tmp_path / "workers-1" / "raw", one / "raw")
+    shutil.copytree(tmp_path / "workers-1" / "truth", one / "truth")
+    paths = Paths.for_params(params, str(one))
+    assert len(plan_shards("evaluate_baseline", params, paths)) >= 2  # eval and household devices
+    run_stage("evaluate_baseline", params, paths)  # what `flywheel stage` (dvc repro) runs
+    assert len(out[1]) >= 4
+    assert out[1] == out[2] == _tree(one / "evaluations")
