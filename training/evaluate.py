@@ -10,9 +10,10 @@ unreadable is skipped with the reason and splits its stream; lab recordings (one
 are streams of one capture.
 
 A batch splits into *shards*, one device's streams each (list_shards; the captures no device stream
-holds form the last shard): run_shard evaluates one on its own, in any process and any order, and
-merge_shards puts the parts back in shard order, so the figures have the same bytes as one pass over
-the whole batch (streams come out in the same order; each stream's run depends on its own captures).
+holds form the last shard): run_models_shard / run_cfar_shard evaluate one on its own, in any process
+and any order, to picklable decisions; merge_shards puts the parts back in shard order, and
+models_figures / compare_figures / cfar_figures count them with the same bytes as one pass over the
+whole batch (streams come out in the same order; each stream's run depends on its own captures).
 """
 
 from __future__ import annotations
