@@ -46,5 +46,6 @@ bench: setup
 	mkdir -p data/reports/bench
 	for s in sim runtime ingest mining model mbdp calibration deploy scale; do $(BIN)/flywheel bench $$s --json data/reports/bench/$$s.json || exit 1; done
 
-bench-peers:
+bench-peers:  # the programs `flywheel bench mbdp` measures beside the MBDP (it runs these itself when they are missing)
+	apt-get update -q
 	apt-get install -y -q sox lsp-plugins-lv2 lilv-utils

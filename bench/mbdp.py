@@ -10,8 +10,10 @@ the sensing preset (`mbdp.sensing_profile`) holds the low band down while presen
 
 Signals: a synthetic bass-heavy music clip (kick, bass line, chords, hi-hat noise), bass tones,
 an impulse (crossover transfer) and a log sweep at 0.25 FS (fixed point). Peers run as external
-programs where installed: sox `mcompand` and the LSP multiband compressor through lv2apply, both
-with an identity transfer so only their crossovers show (REFERENCE.md recipes).
+programs: sox `mcompand` and the LSP multiband compressor through lv2apply, both with an identity
+transfer so only their crossovers show (REFERENCE.md recipes). Missing ones are installed first, once,
+as `make bench-peers` does (bench/peers.py; `bench.mbdp.install_peers: false` turns that off); a peer
+that still cannot run is reported skipped with the reason, and `peers.install` says what was tried.
 
 False alarms during music (music_false_alarms). Every size and seed is in params.yaml bench.mbdp
 (bench.mbdp.music for the detector, `quick` overrides for --quick).
@@ -69,6 +71,7 @@ from scipy.io import wavfile
 from bench.cmsis import cmsis_available, fixed_vs_float_db
 from bench.models import DeviceModel, bench_section, bundle_model, train_model
 from bench.music_chain import chain_figures
+from bench.peers import ensure_peers
 from bench.suites import merged_figures
 from runtime.loudspeaker import (
     LoudspeakerParams,
@@ -153,9 +156,13 @@ def _peer_ir(cmd: list[str], x: np.ndarray, fs: float, tmp: Path) -> np.ndarray:
     return y[: x.size] / 0.5
 
 
-def sox_peer(bench: dict, fs: float, music: np.ndarray) -> dict:
+def _not_installed(program: str, why: str | None) -> dict:
+    return {"skipped": f"{program} not installed" + (f" ({why})" if why else "")}
+
+
+def sox_peer(bench: dict, fs: float, music: np.ndarray, why: str | None = None) -> dict:
     if shutil.which("sox") is None:
-        return {"skipped": "sox not installed"}
+        return _not_installed("sox", why)
     xs = bench["sox_mcompand_crossovers_hz"]
     band = "0.005,0.1 -90,-90,0,0"
     args = ["mcompand", band]
@@ -180,9 +187,9 @@ def sox_peer(bench: dict, fs: float, music: np.ndarray) -> dict:
     }
 
 
-def lsp_peer(bench: dict, fs: float) -> dict:
+def lsp_peer(bench: dict, fs: float, why: str | None = None) -> dict:
     if shutil.which("lv2apply") is None:
-        return {"skipped": "lv2apply (lilv-utils) not installed"}
+        return _not_installed("lv2apply (lilv-utils)", why)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         cmd = ["lv2apply", "-i", str(tmp / "in.wav"), "-o", str(tmp / "out.wav"), "-c", "mode", "0"]
@@ -195,7 +202,7 @@ def lsp_peer(bench: dict, fs: float) -> dict:
             FileNotFoundError,
             ValueError,
         ) as exc:
-            return {"skipped": f"lv2apply failed: {type(exc).__name__}"}
+            return {"skipped": f"lv2apply failed: {type(exc).__name__}" + (f" ({why})" if why else "")}
     lag = int(np.argmax(np.abs(ir)))  # the plugin adds latency: align on the impulse peak
     ir = ir[max(lag - 2048, 0) :]
     return {
@@ -322,8 +329,14 @@ def dsp_figures(params: dict, quick: bool = False) -> dict:
             thd[f"{name}_{int(f0)}hz"] = thd_db(acc[acc.size // 4 :], fs, f0)
     out["thd_db"] = thd
 
-    # peers
-    out["peers"] = {"sox_mcompand": sox_peer(bench, fs, music), "lsp_mb_compressor": lsp_peer(bench, fs)}
+    # peers, installed first when missing (bench.peers: what `make bench-peers` does)
+    setup = ensure_peers(bench["lsp_plugin"]) if bench.get("install_peers", True) else {}
+    why = setup.get("error") or (None if setup else "bench.mbdp.install_peers is off: make bench-peers")
+    out["peers"] = {
+        "sox_mcompand": sox_peer(bench, fs, music, why),
+        "lsp_mb_compressor": lsp_peer(bench, fs, why),
+        "install": setup,
+    }
     return out
 
 

@@ -4,7 +4,8 @@
 dask.distributed worker processes: a LocalCluster started for the flow run, or an existing scheduler
 at `tcp://HOST:PORT` whose workers see the same project folder and data root. The turn's code is the
 same either way; only the runner object differs (REFERENCE.md: process workers cost start-up seconds,
-so a stage, not a capture, is the unit one task carries).
+so a stage, or a shard of a heavy stage - one device's streams, 65,536 pool windows - and never a
+capture, is the unit one task carries).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ date is skipped, and a stage that ran is `dvc commit`ted, so a scheduled turn le
 The embedded Prefect server starts once, for this one flow run. Stages run on the flow's task runner:
 a bounded thread pool by default, Dask worker processes when `flows/runners.py` says so (the CLI's
 `--runner dask`); each process keeps its own DVC repo handle, and a file lock keeps their books in turn.
+A stage that splits into shards (evaluate, evaluate_baseline, mine) runs as a plan, one task per shard
+and a merge, so its heavy work spreads over the workers; the merge writes the same bytes either way.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from rich.console import Console
 
 from common.params import load_params
 from common.paths import Paths
 from flows.dvcfile import dvc_name
-from flows.stages import REGISTRY, execution_order, run_stage
+from flows.stages import REGISTRY, execution_order, merge_shards, plan_shards, run_shard, run_stage
 
 _dvc_lock = threading.Lock()  # the DVC repo object is not thread-safe
 _bridges: dict[str, object] = {}  # project root -> this process's DvcBridge (flow process or Dask worker)
@@ -77,25 +80,76 @@ def run_stage_task(name: str, params: dict, data_dir: str, dvc_root: str | None 
 
 def run_stage_here(name: str, params: dict, data_dir: str, dvc_root: str | None = None) -> dict:
     """One stage in this process (the flow's, or a Dask worker's), keeping DVC's books when asked."""
-    logger = get_run_logger()
     paths = Paths.for_params(params, data_dir)
+    skipped = _start_stage(name, paths, dvc_root)
+    if skipped:
+        return skipped
+    started = time.perf_counter()
+    record = run_stage(name, params, paths)  # the stage sees only the params it declares
+    _finish_stage(name, dvc_root, time.perf_counter() - started)
+    return record
+
+
+def _start_stage(name: str, paths: Paths, dvc_root: str | None) -> dict | None:
+    """The skipped record of a stage dvc.lock calls current; else None, its outputs cleared."""
     if dvc_root is not None:
         with _dvc_books(dvc_root) as bridge:
             current = bridge.is_current(dvc_name(name))
         if current:
-            logger.info("%s: up to date (dvc.lock), skipped", name)
+            get_run_logger().info("%s: up to date (dvc.lock), skipped", name)
             _console.print(f"[dim]= {name}: up to date, skipped[/dim]")
             return {"stage": name, "skipped": True, "seconds": 0.0}
     _clear_outputs(name, paths)
     _console.print(f"[cyan]▶ {name}[/cyan]")
-    started = time.perf_counter()
-    record = run_stage(name, params, paths)  # the stage sees only the params it declares
+    return None
+
+
+def _finish_stage(name: str, dvc_root: str | None, elapsed: float) -> None:
     if dvc_root is not None:
         with _dvc_books(dvc_root) as bridge:
             bridge.commit(dvc_name(name))
-    elapsed = time.perf_counter() - started
-    logger.info("%s: done in %.1f s", name, elapsed)
+    get_run_logger().info("%s: done in %.1f s", name, elapsed)
     _console.print(f"[green]✓ {name}[/green] {elapsed:.1f} s")
+
+
+# A sharded stage (flows/stages Shards) is three kinds of task: its plan (DVC's check, cleared outputs,
+# the shard list), one task per shard, and the merge that writes its outputs and keeps DVC's books.
+# The flow submits the shard tasks itself once the plan is known: a task that submitted them and waited
+# would hold a worker the shards need (a bounded thread pool deadlocks).
+@task(name="plan", task_run_name="{name}: plan", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def plan_stage_task(name: str, params: dict, data_dir: str, dvc_root: str | None = None) -> dict:
+    return plan_stage_here(name, params, data_dir, dvc_root)
+
+
+@task(name="shard", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def shard_task(name: str, params: dict, data_dir: str, shard) -> object:
+    return run_shard(name, params, Paths.for_params(params, data_dir), shard)
+
+
+@task(name="merge", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def merge_stage_task(
+    name: str, params: dict, data_dir: str, dvc_root: str | None, wall_started: float, parts: list
+) -> dict:
+    return merge_stage_here(name, params, data_dir, dvc_root, wall_started, parts)
+
+
+def plan_stage_here(name: str, params: dict, data_dir: str, dvc_root: str | None = None) -> dict:
+    """{"shards": [...], "wall_started": epoch s} of a sharded stage to run, or its skipped record."""
+    paths = Paths.for_params(params, data_dir)
+    wall_started = time.time()  # the merge may run in another process: wall clock, not perf_counter
+    return _start_stage(name, paths, dvc_root) or {
+        "shards": plan_shards(name, params, paths),
+        "wall_started": wall_started,
+    }
+
+
+def merge_stage_here(
+    name: str, params: dict, data_dir: str, dvc_root: str | None, wall_started: float, parts: list
+) -> dict:
+    """A sharded stage's outputs from its parts (merged in shard order) and its books; its record."""
+    started = time.perf_counter() - (time.time() - wall_started)  # the plan's start on this clock
+    record = merge_shards(name, params, Paths.for_params(params, data_dir), parts, started)
+    _finish_stage(name, dvc_root, time.perf_counter() - started)
     return record
 
 
@@ -120,14 +174,21 @@ def flywheel_turn(
     if unknown:
         raise ValueError(f"unknown stages {unknown}; stages: {', '.join(order)}")
     dvc_root = str(Path(params_file).resolve().parent) if use_dvc else None
-    futures: dict = {}
+    selected = order if stages is None else [n for n in order if n in stages]
+    futures: dict = {}  # stage -> the future whose result is its record
+    planning: dict = {}  # sharded stage -> its plan's future, until its shards are submitted
+    todo = list(selected)
     try:
-        for name in order if stages is None else [n for n in order if n in stages]:
-            upstream = [futures[u] for u in _upstream(name, paths) if u in futures]
-            futures[name] = run_stage_task.with_options(task_run_name=name).submit(
-                name, params, data_dir, dvc_root, wait_for=upstream
-            )
-        records = {name: f.result() for name, f in futures.items()}
+        while todo or planning:
+            todo = _submit_ready(todo, selected, futures, planning, paths, (params, data_dir, dvc_root))
+            if planning:
+                done = next(as_completed(list(planning.values())))
+                name = next(n for n, f in planning.items() if f is done)
+                del planning[name]
+                futures[name] = _fan_out(name, done, params, data_dir, dvc_root)
+            elif todo:
+                raise RuntimeError(f"stages {todo} wait on stages that never start")
+        records = {name: futures[name].result() for name in selected}
         if dvc_root is not None:
             with _dvc_books(dvc_root) as bridge:
                 if bridge.push():
@@ -136,6 +197,45 @@ def flywheel_turn(
         _close_bridges()
     _publish_artifacts(paths, records)
     return records
+
+
+def _submit_ready(
+    todo: list[str], selected: list[str], futures: dict, planning: dict, paths: Paths, args: tuple
+) -> list[str]:
+    """Submit every stage (in order) whose upstream stages all have their record's future: a plain stage
+    as one task, a sharded one as its plan. Returns the stages still waiting (on a plan)."""
+    waiting = []
+    for name in todo:
+        ups = [u for u in _upstream(name, paths) if u in selected]
+        if any(u not in futures for u in ups):
+            waiting.append(name)
+            continue
+        upstream = [futures[u] for u in ups]
+        if REGISTRY[name].shards is None:
+            futures[name] = run_stage_task.with_options(task_run_name=name).submit(
+                name, *args, wait_for=upstream
+            )
+        else:
+            planning[name] = plan_stage_task.submit(name, *args, wait_for=upstream)
+    return waiting
+
+
+def _fan_out(name: str, plan, params: dict, data_dir: str, dvc_root: str | None):
+    """A finished plan's shard tasks and merge (the merge's future), or the plan's own future when the
+    stage was skipped or its plan failed (stages after it then see that)."""
+    plan.wait()  # its final state, not the API's view of it (which may lag)
+    if not plan.state.is_completed() or plan.result().get("skipped"):
+        return plan
+    shards, wall_started = plan.result()["shards"], plan.result()["wall_started"]
+    parts = [
+        shard_task.with_options(task_run_name=f"{name} [{k + 1}/{len(shards)}]").submit(
+            name, params, data_dir, shard
+        )
+        for k, shard in enumerate(shards)
+    ]
+    return merge_stage_task.with_options(task_run_name=name).submit(
+        name, params, data_dir, dvc_root, wall_started, parts
+    )
 
 
 def _upstream(name: str, paths: Paths) -> list[str]:

@@ -3,6 +3,10 @@ and windows. One ephemeral context per run; results are kept as JSON (validation
 
 Failures are reported (success per suite in the summary), not raised: quarantine already removed
 what breaks the contract, so a failing suite here means the data drifted from what we expect.
+
+The JSON written keeps what a reader needs (each expectation, its success, its observed values, the
+statistics, the data fingerprint) and leaves out what great-expectations stamps on every run (clock
+times, fresh UUIDs), so the same batch gives the same bytes.
 """
 
 from __future__ import annotations
@@ -81,6 +85,31 @@ def _expectations(ing: IngestConfig, known_devices: list[str]) -> dict[str, list
     return {"captures": captures, "dialogue": dialogue, "features": features, "windows": windows}
 
 
+# great-expectations' per-run stamps: where they sit in a validation result's JSON
+RUN_STAMPS_META = (
+    "run_id",
+    "validation_id",
+    "validation_time",
+)  # meta.run_id holds run_time (and a null name)
+RUN_STAMPS_BATCH = ("ge_load_time",)  # meta.batch_markers
+
+
+def deterministic_result(payload: dict) -> dict:
+    """A validation result's JSON without the clock times and UUIDs great-expectations stamps on each run:
+    the result's and every expectation's id, meta.run_id, meta.validation_id, meta.validation_time and
+    meta.batch_markers.ge_load_time."""
+    out = {k: v for k, v in payload.items() if k != "id"}
+    meta = {k: v for k, v in out.get("meta", {}).items() if k not in RUN_STAMPS_META}
+    if "batch_markers" in meta:
+        meta["batch_markers"] = {k: v for k, v in meta["batch_markers"].items() if k not in RUN_STAMPS_BATCH}
+    out["meta"] = meta
+    out["results"] = [
+        {**r, "expectation_config": {k: v for k, v in r["expectation_config"].items() if k != "id"}}
+        for r in out.get("results", [])
+    ]
+    return out
+
+
 def validate_tables(
     tables: dict[str, pl.DataFrame], ing: IngestConfig, known_devices: list[str], out_dir: Path
 ) -> dict:
@@ -109,7 +138,7 @@ def validate_tables(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
         result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-        payload = result.to_json_dict()
+        payload = deterministic_result(result.to_json_dict())
         atomic_write_json(out_dir / f"{name}.json", payload)
         failed = [
             f"{r['expectation_config']['type']}({r['expectation_config']['kwargs'].get('column')})"

@@ -41,6 +41,12 @@ def weak_flags(curated_dir: str | Path, window_ids: pl.Series, min_confidence: f
     return label == NONE, label >= MINOR
 
 
+def _quotas(policy: str, cfg: MiningConfig) -> dict:
+    if policy not in POLICIES:
+        raise ValueError(f"unknown mining policy {policy!r} (known: {sorted(POLICIES)})")
+    return POLICIES[policy] or cfg.quotas
+
+
 def mine_batch(
     model_path: str | Path,
     curated_dir: str | Path,
@@ -53,11 +59,27 @@ def mine_batch(
 ) -> pl.DataFrame:
     """Return the picks (window_id, strategy, scores) for `policy`, at most `budget` rows (cfg.budget when
     None). `detector`: its thresholds centre the uncertainty band, its context sizes the model's windows."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown mining policy {policy!r} (known: {sorted(POLICIES)})")
-    quotas = POLICIES[policy] or cfg.quotas
-    budget = int(cfg.budget if budget is None else budget)
+    _quotas(policy, cfg)  # an unknown policy fails before the pool is scored
     scores, embeddings = score_pool(model_path, curated_dir, detector.context_frames)
+    return pick_windows(
+        scores, embeddings, curated_dir, labeled_embeddings, cfg, detector, policy, budget, exclude
+    )
+
+
+def pick_windows(
+    scores: pl.DataFrame,
+    embeddings: np.ndarray,
+    curated_dir: str | Path,
+    labeled_embeddings: np.ndarray,
+    cfg: MiningConfig,
+    detector: DetectorConfig,
+    policy: str = "flywheel",
+    budget: int | None = None,
+    exclude: set[str] | None = None,
+) -> pl.DataFrame:
+    """mine_batch on a pool already scored (mining.scoring: score_pool, or its merged shards)."""
+    quotas = _quotas(policy, cfg)
+    budget = int(cfg.budget if budget is None else budget)
     if exclude:
         keep = ~scores["window_id"].is_in(sorted(exclude)).to_numpy()
         scores, embeddings = scores.filter(pl.Series(keep)), embeddings[keep]

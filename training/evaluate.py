@@ -8,6 +8,12 @@ rebuilt into *episodes* across the captures (their episode id and extent), and t
 per episode (occupancy_metrics), never per capture fragment. A capture whose line or samples are
 unreadable is skipped with the reason and splits its stream; lab recordings (one capture per episode)
 are streams of one capture.
+
+A batch splits into *shards*, one device's streams each (list_shards; the captures no device stream
+holds form the last shard): run_models_shard / run_cfar_shard evaluate one on its own, in any process
+and any order, to picklable decisions; merge_shards puts the parts back in shard order, and
+models_figures / compare_figures / cfar_figures count them with the same bytes as one pass over the
+whole batch (streams come out in the same order; each stream's run depends on its own captures).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import methodcaller
 from pathlib import Path
 from typing import Protocol
 
@@ -125,16 +132,23 @@ def _start_s(record: dict) -> float | None:
         return None
 
 
+def _stream_device(record: dict) -> str | None:
+    """The device whose stream a record joins; None for a record that is a stream of its own (lab WAV,
+    no device or time)."""
+    if _start_s(record) is None or "device_id" not in record:
+        return None
+    return str(record["device_id"]) if str(record.get("file", "")).endswith(".npy") else None
+
+
 def contiguous_groups(records: list[dict]) -> list[list[dict]]:
     """Records a device recorded back to back (same device, rate, carrier, mics; baseband files), in time
     order; every other record (lab WAV, no device or time) is a group of its own."""
     keyed, alone = [], []
     for r in records:
-        start = _start_s(r)
-        if start is None or "device_id" not in r or not str(r.get("file", "")).endswith(".npy"):
+        if _stream_device(r) is None:
             alone.append([r])
         else:
-            keyed.append((str(r["device_id"]), start, r["_line"], r))
+            keyed.append((str(r["device_id"]), _start_s(r), r["_line"], r))
     groups: list[list[dict]] = []
     end = 0.0
     for device, start, _, r in sorted(keyed, key=lambda k: k[:3]):
@@ -154,18 +168,46 @@ def contiguous_groups(records: list[dict]) -> list[list[dict]]:
     return groups + alone
 
 
+@dataclass(frozen=True)
+class Shard:
+    """A part of a batch evaluated on its own: one device's streams, or (device_id None) the captures that
+    are streams of their own. Shard 0 also reports the index lines that could not be read."""
+
+    index: int
+    device_id: str | None
+
+    def holds(self, record: dict) -> bool:
+        return _stream_device(record) == self.device_id
+
+
+def list_shards(raw_dir: str | Path) -> list[Shard]:
+    """The batch's shards in merge order: its devices sorted (the order streams come in), then the
+    captures no device stream holds; one shard at least."""
+    records = _read_index(Path(raw_dir), [])
+    devices = {_stream_device(r) for r in records}
+    keyed = sorted(d for d in devices if d is not None)
+    loose = [None] if None in devices or not keyed else []
+    return [Shard(k, d) for k, d in enumerate([*keyed, *loose])]
+
+
 def iter_stream_captures(
-    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0
+    raw_dir: str | Path, skipped: list[dict], baseband_fs_hz: float = 2000.0, shard: Shard | None = None
 ) -> Iterator[tuple[int, dict, np.ndarray]]:
     """(stream index, record, iq) for every readable capture, stream by stream, in time order.
 
     A new index starts a new stream: a device's next capture that does not start where the last ended,
     and the capture after an unreadable one ({capture_id, reason} appended to skipped). iq/*.npy is
     complex baseband at the record's fs_hz; pcm/*.wav (lab) is demodulated to baseband_fs_hz, and the
-    yielded record's fs_hz says which rate the samples have."""
+    yielded record's fs_hz says which rate the samples have. With a shard, only its captures."""
     raw_dir = Path(raw_dir)
+    unread: list[dict] = []
+    records = _read_index(raw_dir, unread)
+    if shard is not None:
+        records = [r for r in records if shard.holds(r)]
+    if shard is None or shard.index == 0:
+        skipped.extend(unread)
     stream = -1
-    for group in contiguous_groups(_read_index(raw_dir, skipped)):
+    for group in contiguous_groups(records):
         stream += 1
         for record in group:
             try:
@@ -248,15 +290,18 @@ def stream_episodes(truth: dict[str, list[dict]], captures: list[tuple[str, floa
     return sorted(episodes.values(), key=lambda e: (e.t0, e.episode_id))
 
 
-def run_batch(decider: Decider, raw_dir, truth_dir, baseband_fs_hz: float = 2000.0) -> Evaluation:
-    """Run a detector over every stream of a batch (each capture read once, in order)."""
+def run_batch(
+    decider: Decider, raw_dir, truth_dir, baseband_fs_hz: float = 2000.0, shard: Shard | None = None
+) -> Evaluation:
+    """Run a detector over every stream of a batch, or of one of its shards (each capture read once, in
+    order)."""
     truth: dict[str, list[dict]] = {}
     for ev in read_truth(truth_dir):
         truth.setdefault(str(ev["capture_id"]), []).append(ev)
     skipped: list[dict] = []
     streams: list[EvaluatedStream] = []
     current = None
-    for index, record, iq in iter_stream_captures(raw_dir, skipped, baseband_fs_hz):
+    for index, record, iq in iter_stream_captures(raw_dir, skipped, baseband_fs_hz, shard):
         if current is None or current[0] != index:
             run = decider(float(record["fs_hz"]), float(record["carrier_hz"]), int(iq.shape[0]))
             current = (
@@ -272,9 +317,74 @@ def run_batch(decider: Decider, raw_dir, truth_dir, baseband_fs_hz: float = 2000
         stream.duration_s += iq.shape[1] / float(record["fs_hz"])
     for stream in streams:
         stream.episodes = stream_episodes(truth, stream.captures)
-    if skipped:
+    if skipped and shard is None:  # a sharded batch says so once, when merged
         log.warning("skipped %d unreadable captures in %s", len(skipped), raw_dir)
     return Evaluation(streams, skipped)
+
+
+# --- shards: decisions taken where the streams ran, figures once the parts are merged -------------------
+
+
+Variants = dict[object, Callable[[StreamRun], tuple]]  # key -> decisions of a run (StreamRun.decisions)
+
+
+@dataclass
+class DecidedStream:
+    """A stream's place and truth with the detector's decisions under each variant (no run: picklable,
+    so a shard's part travels between processes)."""
+
+    stream_id: str
+    device_id: str
+    duration_s: float
+    captures: list[tuple[str, float]]
+    episodes: list[Episode]
+    decisions: dict[object, tuple]  # variant key -> (times, present, onsets, onset_strict)
+
+
+@dataclass
+class ShardPart:
+    """What one shard's evaluation leaves for the merge: its streams' decisions and unread captures."""
+
+    shard: Shard | None  # None: the whole batch in one part
+    streams: list[DecidedStream]
+    skipped: list[dict]
+
+
+def decide(evaluation: Evaluation, variants: Variants, shard: Shard | None = None) -> ShardPart:
+    """Every stream's decisions under every variant (frame times shared when equal, so pickled once)."""
+    streams = []
+    for s in evaluation.streams:
+        decisions: dict[object, tuple] = {}
+        times = None
+        for key, fn in variants.items():
+            t, present, onsets, strict = fn(s.run)
+            if times is not None and np.array_equal(t, times):
+                t = times
+            times = t
+            decisions[key] = (t, present, onsets, strict)
+        streams.append(
+            DecidedStream(s.stream_id, s.device_id, s.duration_s, s.captures, s.episodes, decisions)
+        )
+    return ShardPart(shard, streams, list(evaluation.skipped))
+
+
+def merge_shards(parts: list[ShardPart], raw_dir=None) -> Evaluation:
+    """One batch's parts (any order) back in shard order: the streams and skipped captures of one pass."""
+    if any(p.shard is None for p in parts) and len(parts) > 1:
+        raise ValueError("a whole-batch part cannot be merged with others")
+    ordered = sorted(parts, key=lambda p: p.shard.index if p.shard is not None else 0)
+    indices = [p.shard.index for p in ordered if p.shard is not None]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"shards merged twice: {indices}")
+    skipped = [x for p in ordered for x in p.skipped]
+    if skipped and raw_dir is not None:
+        log.warning("skipped %d unreadable captures in %s", len(skipped), raw_dir)
+    return Evaluation([s for p in ordered for s in p.streams], skipped)
+
+
+def decided_outcomes(evaluation: Evaluation, key) -> list[StreamOutcome]:
+    """The decided streams' outcomes under one variant."""
+    return [outcome(s, s.decisions[key]) for s in evaluation.streams]
 
 
 def outcome(stream: EvaluatedStream, decisions=None) -> StreamOutcome:
@@ -345,6 +455,15 @@ class PipelineRun:
         return times, trace.present, times[trace.onsets], trace.onset_strict
 
 
+def _detector(detector_cfg):
+    """runtime.detector.DetectorConfig of a config or a detector.json dict."""
+    from runtime.detector import DetectorConfig
+
+    if isinstance(detector_cfg, DetectorConfig):
+        return detector_cfg
+    return DetectorConfig.from_json(detector_cfg)
+
+
 def pipeline_decider(models: list, frontend_cfg, detector_cfg) -> tuple[Decider, float]:
     """(a Decider running runtime.pipeline.DevicePipeline for each model on shared frames, baseband rate)."""
     from runtime.pipeline import DevicePipeline
@@ -368,60 +487,81 @@ def evaluate_detector_rows(
     return metrics_of(run_batch(decider, raw_dir, truth_dir, fs))
 
 
+def _strict_config(detector_cfg, strict: float):
+    """The detector at another strict threshold (lenient threshold min(its own, strict))."""
+    return dataclasses.replace(
+        detector_cfg,
+        strict_threshold=float(strict),
+        lenient_threshold=min(detector_cfg.lenient_threshold, float(strict)),
+    )
+
+
+def _curve_thresholds(det, det_thresholds) -> list[float]:
+    return sorted({float(t) for t in det_thresholds} | {det.strict_threshold}) if det_thresholds else []
+
+
 def strict_curve(evaluation: Evaluation, detector_cfg, thresholds: list[float], k: int = 0) -> list[dict]:
     """The detection-error trade-off of model k: one det_point per strict threshold, the state machine
     re-run on the stored probs (lenient threshold min(its own, strict))."""
     curve = []
     for strict in thresholds:
-        cfg = dataclasses.replace(
-            detector_cfg,
-            strict_threshold=float(strict),
-            lenient_threshold=min(detector_cfg.lenient_threshold, float(strict)),
-        )
+        cfg = _strict_config(detector_cfg, strict)
         outcomes = [outcome(s, s.run.decisions(k, cfg)) for s in evaluation.streams]
         curve.append(det_point(metrics_of(evaluation, outcomes)[0], strict))
     return curve
 
 
-def evaluate_models(
-    models: dict[str, object], frontend_cfg, detector_cfg, raw_dir, truth_dir, det_thresholds=()
-) -> dict[str, dict]:
-    """Several models (name -> path or bytes) of one detector config over a batch in one pass.
-
-    Returns name -> {"metrics": figures (with det_curve and operating_point), "rows": per-episode rows,
-    "present": [frames] bool per stream concatenated (for decision agreement)}."""
+def run_models_shard(
+    models: dict[str, object], frontend_cfg, detector_cfg, raw_dir, truth_dir, shard=None, det_thresholds=()
+) -> ShardPart:
+    """Several models (name -> path or bytes) of one detector config over one shard of a batch (None: the
+    whole batch) in one pass: each stream's decisions at the operating point, key (name, None), and at
+    every strict threshold of the detection-error trade-off, key (name, threshold)."""
     fe, det = _configs(frontend_cfg, detector_cfg)
     names = list(models)
     decider, fs = pipeline_decider([models[n] for n in names], fe, det)
-    evaluation = run_batch(decider, raw_dir, truth_dir, fs)
-    out = {}
+    variants: Variants = {}
     for k, name in enumerate(names):
-        outcomes = [outcome(s, s.run.decisions(k)) for s in evaluation.streams]
+        variants[(name, None)] = methodcaller("decisions", k)
+        for t in _curve_thresholds(det, det_thresholds):
+            variants[(name, t)] = methodcaller("decisions", k, _strict_config(det, t))
+    return decide(run_batch(decider, raw_dir, truth_dir, fs, shard), variants, shard)
+
+
+def models_figures(evaluation: Evaluation, names, detector_cfg, det_thresholds=()) -> dict[str, dict]:
+    """name -> {"metrics": figures (with det_curve and operating_point), "rows": per-episode rows,
+    "present": [frames] bool per stream concatenated (for decision agreement)} of a merged
+    run_models_shard evaluation."""
+    det = _detector(detector_cfg)
+    thresholds = _curve_thresholds(det, det_thresholds)
+    out = {}
+    for name in names:
+        outcomes = decided_outcomes(evaluation, (name, None))
         metrics, rows = metrics_of(evaluation, outcomes)
-        thresholds = (
-            sorted({float(t) for t in det_thresholds} | {det.strict_threshold}) if det_thresholds else []
-        )
         if thresholds:
-            metrics["det_curve"] = strict_curve(evaluation, det, thresholds, k)
+            metrics["det_curve"] = [
+                det_point(metrics_of(evaluation, decided_outcomes(evaluation, (name, t)))[0], t)
+                for t in thresholds
+            ]
             metrics["operating_point"] = det_point(metrics, det.strict_threshold)
         present = np.concatenate([o.present for o in outcomes]) if outcomes else np.zeros(0, bool)
         out[name] = {"metrics": metrics, "rows": rows, "present": present}
     return out
 
 
-def compare_models(
-    float_model, int8_model, frontend_cfg, detector_cfg, raw_dir, truth_dir, det_thresholds=()
-) -> dict:
-    """Float vs int8 side by side on a batch: both figure sets, their per-episode rows, and the frame-level
-    decision agreement (the int8 gate)."""
-    both = evaluate_models(
-        {"float": float_model, "int8": int8_model},
-        frontend_cfg,
-        detector_cfg,
-        raw_dir,
-        truth_dir,
-        det_thresholds,
-    )
+def evaluate_models(
+    models: dict[str, object], frontend_cfg, detector_cfg, raw_dir, truth_dir, det_thresholds=()
+) -> dict[str, dict]:
+    """Several models (name -> path or bytes) of one detector config over a batch in one pass
+    (models_figures says what comes back)."""
+    part = run_models_shard(models, frontend_cfg, detector_cfg, raw_dir, truth_dir, None, det_thresholds)
+    return models_figures(merge_shards([part]), list(models), detector_cfg, det_thresholds)
+
+
+def compare_figures(evaluation: Evaluation, detector_cfg, det_thresholds=()) -> dict:
+    """Float vs int8 side by side (a merged run_models_shard evaluation of models "float" and "int8"):
+    both figure sets, their per-episode rows, and the frame-level decision agreement (the int8 gate)."""
+    both = models_figures(evaluation, ("float", "int8"), detector_cfg, det_thresholds)
     a, b = both["float"]["present"], both["int8"]["present"]
     return {
         "float": both["float"]["metrics"],
@@ -430,6 +570,15 @@ def compare_models(
         "decision_agreement": float((a == b).mean()) if a.size else None,
         "n_frames": int(a.size),
     }
+
+
+def compare_models(
+    float_model, int8_model, frontend_cfg, detector_cfg, raw_dir, truth_dir, det_thresholds=()
+) -> dict:
+    """Float vs int8 side by side on a batch (compare_figures says what comes back)."""
+    models = {"float": float_model, "int8": int8_model}
+    part = run_models_shard(models, frontend_cfg, detector_cfg, raw_dir, truth_dir, None, det_thresholds)
+    return compare_figures(merge_shards([part]), detector_cfg, det_thresholds)
 
 
 def read_bundle_payload(bundle_path: str | Path) -> tuple[bytes, dict, dict]:
@@ -518,25 +667,47 @@ def cfar_config(frontend_cfg, cfar_cfg):
     return fe, cfar.CfarConfig.from_dict({**derived, **cfar_cfg})
 
 
+def _cfar_thresholds(cfg, det_thresholds_db) -> list[float]:
+    return sorted({float(t) for t in det_thresholds_db} | {cfg.threshold_db}) if det_thresholds_db else []
+
+
+def run_cfar_shard(raw_dir, truth_dir, frontend_cfg, cfar_cfg, shard=None, det_thresholds_db=()) -> ShardPart:
+    """The classical CFAR baseline (runtime.cfar) over one shard of a batch (None: the whole batch): each
+    stream's decisions at its threshold, key None, and at every det_thresholds_db point, key the
+    threshold."""
+    fe, cfg = cfar_config(frontend_cfg, cfar_cfg)
+    variants: Variants = {None: methodcaller("decisions")}
+    for th in _cfar_thresholds(cfg, det_thresholds_db):
+        variants[th] = methodcaller("decisions", dataclasses.replace(cfg, threshold_db=th))
+    evaluation = run_batch(
+        lambda fs, carrier, n: CfarRun(fe, cfg, fs, carrier, n), raw_dir, truth_dir, fe.baseband_fs_hz, shard
+    )
+    return decide(evaluation, variants, shard)
+
+
+def cfar_figures(
+    evaluation: Evaluation, frontend_cfg, cfar_cfg, det_thresholds_db=()
+) -> tuple[dict, list[dict]]:
+    """(figures, per-episode rows) of a merged run_cfar_shard evaluation; with det_thresholds_db its
+    detection-error trade-off over threshold_db."""
+    _, cfg = cfar_config(frontend_cfg, cfar_cfg)
+    metrics, rows = metrics_of(evaluation, decided_outcomes(evaluation, None))
+    if det_thresholds_db:
+        metrics["det_curve"] = [
+            det_point(metrics_of(evaluation, decided_outcomes(evaluation, th))[0], th)
+            for th in _cfar_thresholds(cfg, det_thresholds_db)
+        ]
+        metrics["operating_point"] = det_point(metrics, cfg.threshold_db)
+    return metrics, rows
+
+
 def evaluate_cfar_rows(
     raw_dir, truth_dir, frontend_cfg, cfar_cfg, det_thresholds_db=()
 ) -> tuple[dict, list[dict]]:
     """(figures, per-episode rows) of the classical CFAR baseline (runtime.cfar), same counting rules;
     with det_thresholds_db its detection-error trade-off over threshold_db."""
-    fe, cfg = cfar_config(frontend_cfg, cfar_cfg)
-    evaluation = run_batch(
-        lambda fs, carrier, n: CfarRun(fe, cfg, fs, carrier, n), raw_dir, truth_dir, fe.baseband_fs_hz
-    )
-    metrics, rows = metrics_of(evaluation)
-    if det_thresholds_db:
-        curve = []
-        for th in sorted({float(t) for t in det_thresholds_db} | {cfg.threshold_db}):
-            other = dataclasses.replace(cfg, threshold_db=th)
-            outcomes = [outcome(s, s.run.decisions(other)) for s in evaluation.streams]
-            curve.append(det_point(metrics_of(evaluation, outcomes)[0], th))
-        metrics["det_curve"] = curve
-        metrics["operating_point"] = det_point(metrics, cfg.threshold_db)
-    return metrics, rows
+    part = run_cfar_shard(raw_dir, truth_dir, frontend_cfg, cfar_cfg, None, det_thresholds_db)
+    return cfar_figures(merge_shards([part]), frontend_cfg, cfar_cfg, det_thresholds_db)
 
 
 def evaluate_cfar(raw_dir, truth_dir, frontend_cfg, cfar_cfg) -> dict:

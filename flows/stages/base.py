@@ -24,6 +24,20 @@ STAGE_RECORD = "_stage.json"
 
 
 @dataclass(frozen=True)
+class Shards:
+    """How a stage's heavy work splits (docs/scale.md): `plan` lists the shards once its inputs exist,
+    `run` computes one shard's part (in any process, in any order), `merge` writes the stage's outputs
+    from all the parts, in shard order whatever order they come in, and returns the stage record.
+    Shards and parts are picklable (they travel to and from task-runner workers). The stage's own `run`
+    does the three in one process, so `flywheel stage` and a turn on any number of workers leave the
+    same bytes."""
+
+    plan: Callable[..., list]  # (params, paths[, item]) -> shards
+    run: Callable[..., object]  # (params, paths, shard[, item]) -> part
+    merge: Callable[..., dict]  # (params, paths, parts, started (time.perf_counter)[, item]) -> record
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str  # DVC stage name, e.g. "simulate@seed"
     run: Callable[[dict, Paths], dict]
@@ -32,6 +46,7 @@ class Stage:
     params: tuple[str, ...]  # the only params keys the stage function is handed (run_stage filters)
     metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
     persist: bool = False  # outputs that carry state across turns (device folders)
+    shards: Shards | None = None  # item-bound; None: the stage is one task
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,7 @@ class StageTemplate:
     items: tuple[str, ...] = ()
     metrics: Callable[[Paths], list[Path]] = field(default=lambda p: [])
     persist: bool = False
+    shards: Shards | None = None  # `run` must be shards.plan, .run and .merge in one process
 
 
 LAB_BATCH = "lab"  # an imported lab batch (flywheel lab import ... --out data/raw/lab): stage lab_seed
@@ -82,6 +98,14 @@ def record(out_dir: Path, name: str, started: float, summary: dict) -> dict:
     rec = {"stage": name, "seconds": round(time.perf_counter() - started, 3), "summary": summary}
     atomic_write_json(out_dir / STAGE_RECORD, rec)
     return rec
+
+
+def by_batch(parts: list[dict]) -> dict[str, list]:
+    """Shard parts tagged {"batch", "part"} grouped by batch (each group in the order given)."""
+    groups: dict[str, list] = {}
+    for p in parts:
+        groups.setdefault(p["batch"], []).append(p["part"])
+    return groups
 
 
 def find_stage_records(paths: Paths) -> list[dict]:

@@ -2,7 +2,8 @@
 
 Both eval sets (docs/evaluation.md): the stress mix (batch `eval`: float and int8 side by side, the
 detection-error trade-off, the int8 gate) and household days (batch `household`: the int8 model as
-shipped). Per-episode rows go beside every summary."""
+shipped). Per-episode rows go beside every summary. Both stages split by device (Shards): each device's
+streams of either eval set are one shard, merged in device order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 from common.io import atomic_write_json, atomic_write_jsonl, read_json
 from common.paths import Paths
-from flows.stages.base import HELD_OUT, MODELS, StageTemplate, record
+from flows.stages.base import HELD_OUT, MODELS, Shards, StageTemplate, by_batch, record
 
 HEADLINE = (  # the figures each stage record carries (training.metrics)
     "false_triggers_per_empty_hour",
@@ -25,23 +26,46 @@ HEADLINE = (  # the figures each stage record carries (training.metrics)
 def evaluate(params: dict, paths: Paths, model: str) -> dict:
     """Float and int8 detectors of one model on the stress eval batch, same counting rules, side by side:
     figures with the detection-error trade-off, per-episode rows, the int8 gate; then the int8 model on
-    household days."""
-    from runtime.frontend import FrontendConfig
-    from training.evaluate import compare_models, evaluate_detector_rows
-
+    household days. (Its shards in one process: evaluate_shards, evaluate_shard, evaluate_merge.)"""
     started = time.perf_counter()
-    out = paths.evaluation(model)
+    parts = [evaluate_shard(params, paths, s, model) for s in evaluate_shards(params, paths, model)]
+    return evaluate_merge(params, paths, parts, started, model)
+
+
+def evaluate_shards(params: dict, paths: Paths, model: str) -> list[dict]:
+    """One shard per device of each eval set (training.evaluate.list_shards)."""
+    return _held_out_shards(paths)
+
+
+def evaluate_shard(params: dict, paths: Paths, shard: dict, model: str) -> dict:
+    """One device's streams: float and int8 side by side on the stress mix, the int8 model on household
+    days."""
+    from runtime.frontend import FrontendConfig
+    from training.evaluate import run_models_shard
+
     onnx = paths.model(model) / "onnx"
     detector = read_json(paths.model(model) / "checkpoint" / "detector.json")
     frontend = FrontendConfig.from_dict(params["frontend"])
-    both = compare_models(
-        onnx / "model_float.onnx",
-        onnx / "model_int8.onnx",
-        frontend,
-        detector,
-        paths.raw("eval"),
-        paths.truth("eval"),
-        det_thresholds=params["evaluation"]["det_thresholds"],
+    batch = shard["batch"]
+    if batch == "eval":
+        models = {"float": onnx / "model_float.onnx", "int8": onnx / "model_int8.onnx"}
+        thresholds = params["evaluation"]["det_thresholds"]
+    else:
+        models, thresholds = {"int8": onnx / "model_int8.onnx"}, ()
+    part = run_models_shard(
+        models, frontend, detector, paths.raw(batch), paths.truth(batch), shard["shard"], thresholds
+    )
+    return {"batch": batch, "part": part}
+
+
+def evaluate_merge(params: dict, paths: Paths, parts: list[dict], started: float, model: str) -> dict:
+    from training.evaluate import compare_figures, merge_shards, models_figures
+
+    out = paths.evaluation(model)
+    detector = read_json(paths.model(model) / "checkpoint" / "detector.json")
+    groups = by_batch(parts)
+    both = compare_figures(
+        merge_shards(groups["eval"], paths.raw("eval")), detector, params["evaluation"]["det_thresholds"]
     )
     for variant in ("float", "int8"):
         atomic_write_json(out / f"{variant}.json", both[variant])
@@ -53,9 +77,8 @@ def evaluate(params: dict, paths: Paths, model: str) -> dict:
     }
     gate["passed"] = gate["decision_agreement"] is not None and gate["decision_agreement"] >= gate["target"]
     atomic_write_json(out / "int8_gate.json", gate)
-    household, rows = evaluate_detector_rows(
-        onnx / "model_int8.onnx", frontend, detector, paths.raw("household"), paths.truth("household")
-    )
+    int8 = models_figures(merge_shards(groups["household"], paths.raw("household")), ["int8"], detector)
+    household, rows = int8["int8"]["metrics"], int8["int8"]["rows"]
     atomic_write_json(out / "household.json", household)
     atomic_write_jsonl(out / "household_episodes.jsonl", rows)
     headline = _headline({**{v: both[v] for v in ("float", "int8")}, "household": household})
@@ -63,28 +86,57 @@ def evaluate(params: dict, paths: Paths, model: str) -> dict:
 
 
 def evaluate_baseline(params: dict, paths: Paths) -> dict:
-    """The conventional detector (Doppler band energy against CFAR, runtime.cfar) on the same eval sets."""
-    from runtime.cfar import CfarConfig
-    from training.evaluate import evaluate_cfar_rows
-
+    """The conventional detector (Doppler band energy against CFAR, runtime.cfar) on the same eval sets.
+    (Its shards in one process: baseline_shards, baseline_shard, baseline_merge.)"""
     started = time.perf_counter()
-    out = paths.evaluation("cfar")
+    parts = [baseline_shard(params, paths, s) for s in baseline_shards(params, paths)]
+    return baseline_merge(params, paths, parts, started)
+
+
+def baseline_shards(params: dict, paths: Paths) -> list[dict]:
+    return _held_out_shards(paths)
+
+
+def baseline_shard(params: dict, paths: Paths, shard: dict) -> dict:
+    from runtime.cfar import CfarConfig
+    from training.evaluate import run_cfar_shard
+
     cfar = CfarConfig.from_params(params)  # runtime.cfar + the front-end's hop and axis
-    result, rows = evaluate_cfar_rows(
-        paths.raw("eval"),
-        paths.truth("eval"),
+    batch = shard["batch"]
+    thresholds = params["evaluation"]["cfar_det_thresholds_db"] if batch == "eval" else ()
+    part = run_cfar_shard(
+        paths.raw(batch), paths.truth(batch), params["frontend"], cfar, shard["shard"], thresholds
+    )
+    return {"batch": batch, "part": part}
+
+
+def baseline_merge(params: dict, paths: Paths, parts: list[dict], started: float) -> dict:
+    from runtime.cfar import CfarConfig
+    from training.evaluate import cfar_figures, merge_shards
+
+    out = paths.evaluation("cfar")
+    cfar = CfarConfig.from_params(params)
+    groups = by_batch(parts)
+    result, rows = cfar_figures(
+        merge_shards(groups["eval"], paths.raw("eval")),
         params["frontend"],
         cfar,
         det_thresholds_db=params["evaluation"]["cfar_det_thresholds_db"],
     )
     atomic_write_json(out / "cfar.json", result)
     atomic_write_jsonl(out / "episodes.jsonl", rows)
-    household, rows = evaluate_cfar_rows(
-        paths.raw("household"), paths.truth("household"), params["frontend"], cfar
+    household, rows = cfar_figures(
+        merge_shards(groups["household"], paths.raw("household")), params["frontend"], cfar
     )
     atomic_write_json(out / "household.json", household)
     atomic_write_jsonl(out / "household_episodes.jsonl", rows)
     return record(out, "evaluate_baseline", started, _headline({"cfar": result, "household": household}))
+
+
+def _held_out_shards(paths: Paths) -> list[dict]:
+    from training.evaluate import list_shards
+
+    return [{"batch": b, "shard": s} for b in HELD_OUT for s in list_shards(paths.raw(b))]
 
 
 def _headline(results: dict) -> dict:
@@ -103,6 +155,7 @@ TEMPLATES = (
         lambda p, m: [p.evaluation(m)],
         ("frontend", "evaluation.det_thresholds", "quantize.agreement_target"),
         items=MODELS,
+        shards=Shards(evaluate_shards, evaluate_shard, evaluate_merge),
     ),
     StageTemplate(
         "evaluate_baseline",
@@ -110,5 +163,6 @@ TEMPLATES = (
         lambda p: _held_out(p),
         lambda p: [p.evaluation("cfar")],
         ("frontend", "runtime.cfar", "evaluation.cfar_det_thresholds_db"),
+        shards=Shards(baseline_shards, baseline_shard, baseline_merge),
     ),
 )

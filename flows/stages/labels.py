@@ -7,7 +7,15 @@ from pathlib import Path
 
 from common.io import atomic_write_json
 from common.paths import Paths
-from flows.stages.base import StageTemplate, lab_seed_outputs, record, seed_data, training_batches
+from flows.stages.base import (
+    Shards,
+    StageTemplate,
+    by_batch,
+    lab_seed_outputs,
+    record,
+    seed_data,
+    training_batches,
+)
 
 
 def label_seed(params: dict, paths: Paths) -> dict:
@@ -32,19 +40,52 @@ def label_seed(params: dict, paths: Paths) -> dict:
 
 
 def mine(params: dict, paths: Paths) -> dict:
-    """Score the field pool with the seed model and pick windows to label within the budget."""
-    from common.io import atomic_write_parquet
-    from mining.config import MiningConfig
-    from mining.scoring import score_pool
-    from mining.select import mine_batch
+    """Score the field pool with the seed model and pick windows to label within the budget. (Its shards
+    in one process: mine_shards, mine_shard, mine_merge.)"""
+    started = time.perf_counter()
+    parts = [mine_shard(params, paths, s) for s in mine_shards(params, paths)]
+    return mine_merge(params, paths, parts, started)
+
+
+POOLS = ("seed", "field")  # the labelled pool (its embeddings) and the pool to mine
+
+
+def mine_shards(params: dict, paths: Paths) -> list[dict]:
+    """Both pools in shards of a fixed number of windows (mining.scoring.pool_shards)."""
+    from mining.scoring import pool_shards
+
+    return [{"batch": b, "shard": s} for b in POOLS for s in pool_shards(paths.curated(b))]
+
+
+def mine_shard(params: dict, paths: Paths, shard: dict) -> dict:
+    """One shard of a pool scored by the seed model: probabilities and embeddings."""
+    from mining.scoring import score_pool_shard
     from runtime.detector import DetectorConfig
 
-    started = time.perf_counter()
     model = paths.model("seed") / "onnx" / "model_float.onnx"
+    context = DetectorConfig.from_params(params).context_frames
+    part = score_pool_shard(model, paths.curated(shard["batch"]), context, shard["shard"])
+    return {"batch": shard["batch"], "part": part}
+
+
+def mine_merge(params: dict, paths: Paths, parts: list[dict], started: float) -> dict:
+    from common.io import atomic_write_parquet
+    from mining.config import MiningConfig
+    from mining.scoring import merge_pool_parts
+    from mining.select import pick_windows
+    from runtime.detector import DetectorConfig
+
     detector = DetectorConfig.from_params(params)
-    _, labeled_embeddings = score_pool(model, paths.curated("seed"), detector.context_frames)
-    picks = mine_batch(
-        model, paths.curated("field"), labeled_embeddings, MiningConfig.from_params(params), detector
+    groups = by_batch(parts)
+    _, labeled_embeddings = merge_pool_parts(paths.curated("seed"), groups.get("seed", []))
+    scores, embeddings = merge_pool_parts(paths.curated("field"), groups.get("field", []))
+    picks = pick_windows(
+        scores,
+        embeddings,
+        paths.curated("field"),
+        labeled_embeddings,
+        MiningConfig.from_params(params),
+        detector,
     )
     out = paths.labels("field-picks")
     atomic_write_parquet(out / "picks.parquet", picks)
@@ -143,6 +184,7 @@ TEMPLATES = (
         lambda p: [p.model("seed") / "onnx", p.curated("seed"), p.curated("field")],
         lambda p: [p.labels("field-picks")],
         ("mining", "detector", "ingest.context_frames", "frontend.hop", "frontend.baseband_fs_hz"),
+        shards=Shards(mine_shards, mine_shard, mine_merge),
     ),
     StageTemplate(
         "label_field",

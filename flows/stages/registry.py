@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.paths import Paths
 from flows.stages import deploy, evaluate, ingest, lab_seed, labels, package, report, simulate, train
-from flows.stages.base import Stage, StageTemplate
+from flows.stages.base import Shards, Stage, StageTemplate
 from flows.stages.code_deps import code_deps
 
 TEMPLATES: tuple[StageTemplate, ...] = (
@@ -73,8 +73,18 @@ def build_registry() -> dict[str, Stage]:
     for t in TEMPLATES:
         for item in t.items or (None,):
             name = t.name if item is None else f"{t.name}@{item}"
+            shards = None
+            if t.shards is not None:
+                shards = Shards(*(_bind(f, item) for f in (t.shards.plan, t.shards.run, t.shards.merge)))
             stages[name] = Stage(
-                name, _bind(t.run, item), _deps(t, item), _bind(t.outs, item), t.params, t.metrics, t.persist
+                name,
+                _bind(t.run, item),
+                _deps(t, item),
+                _bind(t.outs, item),
+                t.params,
+                t.metrics,
+                t.persist,
+                shards,
             )
     return stages
 
@@ -128,3 +138,28 @@ def run_stage(name: str, params: dict, paths: Paths) -> dict:
         raise KeyError(f"unknown stage {name!r}; stages: {', '.join(REGISTRY)}")
     stage = REGISTRY[name]
     return stage.run(filter_params(params, stage.params), paths)
+
+
+def _sharded(name: str) -> tuple[Stage, Shards]:
+    stage = REGISTRY[name]
+    if stage.shards is None:
+        raise ValueError(f"stage {name!r} does not split into shards")
+    return stage, stage.shards
+
+
+def plan_shards(name: str, params: dict, paths: Paths) -> list:
+    """The shards of a sharded stage (its inputs must exist), on the params it declares."""
+    stage, shards = _sharded(name)
+    return shards.plan(filter_params(params, stage.params), paths)
+
+
+def run_shard(name: str, params: dict, paths: Paths, shard) -> object:
+    """One shard of a sharded stage: its part for merge_shards."""
+    stage, shards = _sharded(name)
+    return shards.run(filter_params(params, stage.params), paths, shard)
+
+
+def merge_shards(name: str, params: dict, paths: Paths, parts: list, started: float) -> dict:
+    """A sharded stage's outputs from all its shards' parts (any order); returns the stage record."""
+    stage, shards = _sharded(name)
+    return shards.merge(filter_params(params, stage.params), paths, parts, started)

@@ -1,9 +1,9 @@
-"""The turn's stages on a real Dask LocalCluster (two worker processes) leave the thread runner's bytes."""
+"""The turn's stages on a real Dask LocalCluster (two worker processes) leave the thread runner's bytes;
+a sharded stage leaves the same bytes on one or two workers and in one process."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -11,22 +11,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 STAGES = ["simulate@seed", "simulate@eval", "ingest@seed"]  # two workers busy at once, then ingest
-# great-expectations stamps every validation result with clock times and fresh UUIDs, whatever the runner
-VOLATILE_KEYS = {"ge_load_time", "run_time", "validation_time", "validation_id", "id"}
-
-
-def _without_volatile(obj):
-    if isinstance(obj, dict):
-        return {k: _without_volatile(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
-    if isinstance(obj, list):
-        return [_without_volatile(v) for v in obj]
-    return obj
-
-
-def _digest(path: Path) -> str:
-    if path.parent.name == "validation" and path.suffix == ".json":
-        return json.dumps(_without_volatile(json.loads(path.read_text())), sort_keys=True)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -34,7 +18,7 @@ def _tree(root: Path) -> dict[str, str]:
     from flows.stages import STAGE_RECORD
 
     return {
-        p.relative_to(root).as_posix(): _digest(p)
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != STAGE_RECORD
     }
@@ -79,3 +63,39 @@ def test_stages_on_a_dask_local_cluster_write_the_thread_runners_bytes(
         out[kind] = _tree(data)
     assert len(out["thread"]) > 10
     assert out["dask"] == out["thread"]
+
+
+SHARDED = ["simulate@eval", "simulate@household", "evaluate_baseline"]  # one shard per device of each set
+
+
+def test_a_sharded_stage_leaves_the_same_bytes_on_one_or_two_workers_and_in_one_process(
+    tmp_path, prefect_harness, project_root
+):
+    import shutil
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from common.params import load_params
+    from common.paths import Paths
+    from flows.stages import plan_shards, run_stage
+    from flows.turn import flywheel_turn
+
+    params_file = str(project_root / "params.yaml")
+    out = {}
+    for workers in (1, 2):
+        data = tmp_path / f"workers-{workers}"
+        records = flywheel_turn.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))(
+            params_file=params_file, preset="tiny", data_dir=str(data), use_dvc=False, stages=SHARDED
+        )
+        assert records["evaluate_baseline"]["stage"] == "evaluate_baseline"
+        assert records["evaluate_baseline"]["seconds"] > 0
+        out[workers] = _tree(data / "evaluations")
+    params = load_params(params_file, "tiny")
+    one = tmp_path / "one-process"
+    shutil.copytree(tmp_path / "workers-1" / "raw", one / "raw")
+    shutil.copytree(tmp_path / "workers-1" / "truth", one / "truth")
+    paths = Paths.for_params(params, str(one))
+    assert len(plan_shards("evaluate_baseline", params, paths)) >= 2  # eval and household devices
+    run_stage("evaluate_baseline", params, paths)  # what `flywheel stage` (dvc repro) runs
+    assert len(out[1]) >= 4
+    assert out[1] == out[2] == _tree(one / "evaluations")

@@ -208,3 +208,23 @@ def test_drift_against_a_reference_batch(clean_run, params, tmp_path):
     text = "\n".join(summary["drift_warnings"])
     assert "feature level moved" in text and "trigger:sample rate" in text
     assert summary["ingested"] == 24  # drift warns, never fails
+
+
+def test_the_same_batch_ingested_twice_gives_the_same_bytes(clean_run, params, tmp_path):
+    _, batch, raw, _ = clean_run
+    ingest(raw, tmp_path / "curated", params)
+    assert _digest(tmp_path / "curated" / "b-clean") == _digest(batch)  # validation reports included
+
+
+def test_validation_report_keeps_expectations_and_observed_values_not_run_stamps(clean_run):
+    _, batch, _, _ = clean_run
+    text = (batch / "validation" / "features.json").read_text()
+    report = json.loads(text)
+    assert report["success"] and report["statistics"]["evaluated_expectations"] == len(report["results"])
+    first = report["results"][0]
+    assert first["expectation_config"]["type"] == "expect_column_values_to_be_unique"
+    assert first["expectation_config"]["kwargs"]["column"] == "capture_id"
+    assert first["success"] is True and first["result"]["element_count"] > 0
+    assert report["meta"]["batch_markers"]["pandas_data_fingerprint"]  # what data was validated
+    for stamp in ("validation_time", "validation_id", "run_id", "ge_load_time", '"id"'):
+        assert stamp not in text

@@ -259,3 +259,27 @@ def curate_with_truth_labels(
     pl.DataFrame(windows).write_parquet(curated_dir / "windows.parquet")
     Path(labels_path).parent.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(labels).write_parquet(labels_path)
+
+
+def write_fleet_batch(raw_dir, truth_dir, seed: int = 3) -> None:
+    """A raw batch of several devices for sharding: walker and empty captures of 12 s on three devices,
+    back to back per device (one gap), a capture with no start time (a stream of its own, outside any
+    device), a missing file and a malformed line."""
+    import datetime as dt
+    import json
+    from pathlib import Path
+
+    write_walker_batch(raw_dir, truth_dir, n_walk=4, n_empty=5, seed=seed)
+    index = Path(raw_dir) / "captures.jsonl"
+    records = [json.loads(line) for line in index.read_text().splitlines()]
+    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    next_start: dict[str, float] = {}
+    for k, rec in enumerate(records):
+        rec["device_id"] = f"dev-{(k * 7) % 3}"  # devices interleaved in file order
+        start = next_start.get(rec["device_id"], 0.0) + (30.0 if k == 7 else 0.0)  # one gap
+        rec["t_start"] = (epoch + dt.timedelta(seconds=start)).isoformat(timespec="milliseconds")
+        next_start[rec["device_id"]] = start + rec["duration_s"]
+    del records[4]["t_start"]
+    missing = {**records[0], "capture_id": "missing", "file": "iq/missing.npy", "device_id": "dev-1"}
+    lines = [json.dumps(r) for r in records[:5]] + ["{not json"] + [json.dumps(r) for r in records[5:]]
+    index.write_text("\n".join([*lines, json.dumps(missing)]) + "\n")
