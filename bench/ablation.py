@@ -7,6 +7,9 @@ functions: ingest the seed and eval batches with that front-end, label the seed 
 same lab labels of the same windows for every variant), train, export (float, int8, DSP budget) and
 evaluate (stress float and int8, household int8; the same held-out units). One row per (variant, seed),
 the mean and spread over seeds per variant; results.json and results.md under the output folder.
+A (variant, seed) already evaluated under the output folder is reused, so a longer run can be resumed
+and a variant added without retraining the others; a model over the DSP budget (training.budget) is
+reported as such instead of evaluated.
 
 The raw and truth folders of the world are shared by every variant (symlinks); each variant has its own
 curated batches, labels, models and evaluations. Sizes: params.yaml bench.ablation (`quick` for --quick).
@@ -86,10 +89,17 @@ def run_variant_seed(params: dict, root: Paths, seed: int) -> dict:
     for batch in ("seed", "eval"):
         if not (root.curated(batch) / "windows.parquet").exists():
             run_stage_function("ingest", params, root, batch)
+    from training.budget import BudgetError
+
     paths = Paths(root.root, "ablation", run_root=root.root / f"seed-{seed}")
+    if (paths.evaluation("seed") / "household.json").exists():  # measured by an earlier run: reused
+        return ablation_row(paths)
     run_stage_function("label_seed", params, paths)
     run_stage_function("train", params, paths, "seed")
-    run_stage_function("export", params, paths, "seed")
+    try:
+        run_stage_function("export", params, paths, "seed")
+    except BudgetError as exc:  # a model the DSP cannot hold is a result of its own, not a crash
+        return {"over_budget": str(exc), "degenerate": None}
     run_stage_function("evaluate", params, paths, "seed")
     return ablation_row(paths)
 
@@ -118,11 +128,14 @@ def ablation_row(paths: Paths) -> dict:
 def summarise_variant(all_rows: list[dict]) -> dict:
     """Mean (and sample spread when there are several seeds) of every numeric figure over the seeds
     whose model is not degenerate (never fires, always present); those are counted, not averaged."""
-    rows = [r for r in all_rows if not r.get("degenerate")]
-    out: dict = {
-        "seeds": len(all_rows),
-        "degenerate": [r["degenerate"] for r in all_rows if r.get("degenerate")],
-    }
+    rows = [r for r in all_rows if not r.get("degenerate") and not r.get("over_budget")]
+    flagged = [r["degenerate"] for r in all_rows if r.get("degenerate")]
+    flagged += [
+        f"over the DSP budget ({r['over_budget'].split(': ', 1)[-1]})"
+        for r in all_rows
+        if r.get("over_budget")
+    ]
+    out: dict = {"seeds": len(all_rows), "degenerate": flagged}
     for key, _ in COLUMNS:
         values = [
             r[key] for r in rows if isinstance(r.get(key), int | float) and not isinstance(r[key], bool)

@@ -45,3 +45,11 @@ def test_a_variant_changes_only_its_front_end_and_the_seed() -> None:
     assert {k: v for k, v in p["frontend"].items() if k != "channels"} == {
         k: v for k, v in params["frontend"].items() if k != "channels"
     }
+
+
+def test_a_model_over_the_dsp_budget_is_reported_not_averaged() -> None:
+    reason = "model over the speaker4 budget: activations: peak 36,864 bytes"
+    over = {"over_budget": reason, "degenerate": None}
+    s = summarise_variant([_row(10.0, 1.0), over])
+    assert s["seeds"] == 2 and s["false_triggers_per_empty_hour"] == pytest.approx(10.0)
+    assert s["degenerate"] == ["over the DSP budget (activations: peak 36,864 bytes)"]
