@@ -141,7 +141,7 @@ def summarise_variant(all_rows: list[dict]) -> dict:
             r[key] for r in rows if isinstance(r.get(key), int | float) and not isinstance(r[key], bool)
         ]
         if key == "int8_gate_passed":
-            out[key] = all(r.get(key) for r in rows)
+            out[key] = all(r.get(key) for r in rows) if rows else None
         elif values:
             out[key] = statistics.fmean(values)
             out[f"{key}_spread"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -167,7 +167,7 @@ def markdown_table(summary: dict[str, dict], variants: dict) -> str:
         channels = ", ".join(variants[name].get("frontend", {}).get("channels", ["(params)"]))
         cells = [cell(s.get(k), s.get(f"{k}_spread")) for k, _ in COLUMNS]
         seeds = f"{s['seeds']}" + (
-            f" (**degenerate**: {', '.join(s['degenerate'])})" if s["degenerate"] else ""
+            f" (**not ranked**: {', '.join(s['degenerate'])})" if s["degenerate"] else ""
         )
         lines.append(f"| {name} | {channels} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -175,7 +175,7 @@ def markdown_table(summary: dict[str, dict], variants: dict) -> str:
 
 def write_results(out_dir: Path, variants: dict, rows: dict[str, list[dict]], batches: dict) -> dict:
     """results.json and results.md of the rows so far; returns the summary per variant."""
-    summary = {name: summarise_variant(r) for name, r in rows.items()}
+    summary = {name: summarise_variant(rows[name]) for name in variants if name in rows}  # params order
     results = {"variants": variants, "rows": rows, "summary": summary, "batches": batches}
     atomic_write_json(out_dir / "results.json", results)
     atomic_write_text(out_dir / "results.md", markdown_table(summary, variants))

@@ -32,7 +32,7 @@ def test_degenerate_seeds_are_counted_not_averaged() -> None:
     assert s["false_triggers_per_empty_hour_spread"] == pytest.approx(2.0**0.5 * 2.0)
     assert s["entry_recall"] == pytest.approx(0.95) and s["int8_gate_passed"] is True
     table = markdown_table({"space": s}, {"space": {"frontend": {"channels": ["power", "direct"]}}})
-    assert "| space | power, direct | 3 (**degenerate**: never fires) | 12 ± 2.8 |" in table
+    assert "| space | power, direct | 3 (**not ranked**: never fires) | 12 ± 2.8 |" in table
 
 
 def test_a_variant_changes_only_its_front_end_and_the_seed() -> None:
