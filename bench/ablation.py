@@ -85,11 +85,11 @@ def variant_root(world: Paths, name: str) -> Paths:
 def run_variant_seed(params: dict, root: Paths, seed: int) -> dict:
     """Ingest (once per variant), label, train, export and evaluate one seed; its row."""
     from flows.stages import run_stage_function
+    from training.budget import BudgetError
 
     for batch in ("seed", "eval"):
         if not (root.curated(batch) / "windows.parquet").exists():
             run_stage_function("ingest", params, root, batch)
-    from training.budget import BudgetError
 
     paths = Paths(root.root, "ablation", run_root=root.root / f"seed-{seed}")
     if (paths.evaluation("seed") / "household.json").exists():  # measured by an earlier run: reused
@@ -205,6 +205,6 @@ def run_bench(params: dict, quick: bool = False) -> dict:
                 bar.advance(task)
     figures: dict = {"results": str(out_dir / "results.json")}
     for name, s in summary.items():
-        for key in ("false_triggers_per_empty_hour", "false_triggers_per_device_day", "entry_recall"):
+        for key, _ in COLUMNS:  # every column of results.md, printed by `flywheel bench ablation`
             figures[f"{name}.{key}"] = s.get(key)
     return figures

@@ -61,18 +61,18 @@ def _false_triggers(report: dict, plots_dir: Path, dpi: int) -> list[str]:
     return ["false_triggers_by_type.png"]
 
 
-def _feature_axes(params: dict) -> tuple[np.ndarray, float]:
-    """(velocity axis [V] in m/s, frame hop in s) of the features the gallery draws."""
+def _feature_axes(params: dict) -> tuple[np.ndarray, float, int]:
+    """(velocity axis [V] in m/s, frame hop in s, feature channels per bin) of what the gallery draws."""
     from runtime.frontend import FrontendConfig, velocity_axis
 
     cfg = FrontendConfig.from_dict(params["frontend"])
-    return velocity_axis(cfg), cfg.hop / cfg.baseband_fs_hz
+    return velocity_axis(cfg), cfg.hop / cfg.baseband_fs_hz, cfg.n_channels
 
 
 def _gallery(report: dict, params: dict, paths: Paths, plots_dir: Path, dpi: int) -> list[str]:
     gallery = report.get("gallery") or {}
     context = int(params["ingest"]["context_frames"])
-    velocity, hop_s = _feature_axes(params)
+    velocity, hop_s, n_channels = _feature_axes(params)
     written = []
     for strategy, rows in (gallery.get("picks") or {}).items():
         by_batch: dict[str, list[dict]] = {}
@@ -80,7 +80,8 @@ def _gallery(report: dict, params: dict, paths: Paths, plots_dir: Path, dpi: int
             by_batch.setdefault(r["batch_id"], []).append(r)
         tiles = []
         for batch, batch_rows in by_batch.items():
-            frames = window_frames(paths.curated(batch), [r["window_id"] for r in batch_rows], context)
+            ids = [r["window_id"] for r in batch_rows]
+            frames = window_frames(paths.curated(batch), ids, context, n_channels)
             tiles += [
                 plots.Tile(f, f"label {r['label'] or 'unlabelled'} · p={r['score']:.2f}")
                 for f, r in zip(frames, batch_rows, strict=True)
@@ -90,7 +91,8 @@ def _gallery(report: dict, params: dict, paths: Paths, plots_dir: Path, dpi: int
         written.append(name)
     triggers = gallery.get("false_triggers") or []
     if triggers:
-        frames = window_frames(paths.curated("eval"), [r["window_id"] for r in triggers], context)
+        ids = [r["window_id"] for r in triggers]
+        frames = window_frames(paths.curated("eval"), ids, context, n_channels)
         tiles = [
             plots.Tile(
                 f,

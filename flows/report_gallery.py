@@ -77,9 +77,11 @@ def false_trigger_rows(
     return [rows[i] for i in order[:n]]
 
 
-def window_frames(curated_dir: Path, window_ids: list[str], context: int) -> np.ndarray:
-    """[N, context, V] feature frames of the given windows of one curated batch, in that order."""
+def window_frames(curated_dir: Path, window_ids: list[str], context: int, n_channels: int) -> np.ndarray:
+    """[N, context, V] power frames (the front-end's power channel of its n_channels) of the given
+    windows of one curated batch, in that order."""
     from mining.pool import gather_windows, load_windows_table, open_frames
+    from runtime.feature_channels import power_channel
 
     table = load_windows_table(curated_dir).select("window_id", "end_row")
     rows = pl.DataFrame({"window_id": window_ids}).join(
@@ -88,4 +90,5 @@ def window_frames(curated_dir: Path, window_ids: list[str], context: int) -> np.
     missing = rows.filter(pl.col("end_row").is_null())["window_id"].to_list()
     if missing:
         raise ValueError(f"{curated_dir / 'windows.parquet'}: window_id not found: {missing[:3]}")
-    return gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)
+    frames = gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)
+    return power_channel(frames, n_channels)

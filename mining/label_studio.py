@@ -21,6 +21,7 @@ from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from mining.config import LabelStudioConfig
 from mining.labels import LABEL_SCHEMA
 from mining.pool import gather_windows, load_windows_table, open_frames
+from runtime.feature_channels import power_channel
 from runtime.frontend import FrontendConfig
 from runtime.labels import CLASSES
 
@@ -86,7 +87,8 @@ def export_tasks(
     if rows["end_row"].null_count():
         missing = rows.filter(pl.col("end_row").is_null())["window_id"].to_list()[:5]
         raise ValueError(f"{curated_dir}/windows.parquet: picks not in the batch, e.g. {missing}")
-    windows = gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)  # [N, C, V]
+    windows = gather_windows(open_frames(curated_dir), rows["end_row"].to_numpy(), context)  # [N, T, V*C]
+    windows = power_channel(windows, fe.n_channels)  # [N, T, V]: annotators see the Doppler power
     hop_s = fe.hop / fe.baseband_fs_hz
     tasks = []
     for n, (row, window) in enumerate(zip(rows.iter_rows(named=True), windows, strict=True)):

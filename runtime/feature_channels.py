@@ -33,7 +33,6 @@ from scipy import signal
 CHANNELS = ("power", "direct", "recent", "background")
 LEVEL_CHANNELS = ("power", "recent")  # absolute echo levels: a gain change shifts them (augmentation)
 DIRECT_FLOOR_DB = -30.0
-_FLOOR = 1e-15  # as runtime.frontend.POWER_FLOOR: the power floor before every log
 
 
 def check_channels(channels: tuple[str, ...]) -> None:
@@ -108,8 +107,9 @@ class ChannelMaker:
         reference_db: np.ndarray | None,
     ) -> np.ndarray:
         """power_db [F, V] (the power channel, already referenced), power [F, V] linear on-axis power
-        (un-referenced), direct_share [F, V] linear along/total or None, reference_db [F] (subtracted from
-        the level channels) or None -> frames [F, V * C] float32."""
+        (un-referenced, floored by the front-end: positive), direct_share [F, V] linear along/total of
+        floored powers (positive) or None, reference_db [F] (subtracted from the level channels) or None
+        -> frames [F, V * C] float32."""
         if len(self.channels) == 1:
             return power_db
         n_frames, n_bins = power_db.shape
@@ -118,10 +118,10 @@ class ChannelMaker:
             if name == "power":
                 out[:, :, c] = power_db
             elif name == "direct":
-                share_db = 10.0 * np.log10(np.asarray(direct_share, np.float64) + _FLOOR)
+                share_db = 10.0 * np.log10(np.asarray(direct_share, np.float64))
                 out[:, :, c] = np.clip(share_db, DIRECT_FLOOR_DB, 0.0)
             elif name == "recent":
-                recent_db = 10.0 * np.log10(self.recent.process(power) + _FLOOR)
+                recent_db = 10.0 * np.log10(self.recent.process(power))
                 out[:, :, c] = recent_db if reference_db is None else recent_db - reference_db[:, None]
             else:  # background, averaged in dB: one loud arrival barely moves it (a geometric mean)
                 out[:, :, c] = power_db - self.background.process(power_db)

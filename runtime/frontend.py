@@ -158,7 +158,7 @@ class StreamingFrontend:
         self._upper = np.searchsorted(self._bins, bin_upper)
         self._residual = np.zeros((n_mics, 0), np.complex64)  # baseband samples not yet framed
         self._static = np.zeros((n_mics, 0), np.complex64)
-        self.channels = ChannelMaker(
+        self.channel_maker = ChannelMaker(
             tuple(cfg.channels), cfg.hop / cfg.baseband_fs_hz, cfg.recent_tau_s, cfg.background_tau_s
         )
 
@@ -211,9 +211,10 @@ class StreamingFrontend:
         frames = np.empty((n_frames, self.n_mics, cfg.frame_len), np.complex64)  # [F, M, L]
         np.multiply(view[:, : n_frames * cfg.hop : cfg.hop].transpose(1, 0, 2), self.window, out=frames)
         spectra = np.take(scipy.fft.fft(frames, n=cfg.n_fft, axis=-1), self._bins, axis=2)  # [F, M, B]
-        if not self.canceller.active and (self.n_mics == 1 or not self.channels.needs_direct_split):
+        split = self.channel_maker.needs_direct_split
+        if not self.canceller.active and (self.n_mics == 1 or not split):
             total = power_sum(spectra)
-            if self.channels.needs_direct_split:  # one microphone: all of it is "along" its signature
+            if split:  # one microphone: all of it is "along" its signature
                 return np.zeros_like(total), total
             return total, np.zeros_like(total)
         return bin_powers(spectra, signature(static_at_ends.T))  # [F, B] each
@@ -227,8 +228,7 @@ class StreamingFrontend:
 
     def _to_features(self, power: np.ndarray) -> np.ndarray:
         """Bin power [F, B] -> dB on the velocity axis [F, V] float32."""
-        on_axis = self._on_axis(power)
-        return np.multiply(np.log10(on_axis, out=on_axis), 10.0, out=on_axis)
+        return _to_db(self._on_axis(power))
 
     def _static_at_frame_ends(self, static: np.ndarray, n_frames: int) -> np.ndarray:
         """Static estimate [M, n] -> [M, F]: its value at each frame's last sample."""
@@ -237,19 +237,24 @@ class StreamingFrontend:
     def _features(self, residual: np.ndarray, static: np.ndarray, n_frames: int) -> np.ndarray:
         static_at_ends = self._static_at_frame_ends(static, n_frames)  # [M, F]
         p_perp, p_along = self._bin_powers(residual, static_at_ends, n_frames)
-        combined = self.canceller.combine(p_perp, p_along)  # [F, B]
+        on_axis = self._on_axis(self.canceller.combine(p_perp, p_along))  # [F, V] linear, floored
         multi = self.cfg.n_channels > 1
-        power = self._on_axis(combined) if multi else None  # [F, V] linear, for the averaged channels
-        features = self._to_features(combined)  # [F, V] dB
+        power = on_axis.copy() if multi else None  # for the averaged channels
+        features = _to_db(on_axis)  # [F, V] dB
         reference = carrier_level_db(static_at_ends) if self.cfg.level_reference == "carrier" else None
         if reference is not None:
             features -= reference[:, None]
         if not multi:
             return features
         share = None
-        if self.channels.needs_direct_split:  # share of the power along the direct path, before the gate
+        if self.channel_maker.needs_direct_split:  # share along the direct path, before the gate
             share = self._on_axis(p_along) / self._on_axis(p_perp + p_along)
-        return self.channels.frames(features, power, share, reference)  # [F, V * C]
+        return self.channel_maker.frames(features, power, share, reference)  # [F, V * C]
+
+
+def _to_db(on_axis: np.ndarray) -> np.ndarray:
+    """10 log10 of floored power [F, V] float32, in place."""
+    return np.multiply(np.log10(on_axis, out=on_axis), 10.0, out=on_axis)
 
 
 def carrier_level_db(static: np.ndarray) -> np.ndarray:

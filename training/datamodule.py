@@ -240,8 +240,8 @@ def augment(x, gain_db: float, noise_db: float, shift_bins: int, generator, leve
     out = x.clone()
     if gain_db > 0:
         gain = (torch.rand(n, 1, 1, generator=generator) * 2 - 1) * gain_db
-        if level_mask is None or n_channels == 1:
-            out += gain if level_mask is None or level_mask[0] else 0.0
+        if level_mask is None:
+            out += gain
         else:  # [V * C] columns: 1 on the level channels
             columns = torch.as_tensor(list(level_mask), dtype=out.dtype).repeat(x.shape[-1] // n_channels)
             out += gain * columns
