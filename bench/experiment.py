@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from bench.closed_loop import Deployed
 from bench.experiment_report import HOUSEHOLD_KEYS, METRIC_KEYS
 from common.io import atomic_write_json, atomic_write_parquet, read_json
 from common.params import deep_merge
@@ -180,17 +182,32 @@ def seed_labels(params: dict, world: Paths, run_dir: Path) -> Paths:
     return paths
 
 
-def seed_model(params: dict, world: Paths, run_dir: Path) -> tuple[tuple[Path, dict], dict]:
-    """The seed model of one experiment seed, trained, exported and evaluated by the stages →
-    ((float ONNX, detector), its row)."""
+@dataclass(frozen=True)
+class SeedRun:
+    """One experiment seed's seed model: every strategy of that seed starts from it."""
+
+    index: int
+    model: tuple[Path, dict]  # (float ONNX, detector)
+    bundle: Deployed | None  # its bundle, deployed on every strategy's fleet at turn 1 (closed loop)
+
+
+def seed_model(params: dict, world: Paths, run_dir: Path, index: int, closed: bool) -> tuple[SeedRun, dict]:
+    """The seed model of one experiment seed, trained, exported and evaluated by the stages, with its
+    bundle in the closed loop → (SeedRun, its row)."""
+    from bench.closed_loop import make_bundle
+
     paths = seed_labels(params, world, run_dir / "seed-model")
     model = train_and_export(params, paths, "seed")
-    return model, evaluate_model(params, paths, "seed")
+    row = evaluate_model(params, paths, "seed")
+    bundle = make_bundle(params, paths, "seed", model[1]) if closed else None
+    return SeedRun(index, model, bundle), row
 
 
-def turn_paths(world: Paths, strategy_dir: Path, turn: int) -> Paths:
-    """Turn `turn` of one strategy: its model learns from the seed batch and field-1 .. field-<turn>."""
-    return run_paths(world, strategy_dir, f"turn-{turn}", tuple(f"field-{t}" for t in range(1, turn + 1)))
+def turn_paths(world: Paths, strategy_dir: Path, turn: int, batches: list[str] | None = None) -> Paths:
+    """Turn `turn` of one strategy: its model learns from the seed batch and the field batches of turns
+    1 .. turn (`batches`, its closed loop's; None: the shared field-1 .. field-<turn>)."""
+    names = batches if batches is not None else [f"field-{t}" for t in range(1, turn + 1)]
+    return run_paths(world, strategy_dir, f"turn-{turn}", tuple(names[:turn]))
 
 
 def label_sets_of(paths: Paths, model: str) -> list[tuple[Path, Path]]:
@@ -204,12 +221,15 @@ def run_strategy(
     world: Paths,
     strategy: str,
     turns: int,
-    seed: tuple[Path, dict],
+    seed: SeedRun,
     run_dir: Path,
     progress: Progress,
-) -> tuple[list[dict], list[tuple[Path, Path]], tuple[Path, dict]]:
+) -> tuple[list[dict], list[tuple[Path, Path]], tuple[Path, dict], list[str]]:
     """T turns of one strategy under run_dir/<strategy> → (rows per turn, label sets of its last model,
-    last model (float ONNX, detector))."""
+    last model (float ONNX, detector), the field batches it mined). Closed loop (experiment.closed_loop):
+    each turn's field batch is uploaded by units running the bundle the strategy deployed last
+    (bench.closed_loop); open: the shared field-<turn> batches of factory units."""
+    from bench.closed_loop import field_batch, make_bundle, release
     from mining.config import MiningConfig
     from mining.failure_points import learning_params
     from mining.labels import weak_label_table
@@ -219,20 +239,33 @@ def run_strategy(
     cfg, detector_cfg = MiningConfig.from_params(params), DetectorConfig.from_params(params)
     context = detector_cfg.context_frames
     strategy_dir = run_dir / strategy
+    closed = bool(ex.get("closed_loop"))
     seed_labels(params, world, strategy_dir)
     label_sets = label_sets_of(turn_paths(world, strategy_dir, 0), "seed")
-    model, detector = seed
-    rows, paid_total, weak_total = [], 0, 0
+    model, detector = seed.model
+    deployed = seed.bundle
+    rows, batches, paid_total, weak_total = [], [], 0, 0
     for turn in range(1, turns + 1):
-        batch, paths, name = f"field-{turn}", turn_paths(world, strategy_dir, turn), f"turn-{turn}"
+        if closed:
+            batches.append(field_batch(seed.index, strategy, turn))
+            simulate_and_ingest(
+                world, params, batches[-1], {**field_spec(ex, turn), "bundle": str(deployed.folder)}
+            )
+        else:
+            batches.append(f"field-{turn}")
+        batch, paths, name = batches[-1], turn_paths(world, strategy_dir, turn, batches), f"turn-{turn}"
+        mined_with = deployed if closed else None
+        mining_model = mined_with.int8.with_name("model_float.onnx") if mined_with else model
         if strategy == "self_training":
-            picks, paid = pseudo_labels(model, world.curated(batch), batch, context, ex["self_training"])
+            picks, paid = pseudo_labels(
+                mining_model, world.curated(batch), batch, context, ex["self_training"]
+            )
         else:
             known = labeled_embeddings(
-                model, label_sets, context, int(ex["labeled_embedding_limit"]), cfg.seed
+                mining_model, label_sets, context, int(ex["labeled_embedding_limit"]), cfg.seed
             )
             picks = mine_batch(
-                model,
+                mining_model,
                 world.curated(batch),
                 known,
                 cfg,
@@ -240,7 +273,7 @@ def run_strategy(
                 policy=strategy,
                 budget=int(ex["budget"]),
             )
-            paid = annotator_labels(params, world, picks, turn)
+            paid = annotator_labels(params, world, picks, turn, batch)
         weak = pl.DataFrame(schema=paid.schema)
         if ex["weak_labels"]:
             weak = weak_label_table(
@@ -262,9 +295,34 @@ def run_strategy(
             "thresholds": {k: detector.get(k) for k in ("strict_threshold", "lenient_threshold")},
             **evaluate_model(params, paths, name),
         }
+        row["picked"], row["rare_picked"] = rare_counts(world, batch, picks["window_id"])
+        row["pool"], row["pool_rare"] = rare_counts(world, batch)
+        if closed:
+            from bench.enrichment import rare_upload_share
+
+            row["field_batch"], row["mined_with"] = batch, deployed.name
+            row["uploads"] = rare_upload_share(world.raw(batch), world.truth(batch))
+            lab = int(ex["rare_event"]["lab_windows"])
+            candidate = make_bundle(params, paths, name, detector, label_sets, seed.model[0], lab)
+            deployed, decision = release(params, world, candidate, deployed)
+            row["release"] = {k: decision[k] for k in ("shipped", "candidate", "incumbent", "reason")}
+            row["trigger"] = "rare_event_threshold" in candidate.detector
         rows.append(row)
         progress(f"{strategy} turn {turn}: false triggers/empty h {row['false_triggers_per_empty_hour']}")
-    return rows, label_sets, (model, detector)
+    return rows, label_sets, (model, detector), batches
+
+
+def rare_counts(world: Paths, batch: str, window_ids: pl.Series | None = None) -> tuple[int, int]:
+    """(windows, windows a rare event covers) among `window_ids` of a field batch (None: all of them),
+    by the annotator's truth (mining.oracle.rare_event_windows)."""
+    from mining.oracle import rare_event_windows
+
+    windows = pl.read_parquet(
+        world.curated(batch) / "windows.parquet", columns=["window_id", "capture_id", "t_end_s"]
+    )
+    if window_ids is not None:
+        windows = windows.filter(pl.col("window_id").is_in(window_ids.implode()))
+    return windows.height, int(rare_event_windows(windows, world.truth(batch)).sum())
 
 
 def pseudo_labels(
@@ -324,11 +382,15 @@ def run_experiment(
     out_dir = Path(out_dir)
     world = world_paths(out_dir / "work")
     base = run_params(params, ex, 0)
+    closed = bool(ex.get("closed_loop"))
     data_info = [simulate_and_ingest(world, base, b, ex["batches"][b]) for b in ("seed", "eval")]
     data_info.append(simulate_only(world, base, "household", ex["batches"]["household"]))
+    if closed:  # the release gate's own held-out batch, apart from the eval batch the report uses
+        data_info.append(simulate_only(world, base, "release", ex["batches"]["release"]))
     progress("seed and eval batches")
     for turn in range(1, turns + 1):
-        data_info.append(simulate_and_ingest(world, base, f"field-{turn}", field_spec(ex, turn)))
+        if not closed:  # open loop: one field batch per turn from factory units, shared by all
+            data_info.append(simulate_and_ingest(world, base, f"field-{turn}", field_spec(ex, turn)))
         progress(f"field batch {turn}")
     run_stage_function("evaluate_baseline", base, world)
     cfar = evaluation_row(read_json(world.evaluation("cfar") / "cfar.json"))
@@ -343,19 +405,21 @@ def run_experiment(
     for s in range(seeds):
         p = run_params(params, ex, s)
         run_dir = world.root / f"seed-{s}"
-        model, row = seed_model(p, world, run_dir)
+        seed, row = seed_model(p, world, run_dir, s, closed)
         seed_rows.append({"seed": s, **row})
         progress(f"seed model {s}")
+        mined: dict[str, list[str]] = {}
         for strategy in ex["strategies"]:
-            strategy_rows, label_sets, last = run_strategy(
-                p, ex, world, strategy, turns, model, run_dir, progress
+            strategy_rows, label_sets, last, mined[strategy] = run_strategy(
+                p, ex, world, strategy, turns, seed, run_dir, progress
             )
             rows += [{"seed": s, **r} for r in strategy_rows]
             if s == 0 and strategy == "flywheel" and ex["rare_event"]["enabled"]:
-                rare = measure_rare_trigger(p, ex, world, label_sets, model[0], last, run_dir)
+                rare = measure_rare_trigger(p, ex, world, label_sets, seed.model[0], last, run_dir)
                 progress(f"rare-event enrichment {rare.get('enrichment')}")
-        if ex.get("ceiling"):
-            ceiling_rows.append({"seed": s, **run_ceiling(p, world, turns, run_dir)})
+        if ex.get("ceiling"):  # every window of the fields the flywheel's fleet (else the first) uploaded
+            fields = mined.get("flywheel") or next(iter(mined.values()))
+            ceiling_rows.append({"seed": s, **run_ceiling(p, world, turns, run_dir, fields)})
             progress(
                 "every window labelled: false triggers/empty h "
                 f"{ceiling_rows[-1]['false_triggers_per_empty_hour']}"
@@ -365,12 +429,13 @@ def run_experiment(
     return results
 
 
-def annotator_labels(params: dict, world: Paths, windows: pl.DataFrame, turn: int) -> pl.DataFrame:
+def annotator_labels(
+    params: dict, world: Paths, windows: pl.DataFrame, turn: int, batch: str
+) -> pl.DataFrame:
     """Paid labels for windows of turn `turn`'s field batch from the simulated annotator (labeling.*)."""
     from mining.labels import label_windows
 
     lp = params["labeling"]
-    batch = f"field-{turn}"
     return label_windows(
         windows,
         world.truth(batch),
@@ -381,17 +446,16 @@ def annotator_labels(params: dict, world: Paths, windows: pl.DataFrame, turn: in
     )
 
 
-def run_ceiling(params: dict, world: Paths, turns: int, run_dir: Path) -> dict:
+def run_ceiling(params: dict, world: Paths, turns: int, run_dir: Path, batches: list[str]) -> dict:
     """Train on the seed labels plus every window of every turn's field batch (annotator labels)."""
     seed_labels(params, world, run_dir / "every-window")
-    paths = turn_paths(world, run_dir / "every-window", turns)
+    paths = turn_paths(world, run_dir / "every-window", turns, batches)
     spent = 0
-    for turn in range(1, turns + 1):
-        batch = f"field-{turn}"
+    for turn, batch in enumerate(batches[:turns], start=1):
         windows = pl.read_parquet(
             world.curated(batch) / "windows.parquet", columns=["window_id", "capture_id", "t_end_s"]
         )
-        table = annotator_labels(params, world, windows, turn)
+        table = annotator_labels(params, world, windows, turn, batch)
         atomic_write_parquet(paths.labels(batch) / "labels.parquet", table)
         spent += table.height
     _, detector = train_and_export(params, paths, "every-window")

@@ -1,7 +1,7 @@
 """Summarise the flywheel experiment (mean and spread over seeds, target checks) and write its report.
 
 Writes, atomically, under the output folder: results.json, results.md (the comparison table) and
-plots/{fa_by_event_type,recall_vs_turn,fa_vs_labels,fa_vs_recall,fa_entries}.png.
+plots/{fa_by_event_type,fa_by_type_per_turn,recall_vs_turn,fa_vs_labels,fa_vs_recall,fa_entries}.png.
 
 Every figure is training.metrics' (docs/evaluation.md): false triggers per empty hour (FA/h here),
 entry recall, false absences per occupied hour. Each model is run at the thresholds its training chose,
@@ -114,8 +114,37 @@ def _beats(ratio: float | None, fa: float | None, other: float | None, factor: f
     return ratio is not None and ratio >= float(factor)
 
 
-def check_targets(ex: dict, seed: dict, summary: dict, turns: int) -> dict:
-    """The issue's targets after the last turn, for the flywheel strategy (mean over seeds)."""
+def proof_checks(targets: dict | None, proof: dict | None, rare: dict | None) -> dict:
+    """The label-efficiency targets (experiment.proof_targets) against bench.label_efficiency.proof: a
+    ratio known only as a lower bound (random never reached the flywheel's rate) is met when the bound is."""
+    if not targets or not proof:
+        return {}
+    e = proof["label_efficiency"].get("random") or {}
+    ratio = e.get("ratio") if e.get("ratio") is not None else e.get("ratio_at_least")
+    c = proof["vs_ceiling"]
+    vs_sample = (rare or {}).get("enrichment_vs_sample")
+    return {
+        "label_efficiency_vs_random": ratio,
+        "label_efficiency_vs_random_is_bound": e.get("ratio") is None and ratio is not None,
+        "met_label_efficiency_vs_random": ratio is not None
+        and ratio >= float(targets["label_efficiency_vs_random"]),
+        "ceiling_reduction_share": c["reduction_share"],
+        "ceiling_label_share": c["label_share"],
+        "met_ceiling": c["reduction_share"] is not None
+        and c["label_share"] is not None
+        and c["reduction_share"] >= float(targets["ceiling_reduction_share"])
+        and c["label_share"] <= float(targets["ceiling_label_share"]),
+        "rare_share_vs_sample": vs_sample,
+        "met_rare_share_vs_sample": vs_sample is not None
+        and vs_sample >= float(targets["rare_share_vs_sample"]),
+    }
+
+
+def check_targets(
+    ex: dict, seed: dict, summary: dict, turns: int, proof: dict | None = None, rare: dict | None = None
+) -> dict:
+    """The issue's targets after the last turn, for the flywheel strategy (mean over seeds), with the
+    label-efficiency targets when `proof` (bench.label_efficiency.proof) is given."""
     t = ex["targets"]
     last = summary.get("flywheel", {}).get(str(turns))
     if last is None:
@@ -157,6 +186,7 @@ def check_targets(ex: dict, seed: dict, summary: dict, turns: int) -> dict:
     checks["fa_reduction_vs_self_training"] = (
         _ratio(self_last["false_triggers_per_empty_hour"]["mean"], fa) if self_last else None
     )
+    checks.update(proof_checks(ex.get("proof_targets"), proof, rare))
     checks["evaluated"] = True
     checks["all_met"] = all(v for k, v in checks.items() if k.startswith("met_"))
     # not a target of its own: the same reduction read at the seed model's recall (None without curves)
@@ -185,6 +215,10 @@ def summarise(
     data: list[dict],
     ceiling_rows: list[dict] | None = None,
 ) -> dict:
+    """results.json: aggregates per strategy and turn, the targets, and the label-efficiency proof
+    (bench.label_efficiency.proof)."""
+    from bench.label_efficiency import proof
+
     recall = _stats([r["entry_recall"] for r in seed_rows])["mean"]
     absences = _stats([r["false_absences_per_occupied_hour"] for r in seed_rows])["mean"]
     seed_rows = _with_matched_fa(seed_rows, recall, absences)
@@ -197,6 +231,8 @@ def summarise(
             str(t): _aggregate([r for r in rows if r["strategy"] == strategy and r["turn"] == t])
             for t in range(1, turns + 1)
         }
+    ceiling = _aggregate(ceiling_rows) if ceiling_rows else None
+    evidence = proof(seed, summary, rows, turns, ceiling)
     return {
         "config": {k: v for k, v in ex.items() if k != "quick"},
         "turns": turns,
@@ -205,14 +241,15 @@ def summarise(
         "seed_model": seed,
         "cfar": cfar,
         "strategies": summary,
-        "every_window": _aggregate(ceiling_rows) if ceiling_rows else None,
+        "every_window": ceiling,
         "every_window_rows": ceiling_rows,
         "seed_recall": {"entry_recall": recall, "false_absences_per_occupied_hour": absences},
         "rows": rows,
         "seed_rows": seed_rows,
-        "targets": check_targets(ex, seed, summary, turns),
+        "targets": check_targets(ex, seed, summary, turns, evidence, rare),
         "rare_event": rare,
         "rare_event_enrichment": rare.get("enrichment") if rare else None,
+        "proof": evidence,
     }
 
 
@@ -286,6 +323,16 @@ def markdown_table(results: dict) -> str:
             f"the seed model's {_fmt(t['seed_false_absences_per_occupied_hour'])} "
             f"(met: {t['met_false_absences']})",
         ]
+        if "met_label_efficiency_vs_random" in t:
+            bound = "at least " if t["label_efficiency_vs_random_is_bound"] else ""
+            lines += [
+                f"- label efficiency vs random: {bound}{_fmt(t['label_efficiency_vs_random'])}× "
+                f"(met: {t['met_label_efficiency_vs_random']})",
+                f"- share of the every-window reduction: {_fmt(t['ceiling_reduction_share'], True)} % with "
+                f"{_fmt(t['ceiling_label_share'], True)} % of its labels (met: {t['met_ceiling']})",
+                f"- rare share of trigger uploads vs the random sample: {_fmt(t['rare_share_vs_sample'])}× "
+                f"(met: {t['met_rare_share_vs_sample']})",
+            ]
         if t.get("fa_reduction_vs_self_training") is not None:
             lines.append(
                 "- FA/h reduction vs self-training (no paid labels): "
@@ -301,6 +348,7 @@ def markdown_table(results: dict) -> str:
                 f"- at the seed model's recall: FA/h {_fmt(t['fa_reduction_vs_seed_at_seed_recall'])}× "
                 "lower than the seed model at its own thresholds"
             )
+    lines += proof_lines(results.get("proof"), results["turns"])
     if results.get("rare_event") and "factory" in results["rare_event"]:
         r = results["rare_event"]
         lines += [
@@ -318,6 +366,51 @@ def markdown_table(results: dict) -> str:
             f"{_fmt(r.get('rare_captures_ratio'))}× as many",
         ]
     return "\n".join(lines) + "\n"
+
+
+def proof_lines(proof: dict | None, turns: int) -> list[str]:
+    """results.md's label-efficiency section, from results["proof"] (bench.label_efficiency.proof)."""
+    if not proof:
+        return []
+    rate = "FA/h at the seed model's recall" if proof["rate"] == "fa_at_seed_recall" else "FA/h"
+    lines = ["", f"## Label efficiency ({rate}; curves: the seed model, then each turn)", ""]
+    for other, e in proof["label_efficiency"].items():
+        if e.get("reason"):
+            lines.append(f"- {other}: no ratio ({e['reason']})")
+        elif e["other_reached"]:
+            lines.append(
+                f"- flywheel's best rate {_fmt(e['target_rate'])} after {_fmt(e['reference_labels'])} paid "
+                f"labels; {other} needs {_fmt(e['other_labels'])}: {_fmt(e['ratio'])}× the labels"
+            )
+        else:
+            lines.append(
+                f"- flywheel's best rate {_fmt(e['target_rate'])} after {_fmt(e['reference_labels'])} paid "
+                f"labels; {other} never reached it: at least {_fmt(e['ratio_at_least'])}× the labels"
+            )
+    for other, g in proof["significance"].items():
+        if g.get("reason"):
+            lines.append(f"- gain over {other} at turn {turns}: not tested ({g['reason']})")
+            continue
+        verdict = "larger" if g["larger_than_spread"] else "not larger"
+        lines.append(
+            f"- gain over {other} at turn {turns}: {_fmt(g['mean_gain'])} ± {_fmt(g['std_gain'])} FA/h "
+            f"over {g['n_seeds']} seeds (paired t-test p = {_fmt(g['p_value'])}): {verdict} than the "
+            "seed-to-seed spread"
+        )
+    c = proof["vs_ceiling"]
+    if c["reduction_share"] is not None:
+        lines.append(
+            f"- against every window labelled: {_fmt(c['reduction_share'], True)} % of its reduction with "
+            f"{_fmt(c['label_share'], True)} % of its labels"
+        )
+    for name, e in proof["labelled_rare_share"].items():
+        if e["labelled_rare_share"] is not None:
+            share, base = _fmt(e["labelled_rare_share"], True), _fmt(e["pool_rare_share"], True)
+            lines.append(
+                f"- rare events among {name}'s picks over all turns: {share} % against {base} % of the "
+                f"uploaded pools ({_fmt(e['enrichment'])}×)"
+            )
+    return lines
 
 
 def _save(fig, path: Path) -> Path:
@@ -371,10 +464,12 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_turn in results["strategies"].items():
         xs = [0] + [a["labels_spent"]["mean"] for a in by_turn.values()]
-        ys = [results["seed_model"]["false_triggers_per_empty_hour"]["mean"]] + [
-            a["false_triggers_per_empty_hour"]["mean"] for a in by_turn.values()
+        stats = [results["seed_model"]["false_triggers_per_empty_hour"]] + [
+            a["false_triggers_per_empty_hour"] for a in by_turn.values()
         ]
-        ax.plot(xs, [y if y is not None else np.nan for y in ys], marker="o", label=strategy)
+        ys = [st["mean"] if st["mean"] is not None else np.nan for st in stats]
+        spread = [st["std"] if st["std"] is not None else 0.0 for st in stats]  # over seeds
+        ax.errorbar(xs, ys, yerr=spread, marker="o", capsize=3, label=strategy)
     if results["cfar"]["false_triggers_per_empty_hour"] is not None:
         ax.axhline(results["cfar"]["false_triggers_per_empty_hour"], color="grey", ls="--", label="CFAR")
     ceiling = results.get("every_window")
@@ -386,6 +481,7 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
     ax.legend(fontsize=8)
     written.append(_save(fig, plots_dir / "fa_vs_labels.png"))
 
+    written.append(_fa_by_type_per_turn(results, plots_dir))
     curves = _first_seed_curves(results)
     if curves:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -419,6 +515,33 @@ def write_plots(results: dict, plots_dir: Path) -> list[Path]:
         ax.legend(fontsize=8)
         written.append(_save(fig, plots_dir / "fa_entries.png"))
     return written
+
+
+def _fa_by_type_per_turn(results: dict, plots_dir: Path) -> Path:
+    """One panel per strategy: false triggers per nuisance-hour of each nuisance type over the turns."""
+    import matplotlib.pyplot as plt
+
+    strategies = results["strategies"]
+    n = max(1, len(strategies))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), sharey=True, squeeze=False)
+    seed_types = results["seed_model"]["by_event_type"]
+    types = sorted(
+        {t for by_turn in strategies.values() for a in by_turn.values() for t in a["by_event_type"]}
+        | set(seed_types)
+    )
+    for ax, (strategy, by_turn) in zip(axes[0], strategies.items(), strict=False):
+        xs = [0] + [int(t) for t in by_turn]
+        for t in types:
+            ys = [seed_types.get(t)] + [a["by_event_type"].get(t) for a in by_turn.values()]
+            ax.plot(xs, [y if y is not None else np.nan for y in ys], marker=".", label=t)
+        ax.set_title(strategy, fontsize=9)
+        ax.set_xlabel("turn")
+        ax.set_yscale("symlog", linthresh=0.1)
+    axes[0][0].set_ylabel("false triggers per nuisance-hour (1/h)")
+    if types:
+        axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("False triggers by nuisance type, per turn (mean over seeds)")
+    return _save(fig, plots_dir / "fa_by_type_per_turn.png")
 
 
 def _compared_models(results: dict) -> dict[str, dict]:

@@ -61,3 +61,20 @@ def annotate(windows: pl.DataFrame, truth_dir: str | Path, error_rate: float, se
     wrong = rng.random(len(labels)) < error_rate
     shift = rng.integers(1, len(CLASSES), size=len(labels))
     return np.where(wrong, (labels + shift) % len(CLASSES), labels)
+
+
+def rare_event_windows(windows: pl.DataFrame, truth_dir: str | Path) -> np.ndarray:
+    """[n] bool: a rare event (any non-presence event: fans, pets, music, other devices ...) covers the
+    window's end time, the time true_classes labels a window by."""
+    truth = load_truth(truth_dir).filter(~pl.col("is_presence"))
+    rare = np.zeros(windows.height, dtype=bool)
+    if truth.height == 0 or windows.height == 0:
+        return rare
+    rows = (
+        windows.select("capture_id", "t_end_s")
+        .with_row_index("row")
+        .join(truth.select("capture_id", "t0_s", "t1_s"), on="capture_id", how="inner")
+        .filter((pl.col("t0_s") <= pl.col("t_end_s")) & (pl.col("t_end_s") <= pl.col("t1_s")))
+    )["row"].unique()
+    rare[rows.to_numpy()] = True
+    return rare

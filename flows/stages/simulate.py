@@ -1,4 +1,6 @@
-"""Stage family `simulate@<batch>`: one simulated batch of raw logs and its ground truth."""
+"""Stage family `simulate@<batch>`: one simulated batch of raw logs and its ground truth. A batch spec
+with a `bundle` (a bundle folder or tar, fleet.bundle_runner) has its units run that bundle: its
+detections and rare-event trigger decide what they upload (the experiment's closed loop)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ def simulate(params: dict, paths: Paths, batch: str) -> dict:
         paths.raw(batch),
         paths.truth(batch),
         batch_id=batch,
+        bundle_path=spec.get("bundle"),
         sim_params=params["simulate"],
         calibration=params["calibration"]["config"],
     )

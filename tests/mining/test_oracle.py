@@ -59,3 +59,14 @@ def test_annotator_error_rate_is_seeded_and_close(truth_dir):
     assert 0.08 < np.mean(a != 1) < 0.12
     with pytest.raises(ValueError, match="error_rate"):
         annotate(w, truth_dir, 1.5, seed=3)
+
+
+def test_rare_event_windows_flag_windows_a_nuisance_covers_at_their_end(truth_dir):
+    from mining.oracle import rare_event_windows
+
+    windows = pl.DataFrame(
+        {"capture_id": ["c1", "c2", "c2", "c3"], "t_end_s": [2.0, 5.0, 9.5, 1.0], "window_id": list("abcd")}
+    )
+    # c1: presence only; c2: a fan over [0, 9]; c3: no truth at all
+    assert rare_event_windows(windows, truth_dir).tolist() == [False, True, False, False]
+    assert rare_event_windows(windows.head(0), truth_dir).tolist() == []
