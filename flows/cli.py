@@ -482,10 +482,12 @@ def experiment(
     seeds: Annotated[
         int | None, typer.Option(help="training/mining seeds (default: experiment.seeds)")
     ] = None,
-    quick: Annotated[bool, typer.Option(help="tiny fleet (about two minutes)")] = False,
+    quick: Annotated[bool, typer.Option(help="a small fleet whose models still detect arrivals (minutes)")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Compare the flywheel's mining with random and uncertainty-only selection at equal label budgets."""
+    """Compare the flywheel with random, uncertainty, class-balanced random, self-training and the
+    every-window ceiling at equal paid labels, in a closed loop (docs/evaluation.md): label efficiency,
+    significance, rare-event shares."""
     from rich.progress import Progress
 
     from bench.experiment import count_steps, experiment_config, run_experiment
