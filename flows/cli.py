@@ -482,7 +482,7 @@ def experiment(
     seeds: Annotated[
         int | None, typer.Option(help="training/mining seeds (default: experiment.seeds)")
     ] = None,
-    quick: Annotated[bool, typer.Option(help="a small fleet whose models still detect arrivals (minutes)")] = False,
+    quick: Annotated[bool, typer.Option(help="a small fleet whose models still detect arrivals")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Compare the flywheel with random, uncertainty, class-balanced random, self-training and the
