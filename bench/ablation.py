@@ -97,9 +97,14 @@ def check_variants(variants: dict) -> None:
         seen.append(name)
 
 
+def labels_every_window(variant: dict) -> bool:
+    """Does the variant learn from every window of the field batch too (else the seed set alone)?"""
+    return variant.get("labels", "seed") == "every_window"
+
+
 def model_name(variant: dict) -> str:
     """The model a variant trains: "seed" on the seed set alone, "every-window" with the field batch."""
-    return "every-window" if variant.get("labels", "seed") == "every_window" else "seed"
+    return "every-window" if labels_every_window(variant) else "seed"
 
 
 def variant_params(params: dict, ab: dict, variant: dict, seed: int) -> dict:
@@ -183,7 +188,7 @@ def run_variant_seed(params: dict, world: Paths, root: Paths, variant: dict, see
     from flows.stages import run_stage_function
     from training.budget import BudgetError
 
-    every_window = variant.get("labels", "seed") == "every_window"
+    every_window = labels_every_window(variant)
     for batch in ("seed", "eval") + (("field",) if every_window else ()):
         if not (root.curated(batch) / "windows.parquet").exists():
             run_stage_function("ingest", params, root, batch)
@@ -273,7 +278,7 @@ def markdown_table(summary: dict[str, dict], variants: dict) -> str:
     for name, s in summary.items():
         v = variants[name]
         channels = ", ".join(v.get("frontend", {}).get("channels", ["(params)"]))
-        labels = "seed set" if v.get("labels", "seed") == "seed" else "seed set + every field window"
+        labels = "seed set + every field window" if labels_every_window(v) else "seed set"
         rule = ", ".join(f"{k} {val}" for k, val in v.get("detector", {}).items()) or "params"
         cells = [cell(s.get(k), s.get(f"{k}_spread")) for k, _ in COLUMNS]
         seeds = f"{s['seeds']}" + (
@@ -302,7 +307,7 @@ def run_bench(params: dict, quick: bool = False) -> dict:
     variants: dict = (raw.get("quick") or {}).get("variants") if quick else raw["variants"]
     check_variants(variants)
     seeds = [int(s) for s in ab["seeds"]]
-    labelled = any(v.get("labels", "seed") == "every_window" for v in variants.values())
+    labelled = any(labels_every_window(v) for v in variants.values())
     batches = ("seed", "eval", "household") + (("field",) if labelled else ())
     simulate_world(variant_params(params, ab, {}, seeds[0]), world, batches)
     rows: dict[str, list[dict]] = {}

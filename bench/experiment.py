@@ -254,8 +254,8 @@ def run_strategy(
         else:
             batches.append(f"field-{turn}")
         batch, paths, name = batches[-1], turn_paths(world, strategy_dir, turn, batches), f"turn-{turn}"
-        mined_with = deployed if closed else None
-        mining_model = mined_with.int8.with_name("model_float.onnx") if mined_with else model
+        # closed loop: the fleet's deployed model mines (its float twin); open: the latest model
+        mining_model = deployed.int8.with_name("model_float.onnx") if closed else model
         if strategy == "self_training":
             picks, paid = pseudo_labels(
                 mining_model, world.curated(batch), batch, context, ex["self_training"]
@@ -295,8 +295,7 @@ def run_strategy(
             "thresholds": {k: detector.get(k) for k in ("strict_threshold", "lenient_threshold")},
             **evaluate_model(params, paths, name),
         }
-        row["picked"], row["rare_picked"] = rare_counts(world, batch, picks["window_id"])
-        row["pool"], row["pool_rare"] = rare_counts(world, batch)
+        row.update(rare_counts(world, batch, picks["window_id"]))
         if closed:
             from bench.enrichment import rare_upload_share
 
@@ -312,17 +311,18 @@ def run_strategy(
     return rows, label_sets, (model, detector), batches
 
 
-def rare_counts(world: Paths, batch: str, window_ids: pl.Series | None = None) -> tuple[int, int]:
-    """(windows, windows a rare event covers) among `window_ids` of a field batch (None: all of them),
-    by the annotator's truth (mining.oracle.rare_event_windows)."""
+def rare_counts(world: Paths, batch: str, picked_ids: pl.Series) -> dict[str, int]:
+    """Windows of a field batch (pool) and those picked, each with how many a rare event covers, by
+    the annotator's truth (mining.oracle.rare_event_windows)."""
     from mining.oracle import rare_event_windows
 
     windows = pl.read_parquet(
         world.curated(batch) / "windows.parquet", columns=["window_id", "capture_id", "t_end_s"]
     )
-    if window_ids is not None:
-        windows = windows.filter(pl.col("window_id").is_in(window_ids.implode()))
-    return windows.height, int(rare_event_windows(windows, world.truth(batch)).sum())
+    rare = rare_event_windows(windows, world.truth(batch))
+    picked = windows["window_id"].is_in(picked_ids.implode()).to_numpy()
+    return {"picked": int(picked.sum()), "rare_picked": int((rare & picked).sum()),
+            "pool": windows.height, "pool_rare": int(rare.sum())}  # fmt: skip
 
 
 def pseudo_labels(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import label_efficiency
 from common.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 METRIC_KEYS = (  # training.metrics figures of each row (evaluation_row)
@@ -217,8 +218,6 @@ def summarise(
 ) -> dict:
     """results.json: aggregates per strategy and turn, the targets, and the label-efficiency proof
     (bench.label_efficiency.proof)."""
-    from bench.label_efficiency import proof
-
     recall = _stats([r["entry_recall"] for r in seed_rows])["mean"]
     absences = _stats([r["false_absences_per_occupied_hour"] for r in seed_rows])["mean"]
     seed_rows = _with_matched_fa(seed_rows, recall, absences)
@@ -232,7 +231,7 @@ def summarise(
             for t in range(1, turns + 1)
         }
     ceiling = _aggregate(ceiling_rows) if ceiling_rows else None
-    evidence = proof(seed, summary, rows, turns, ceiling)
+    evidence = label_efficiency.proof(seed, summary, rows, turns, ceiling)
     return {
         "config": {k: v for k, v in ex.items() if k != "quick"},
         "turns": turns,

@@ -6,7 +6,8 @@ labelled pool. Pure functions of the experiment's rows (bench/experiment.py); th
 A strategy's curve is its (paid labels, false triggers per empty hour) after each turn, with the seed
 model at (0, its rate): every strategy starts from the same seed model and the seed set's labels are
 not paid. The rate read is the one at the seed model's entry recall (fa_at_seed_recall) so strategies
-are compared at equal recall; a row without a curve point there falls back to its own thresholds' rate.
+are compared at equal recall, when every model has a curve point there; otherwise every figure reads
+each model's rate at its own thresholds (proof's "rate" says which), never a mix of the two.
 """
 
 from __future__ import annotations
@@ -18,27 +19,19 @@ import numpy as np
 Curve = list[tuple[float, float]]  # (paid labels, false triggers per empty hour), labels ascending
 
 
-def row_rate(row: dict) -> float | None:
-    """The false-trigger rate a row is compared by: at the seed model's recall, else its own."""
-    matched = row.get("fa_at_seed_recall")
-    return matched if matched is not None else row.get("false_triggers_per_empty_hour")
-
-
 def labels_to_reach(curve: Curve, target: float) -> float | None:
     """Paid labels a curve needs to reach `target` false triggers per empty hour: linear between the
     last point above the target and the first at or below it (the curve's best rate so far, so a turn
     that got worse does not undo one that reached it). None: never reached on this curve."""
-    best, prev = math.inf, None
+    prev = None  # the best point so far, above the target
     for labels, rate in sorted(curve):
-        if rate is None:
-            continue
         if rate <= target:
             if prev is None:  # the curve starts at or below the target
                 return float(labels)
             (x0, y0), (x1, y1) = prev, (labels, rate)
             return float(x0 + (x1 - x0) * (y0 - target) / (y0 - y1))
-        if rate < best:
-            best, prev = rate, (labels, rate)
+        if prev is None or rate < prev[1]:
+            prev = (labels, rate)
     return None
 
 
@@ -49,7 +42,7 @@ def strategy_curve(seed_rate: float | None, turns: list[tuple[float, float | Non
 
 
 def label_efficiency(curves: dict[str, Curve], reference: str = "flywheel", other: str = "random") -> dict:
-    """Labels `other` needs for the rate `reference` reached at its last turn, over `reference`'s own.
+    """Labels `other` needs for the best rate `reference` reached over its turns, over `reference`'s own.
 
     ratio: other's labels / reference's labels; when `other` never reached that rate, `other_reached`
     is False and `ratio_at_least` is its last labels over the reference's (the ratio is at least that).
@@ -155,7 +148,7 @@ def proof(
     }
     last = {
         name: {
-            r["seed"]: row_rate(r)
+            r["seed"]: r.get(key)
             for r in rows
             if r["strategy"] == name and r["turn"] == turns and not r.get("degenerate")
         }

@@ -10,7 +10,6 @@ from bench.label_efficiency import (
     paired_gain,
     pool_enrichment,
     proof,
-    row_rate,
     strategy_curve,
 )
 
@@ -65,8 +64,6 @@ def test_pool_enrichment_and_ceiling_share():
     assert pool_enrichment(0, 0, 100, 0)["enrichment"] is None
     assert ceiling_share(10.0, 4.0, 2.0) == pytest.approx(0.75)
     assert ceiling_share(10.0, 4.0, 12.0) is None  # the ceiling did not improve: no share to take
-    assert row_rate({"fa_at_seed_recall": 1.0, "false_triggers_per_empty_hour": 3.0}) == 1.0
-    assert row_rate({"fa_at_seed_recall": None, "false_triggers_per_empty_hour": 3.0}) == 3.0
 
 
 def _agg(rate, labels=None):
