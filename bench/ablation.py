@@ -45,6 +45,7 @@ COLUMNS = (  # (row key, heading) of results.md
     ("entry_recall", "entry recall (stress)"),
     ("entry_latency_p95_s", "entry latency p95 s (stress)"),
     ("false_absences_per_occupied_hour", "false absences / occupied h (stress)"),
+    ("empty_present_fraction", "empty time reported present (stress)"),
     ("household_false_absences_per_occupied_hour", "false absences / occupied h (household)"),
     ("household_occupied_absent_fraction", "occupied time reported absent (household)"),
     ("macs_per_inference", "MACs"),
@@ -60,6 +61,7 @@ STRESS_KEYS = (
     "entry_latency_median_s",
     "entry_latency_p95_s",
     "false_absences_per_occupied_hour",
+    "empty_present_fraction",  # what a longer hold costs: presence outlasting a departure
 )
 
 

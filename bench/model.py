@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.models import bench_section
-from training.budget import analyse_model, check_budget, load_profile
+from training.budget import analyse_model, check_budget, load_profile, peak_activation_bytes
 
 
 def _windows_per_s(model_path: Path, windows: np.ndarray, batch: int, min_s: float) -> float:
@@ -128,8 +128,7 @@ def run_bench(
                 "macs_per_inference": figures["macs_per_inference"],
                 "int8_weight_bytes": figures["int8_weight_bytes"],
                 "weight_storage_bytes": figures["weight_storage_bytes"],
-                "peak_activation_bytes": figures["peak_activation_elements"]
-                * int(profile.get("activation_bytes_per_element", 1)),
+                "peak_activation_bytes": peak_activation_bytes(figures, profile),
                 "params": figures["params"],
                 "profile": profile_name,
                 "macs_per_s_budget": profile["detector_macs_per_s"],

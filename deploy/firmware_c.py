@@ -5,7 +5,8 @@ each QuantizeLinear point into one step: input normalisation (Sub, Mul), Conv (r
 pointwise), Relu, ReduceMean or GlobalAveragePool (global average pool), Gemm, shape-only
 Unsqueeze/Reshape; weights come from DequantizeLinear nodes over initializers (int8 per-channel
 weights, int32 biases whose scale must be input_scale * weight_scale). Activations are int8 or int16
-(the int16_activations fallback); weights int8.
+(the int16_activations fallback); weights int8. The input and its normalisation may be int8 under an
+int16 body (the int8_input_int16_activations fallback); every other tensor shares one width.
 Anything else raises UnsupportedModelError, so a model the C cannot run never ships silently.
 
 Emitted files (payload names under c/): presence_model.h (API, shapes, front-end and detector constants),
@@ -41,6 +42,7 @@ class QTensor:
     scale: float
     zero_point: int
     shape: tuple[int, ...]  # without the batch axis: (C, H, W), (T, V) or (K,)
+    bits: int = 8  # 8 or 16
 
 
 @dataclass
@@ -53,7 +55,8 @@ class Step:
 
 @dataclass
 class Program:
-    act_bits: int
+    act_bits: int  # the network body's activations
+    input_bits: int  # the input step's output (the first conv's input): act_bits or narrower
     steps: list[Step]
     logits: QTensor
     embedding: QTensor | None
@@ -143,7 +146,6 @@ def extract_program(model_int8: str | Path | bytes) -> Program:
     deq: dict[str, QTensor] = {}  # float tensor that is an activation DequantizeLinear output -> source
     input_shape = (int(dims[0]), int(dims[1]))
     steps: list[Step] = []
-    act_dtype: np.dtype | None = None
 
     def through_shape_ops(tensor: str) -> tuple[str, list]:
         """Walk back over shape-only ops; return (first non-shape tensor, the ops in graph order)."""
@@ -169,7 +171,7 @@ def extract_program(model_int8: str | Path | bytes) -> Program:
             base = deq.get(node.input[0])
             if base is not None:  # a view of a quantized activation: same data, new shape
                 deq[node.output[0]] = QTensor(
-                    base.name, base.scale, base.zero_point, _shape_after(node, g, base.shape)
+                    base.name, base.scale, base.zero_point, _shape_after(node, g, base.shape), base.bits
                 )
             continue
         if op in ("Sub", "Mul", "Conv", "Gemm", "Relu", "ReduceMean", "GlobalAveragePool"):
@@ -177,21 +179,25 @@ def extract_program(model_int8: str | Path | bytes) -> Program:
         if op != "QuantizeLinear":
             raise UnsupportedModelError(f"op {op} ({node.name!r}) is not implemented in the C reference")
         zp_arr = g.inits[node.input[2]]
-        act_dtype = act_dtype or zp_arr.dtype
-        if zp_arr.dtype != act_dtype or zp_arr.size != 1:
-            raise UnsupportedModelError(f"{node.name!r}: activations must share one per-tensor type")
+        if zp_arr.size != 1:
+            raise UnsupportedModelError(f"{node.name!r}: activations must be quantized per tensor")
         scale = float(g.inits[node.input[1]].astype(np.float32))
         x, chain = through_shape_ops(node.input[0])
         step = _step_for(g.producer.get(x), x, g, deq, input_shape, graph_input.name)
         shape = step.attrs.pop("out_shape")
         for shape_op in chain:
             shape = _shape_after(shape_op, g, shape)
-        dst = QTensor(node.output[0], scale, int(zp_arr), tuple(shape))
+        dst = QTensor(node.output[0], scale, int(zp_arr), tuple(shape), _act_bits(zp_arr.dtype))
         step.dst = dst
         qtensors[dst.name] = dst
-        same = step.src is not None and (step.src.scale, step.src.zero_point) == (dst.scale, dst.zero_point)
+        same = step.src is not None and (step.src.scale, step.src.zero_point, step.src.bits) == (
+            dst.scale,
+            dst.zero_point,
+            dst.bits,
+        )
         if step.kind == "requant" and same:
-            qtensors[dst.name] = QTensor(step.src.name, dst.scale, dst.zero_point, dst.shape)  # alias
+            alias = QTensor(step.src.name, dst.scale, dst.zero_point, dst.shape, dst.bits)
+            qtensors[dst.name] = alias
             continue
         steps.append(step)
 
@@ -204,10 +210,26 @@ def extract_program(model_int8: str | Path | bytes) -> Program:
     logits = output_source("logits") or output_source(g.outputs[0])
     if logits is None:
         raise UnsupportedModelError("the logits output is not a DequantizeLinear of a quantized tensor")
-    if act_dtype is None:
+    if not steps:
         raise UnsupportedModelError("no activation quantization found (is this the int8 model?)")
+    act_bits, input_bits = _widths(steps)
     embedding = output_source("embedding") if "embedding" in g.outputs else None
-    return Program(_act_bits(np.dtype(act_dtype)), steps, logits, embedding, hashlib.sha256(blob).hexdigest())
+    return Program(act_bits, input_bits, steps, logits, embedding, hashlib.sha256(blob).hexdigest())
+
+
+def _widths(steps: list[Step]) -> tuple[int, int]:
+    """(body bits, input bits): the steps before the first conv (the input normalisation and its
+    requantizations) may be narrower than the rest, which must share one width."""
+    first_conv = next((i for i, s in enumerate(steps) if s.kind == "conv"), len(steps))
+    head, body = steps[:first_conv], steps[first_conv:]
+    body_bits = {s.dst.bits for s in body} or {s.dst.bits for s in head}
+    if len(body_bits) != 1:
+        raise UnsupportedModelError(f"activations after the input must share one width: {sorted(body_bits)}")
+    (act_bits,) = body_bits
+    input_bits = head[-1].dst.bits if head else act_bits
+    if any(s.dst.bits != input_bits for s in head) or input_bits > act_bits:
+        raise UnsupportedModelError("the input's steps must share one width, no wider than the body's")
+    return act_bits, input_bits
 
 
 def _shape_after(node, g: _Graph, src: tuple[int, ...]) -> tuple[int, ...]:

@@ -150,7 +150,8 @@ def _emit_step(i: int, step: Step, nxt: Step | None) -> tuple[str, str, bool]:
             f"{name}_weight, {name}_weight_zp, {name}_bias, {name}_requant, {step.src.zero_point}, "
             f"{y.zero_point}}};\n"
         )
-        return defs, f"presence_conv2d({{IN}}, {{OUT}}, &{name});", False
+        kernel = "presence_conv2d_in" if step.src.bits != y.bits else "presence_conv2d"
+        return defs, f"{kernel}({{IN}}, {{OUT}}, &{name});", False
     if step.kind == "gemm":
         defs = _weight_arrays(name, step, y)
         defs += (
@@ -177,6 +178,54 @@ def _emit_step(i: int, step: Step, nxt: Step | None) -> tuple[str, str, bool]:
         )
         return defs, f"presence_mean_pool({{IN}}, {{OUT}}, &{name});", False
     raise UnsupportedModelError(f"step kind {step.kind}")
+
+
+def _ctype(bits: int) -> str:
+    return "int8_t" if bits == 8 else "int16_t"
+
+
+IN_PLACE = ("relu", "requant")  # elementwise steps that may overwrite their input (same width)
+
+
+def _plan_arena(placed: list[tuple[str, Step, QTensor]], bits: int) -> tuple[int, dict[str, str]]:
+    """(arena elements of the body's type, tensor name -> C pointer expression).
+
+    One arena instead of two ping-pong buffers: a step's output goes to the opposite end of the arena from
+    its input (the first tensor at the low end, the next flush with the high end, ...), an elementwise step
+    of the same width runs in place, so the arena is the largest input + output pair of any step, which is
+    what training.budget's liveness count says the DSP needs. Each step must read the tensor the step
+    before it produced (a chain, as the exported models are)."""
+    unit = bits // 8
+
+    def elems(t: QTensor) -> int:
+        return -(-_numel(t) * (t.bits // 8) // unit)  # ceil: an int8 tensor in an int16 arena
+
+    arena, last, sides = 0, None, {}
+    for _call, step, out in placed:
+        if step.src is None:
+            sides[out.name] = "low"
+            arena = max(arena, elems(out))
+        else:
+            if step.src.name != last:
+                raise UnsupportedModelError(f"step reads {step.src.name!r}, not the tensor just produced")
+            in_place = step.kind in IN_PLACE and step.src.bits == out.bits
+            if in_place:
+                sides[out.name] = sides[step.src.name]
+                arena = max(arena, elems(out))
+            else:
+                sides[out.name] = "high" if sides[step.src.name] == "low" else "low"
+                arena = max(arena, elems(step.src) + elems(out))
+        last = out.name
+    tensors = {out.name: out for _c, _s, out in placed}
+    for _c, step, _o in placed:
+        if step.src is not None:
+            tensors.setdefault(step.src.name, step.src)
+    where = {}
+    for name, side in sides.items():
+        t = tensors[name]
+        ptr = "presence_arena" if side == "low" else f"(presence_arena + {arena - elems(t)})"
+        where[name] = ptr if t.bits == bits else f"(({_ctype(t.bits)} *)(void *){ptr})"
+    return arena, where
 
 
 _TYPES = """typedef struct { float scale; int32_t multiplier; int32_t shift; } presence_requant_t;
@@ -228,46 +277,43 @@ def c_sources(model_int8: str | Path | bytes, frontend: dict, detector: dict) ->
     prog: Program = extract_program(model_int8)
     if not prog.steps or prog.steps[0].kind != "input":
         raise UnsupportedModelError("the model must start with the input normalisation (Sub, QuantizeLinear)")
-    bits = prog.act_bits
-    ctype = "int8_t" if bits == 8 else "int16_t"
-    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    bits, in_bits = prog.act_bits, prog.input_bits
+    ctype, in_ctype = _ctype(bits), _ctype(in_bits)
     frames, bins = prog.steps[0].dst.shape[-2:]
-    arena = max([frames * bins] + [_numel(s.dst) for s in prog.steps])
     weight_bytes = sum(int(s.attrs["weight"].size) for s in prog.steps if s.kind in ("conv", "gemm"))
     emb_dim = _numel(prog.embedding) if prog.embedding is not None else 0
 
     kernel_of = {
-        "conv": "CONV2D",
         "gemm": "GEMM",
         "relu": "RELU",
         "pool": "MEAN_POOL",
         "requant": "REQUANT_COPY",
     }
     used = {kernel_of[s.kind] for s in prog.steps if s.kind in kernel_of}
-    defs, calls, where, skip = [], [], {}, False
+    used |= {"CONV2D_IN" if s.src.bits != s.dst.bits else "CONV2D" for s in prog.steps if s.kind == "conv"}
+    defs, calls, skip = [], [], False
+    placed: list[tuple[str, str, QTensor, Step | None]] = []  # (call, out tensor, in place) in order
     for i, step in enumerate(prog.steps):
         if skip:
             skip = False
             continue
         d, call, skip = _emit_step(i, step, prog.steps[i + 1] if i + 1 < len(prog.steps) else None)
-        produced = prog.steps[i + 1].dst if skip else step.dst
-        src_buf = where.get(step.src.name) if step.src is not None else None
-        out_buf = 0 if src_buf is None else 1 - src_buf
         defs.append(d)
-        calls.append(
-            call.replace("{IN}", f"presence_arena[{src_buf}]").replace("{OUT}", f"presence_arena[{out_buf}]")
-        )
-        where[produced.name] = out_buf
+        placed.append((call, step, prog.steps[i + 1].dst if skip else step.dst))
+    arena, where = _plan_arena(placed, bits)
+    for call, step, produced in placed:
+        src = where[step.src.name] if step.src is not None else None
+        calls.append(call.replace("{IN}", src or "").replace("{OUT}", where[produced.name]))
         if prog.embedding is not None and produced.name == prog.embedding.name:
             calls.append(
-                f"if (embedding != NULL) presence_dequantize(presence_arena[{out_buf}], embedding, "
+                f"if (embedding != NULL) presence_dequantize({where[produced.name]}, embedding, "
                 f"{emb_dim}, "
                 f"{_f(prog.embedding.scale)}, {prog.embedding.zero_point});"
             )
     if prog.logits.name not in where:
         raise UnsupportedModelError("the logits are not produced by the C steps")
     calls.append(
-        f"presence_dequantize(presence_arena[{where[prog.logits.name]}], logits, {_numel(prog.logits)}, "
+        f"presence_dequantize({where[prog.logits.name]}, logits, {_numel(prog.logits)}, "
         f"PRESENCE_LOGITS_SCALE, PRESENCE_LOGITS_ZERO_POINT);"
     )
 
@@ -289,9 +335,10 @@ def c_sources(model_int8: str | Path | bytes, frontend: dict, detector: dict) ->
             f"#define PRESENCE_N_CLASSES {_numel(prog.logits)}",
             f"#define PRESENCE_EMBEDDING_DIM {emb_dim}",
             f"#define PRESENCE_ACTIVATION_BITS {bits}",
+            f"#define PRESENCE_INPUT_BITS {in_bits}",
             f"#define PRESENCE_LOGITS_SCALE {_f(prog.logits.scale)}",
             f"#define PRESENCE_LOGITS_ZERO_POINT {prog.logits.zero_point}",
-            f"#define PRESENCE_ARENA_BYTES {2 * arena * bits // 8}  /* two ping-pong activation buffers */",
+            f"#define PRESENCE_ARENA_BYTES {arena * bits // 8}  /* one arena: a step's input and output */",
             f"#define PRESENCE_WEIGHT_BYTES {weight_bytes}",
             "",
             "/* front-end constants (frontend.json) */",
@@ -314,8 +361,9 @@ def c_sources(model_int8: str | Path | bytes, frontend: dict, detector: dict) ->
     kernels = (TEMPLATES / "kernels.c").read_text()
     source = "\n".join(
         [
-            f"/* Generated by deploy.firmware_c_emit: C99 {bits}-bit activation, int8 weight inference",
-            f"   of the model sha256 {prog.sha256}. Build: gcc -std=c99 -O2 -c presence_model.c */",
+            f"/* Generated by deploy.firmware_c_emit: C99 {bits}-bit activation ({in_bits}-bit input),",
+            f"   int8 weight inference of the model sha256 {prog.sha256}.",
+            "   Build: gcc -std=c99 -O2 -c presence_model.c */",
             "#include <math.h>",
             "#include <stddef.h>",
             "#include <stdint.h>",
@@ -323,8 +371,11 @@ def c_sources(model_int8: str | Path | bytes, frontend: dict, detector: dict) ->
             '#include "presence_model.h"',
             "",
             f"typedef {ctype} presence_q_t;",
-            f"#define PRESENCE_QMIN ({qmin})",
-            f"#define PRESENCE_QMAX {qmax}",
+            f"#define PRESENCE_QMIN ({-(1 << (bits - 1))})",
+            f"#define PRESENCE_QMAX {(1 << (bits - 1)) - 1}",
+            f"typedef {in_ctype} presence_in_t;",
+            f"#define PRESENCE_IN_QMIN ({-(1 << (in_bits - 1))})",
+            f"#define PRESENCE_IN_QMAX {(1 << (in_bits - 1)) - 1}",
             *[f"#define PRESENCE_USE_{k}" for k in sorted(used)],
             "",
             _TYPES,
@@ -335,7 +386,7 @@ def c_sources(model_int8: str | Path | bytes, frontend: dict, detector: dict) ->
             "",
             "/* ---- model ---- */",
             *defs,
-            f"static presence_q_t presence_arena[2][{arena}];",
+            f"static presence_q_t presence_arena[{arena}];",
             "",
             "int presence_infer(const float *features, float *logits, float *embedding) {",
             *[f"    {c}" for c in calls],

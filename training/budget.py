@@ -3,8 +3,10 @@
 Counts parameters; int8 weight bytes (one byte per Conv/Gemm/MatMul weight element); weight storage
 (int8 weights + int32 biases + per-channel scales, 4 bytes per weight a quantization fallback left
 in float); MACs per inference (batch 1); peak activation memory (liveness over the graph: Q/DQ and
-reshape-like nodes alias their input, ReLU runs in place when its input has no other consumer, one
-element = activation_bytes_per_element bytes); and the MAC/s needed at the profile's inference rate.
+reshape-like nodes alias their input, ReLU runs in place when its input has no other consumer); and the
+MAC/s needed at the profile's inference rate. A quantized tensor counts at its own width (int8 1 byte,
+int16 2: a mixed model's int8 input costs half its int16 body's bytes per element); a float model is
+budgeted as it will run once quantized, activation_bytes_per_element bytes per element.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ def analyse_model(onnx_path: str | Path | bytes) -> dict:
             macs += out_elems * int(k)
         else:  # MatMul with a constant right operand [K, N]
             macs += out_elems * int(weight.shape[0])
+    widths = _activation_widths(graph, inits) if quantized else {}
+    peak_elements, peak_bytes = _peak_activation(graph, inits, shapes, widths)
     scale_bytes = 0
     if quantized:
         scale_bytes = sum(
@@ -149,7 +153,8 @@ def analyse_model(onnx_path: str | Path | bytes) -> dict:
         "float_weight_elements": int(float_weight_elems),
         "weight_storage_bytes": int(weight_elems + 4 * float_weight_elems + bias_bytes + scale_bytes),
         "macs_per_inference": int(macs),
-        "peak_activation_elements": _peak_activation_elements(graph, inits, shapes),
+        "peak_activation_elements": peak_elements,
+        "peak_activation_bytes_own_types": peak_bytes,
         "activation_element_bytes": _activation_element_bytes(graph, inits, quantized),
         "ops": sorted({node.op_type for node in graph.node if node.op_type != "Constant"}),
     }
@@ -171,8 +176,28 @@ def _activation_element_bytes(graph, inits: dict, quantized: bool) -> int | None
     return max(widths, default=1)
 
 
-def _peak_activation_elements(graph, inits: dict, shapes: dict) -> int:
-    """Max over the schedule of elements held live (inputs still needed + outputs being written)."""
+def _activation_widths(graph, inits: dict) -> dict[str, int]:
+    """Bytes per element of each float tensor an activation QuantizeLinear quantizes, and of the graph
+    input (held at the width of the first quantization of the network: the DSP's input buffer)."""
+    widths = {
+        node.input[0]: int(inits[node.input[2]].dtype.itemsize)
+        for node in graph.node
+        if node.op_type == "QuantizeLinear"
+        and node.input[0] not in inits
+        and len(node.input) > 2
+        and node.input[2] in inits
+    }
+    first = next(iter(widths.values()), None)
+    for inp in graph.input:
+        if inp.name not in inits and inp.name not in widths and first is not None:
+            widths[inp.name] = first
+    return widths
+
+
+def _peak_activation(graph, inits: dict, shapes: dict, widths: dict[str, int]) -> tuple[int, int | None]:
+    """(elements, bytes) held live at the peak of the schedule (inputs still needed + outputs being
+    written). Bytes count each tensor at its widths entry (None when widths is empty: a float model);
+    a tensor the map misses counts at the widest width, so the figure never undercounts."""
     alias: dict[str, str] = {}
     consts = set(inits)  # initializers and what Q/DQ nodes make of them (weights, not activations)
     for node in graph.node:
@@ -208,30 +233,42 @@ def _peak_activation_elements(graph, inits: dict, shapes: dict) -> int:
     def size(name: str) -> int:
         return int(np.prod(shapes.get(name, (0,))))
 
+    widest = max(widths.values(), default=0)
+    root_width: dict[str, int] = {}
+    for name, width in widths.items():  # a Q node reads an alias (a Relu output, a DQ): width of the root
+        root_width[root(name)] = max(root_width.get(root(name), 0), width)
+
+    def nbytes(name: str) -> int:
+        return size(name) * root_width.get(name, widest)
+
     live = {root(inp.name) for inp in graph.input if inp.name not in consts}
-    peak = sum(size(n) for n in live)
+    peak, peak_bytes = sum(size(n) for n in live), sum(nbytes(n) for n in live)
     for i, node in enumerate(graph.node):
         if node.output[0] not in alias and node.op_type != "Constant":
             new = {o for o in node.output if o and o not in consts and root(o) == o and o in shapes}
             live |= new
             peak = max(peak, sum(size(n) for n in live))
+            peak_bytes = max(peak_bytes, sum(nbytes(n) for n in live))
         live = {n for n in live if last_use.get(n, -1) > i}
-    return int(peak)
+    return int(peak), (int(peak_bytes) if widths else None)
+
+
+def peak_activation_bytes(figures: dict, profile: dict) -> int:
+    """The arena a model needs on the profile: a quantized model's tensors at their own widths (the int16
+    fallbacks double their arena), never under the profile's element size; a float model at the profile's."""
+    floor = figures["peak_activation_elements"] * int(profile.get("activation_bytes_per_element", 1))
+    return max(floor, figures["peak_activation_bytes_own_types"] or 0)
 
 
 def check_budget(onnx_path: str | Path | bytes, profile: str | dict) -> dict:
     """Figures of the model against the profile; raises BudgetError listing every limit exceeded."""
     prof = load_profile(profile)
     figures = analyse_model(onnx_path)
-    # the int16_activations fallback doubles the arena: the model's own type counts, not just the profile's
-    bytes_per_elem = max(
-        int(prof.get("activation_bytes_per_element", 1)), figures["activation_element_bytes"] or 0
-    )
     inferences_per_s = float(prof["frame_rate_hz"]) / int(prof.get("inference_stride_frames", 1))
     report = {
         **figures,
         "profile": prof.get("name", "custom"),
-        "peak_activation_bytes": figures["peak_activation_elements"] * bytes_per_elem,
+        "peak_activation_bytes": peak_activation_bytes(figures, prof),
         "inferences_per_s": inferences_per_s,
         "macs_per_s_needed": figures["macs_per_inference"] * inferences_per_s,
         "macs_per_s_budget": float(prof["detector_macs_per_s"]),

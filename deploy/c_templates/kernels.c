@@ -17,14 +17,21 @@ onnxruntime by at most a few LSB at rounding ties; see the report of deploy.firm
 Right shifts of negative int32 values are assumed arithmetic (true for gcc/clang and DSP compilers). */
 
 /* x / scale rounded half to even and saturated to [qmin, qmax] after adding zero_point. */
-static int32_t presence_quantize(float x, float scale, int32_t zp) {
+static int32_t presence_quantize_range(float x, float scale, int32_t zp, int32_t qmin, int32_t qmax) {
     float f = x / scale;
-    const float lo = (float)(PRESENCE_QMIN - zp);
-    const float hi = (float)(PRESENCE_QMAX - zp);
+    const float lo = (float)(qmin - zp);
+    const float hi = (float)(qmax - zp);
     if (!(f >= lo)) f = lo; /* also maps NaN to the minimum, like MLAS's MAXPS */
     if (f > hi) f = hi;
     return (int32_t)lrintf(f) + zp;
 }
+
+#if !defined(PRESENCE_FIXED_POINT) || defined(PRESENCE_USE_REQUANT_COPY)
+/* The same at the network body's activation width (the fixed-point body requantizes in integers). */
+static int32_t presence_quantize(float x, float scale, int32_t zp) {
+    return presence_quantize_range(x, scale, zp, PRESENCE_QMIN, PRESENCE_QMAX);
+}
+#endif
 
 #ifdef PRESENCE_FIXED_POINT
 static int32_t presence_clamp_i32(int32_t v, int32_t lo, int32_t hi) {
@@ -72,56 +79,66 @@ static int32_t presence_requantize(int32_t acc, const presence_requant_t *rq, in
 #endif
 }
 
-/* features [T*V] float dB -> q [T*V]: (x - mean[v]) quantized, dequantized, times inv_std[v], quantized. */
-static void presence_input(const float *features, presence_q_t *out, const presence_input_t *p) {
+/* features [T*V] float dB -> q [T*V]: (x - mean[v]) quantized, dequantized, times inv_std[v], quantized,
+   at the input's width (presence_in_t: int8 under an int16 body, else the body's type). */
+static void presence_input(const float *features, presence_in_t *out, const presence_input_t *p) {
     int32_t t, v;
     for (t = 0; t < p->frames; ++t) {
         for (v = 0; v < p->bins; ++v) {
             const int32_t i = t * p->bins + v;
             const float centred = features[i] - p->mean[v];
-            int32_t q = presence_quantize(centred, p->sub_scale, p->sub_zp);
+            int32_t q = presence_quantize_range(centred, p->sub_scale, p->sub_zp, PRESENCE_IN_QMIN, PRESENCE_IN_QMAX);
             if (p->inv_std != NULL) {
                 const float deq = (float)(q - p->sub_zp) * p->sub_scale;
-                q = presence_quantize(deq * p->inv_std[v], p->out_scale, p->out_zp);
+                q = presence_quantize_range(deq * p->inv_std[v], p->out_scale, p->out_zp, PRESENCE_IN_QMIN,
+                                            PRESENCE_IN_QMAX);
             }
-            out[i] = (presence_q_t)q;
+            out[i] = (presence_in_t)q;
         }
     }
 }
 
-#ifdef PRESENCE_USE_CONV2D
-/* NCHW convolution (regular, grouped or depthwise), int32 accumulation, per-output-channel requant. */
-static void presence_conv2d(const presence_q_t *in, presence_q_t *out, const presence_conv_t *c) {
-    const int32_t cin_g = c->c_in / c->groups;
-    const int32_t cout_g = c->c_out / c->groups;
-    int32_t oc, oy, ox, ic, ky, kx;
-    for (oc = 0; oc < c->c_out; ++oc) {
-        const int32_t g = oc / cout_g;
-        const int8_t *w_oc = c->weight + (size_t)oc * (size_t)(cin_g * c->k_h * c->k_w);
-        const int32_t zw = c->weight_zp[oc];
-        for (oy = 0; oy < c->out_h; ++oy) {
-            for (ox = 0; ox < c->out_w; ++ox) {
-                int32_t acc = c->bias[oc];
-                for (ic = 0; ic < cin_g; ++ic) {
-                    const presence_q_t *plane = in + (size_t)(g * cin_g + ic) * (size_t)(c->in_h * c->in_w);
-                    const int8_t *w_ic = w_oc + ic * c->k_h * c->k_w;
-                    for (ky = 0; ky < c->k_h; ++ky) {
-                        const int32_t iy = oy * c->stride_h - c->pad_top + ky;
-                        if (iy < 0 || iy >= c->in_h) continue; /* padding is the zero point: adds 0 */
-                        for (kx = 0; kx < c->k_w; ++kx) {
-                            const int32_t ix = ox * c->stride_w - c->pad_left + kx;
-                            if (ix < 0 || ix >= c->in_w) continue;
-                            acc += ((int32_t)plane[iy * c->in_w + ix] - c->in_zp) *
-                                   ((int32_t)w_ic[ky * c->k_w + kx] - zw);
-                        }
-                    }
-                }
-                out[((size_t)oc * (size_t)c->out_h + (size_t)oy) * (size_t)c->out_w + (size_t)ox] =
-                    (presence_q_t)presence_requantize(acc, &c->requant[oc], c->out_zp);
-            }
-        }
+/* NCHW convolution (regular, grouped or depthwise), int32 accumulation, per-output-channel requant.
+   Defined once per input type: the body's (presence_conv2d) and, under a wider body, the input's
+   (presence_conv2d_in, the stem reading the int8 input). */
+#define PRESENCE_DEFINE_CONV2D(NAME, IN_T)                                                                  \
+    static void NAME(const IN_T *in, presence_q_t *out, const presence_conv_t *c) {                         \
+        const int32_t cin_g = c->c_in / c->groups;                                                          \
+        const int32_t cout_g = c->c_out / c->groups;                                                        \
+        int32_t oc, oy, ox, ic, ky, kx;                                                                     \
+        for (oc = 0; oc < c->c_out; ++oc) {                                                                 \
+            const int32_t g = oc / cout_g;                                                                  \
+            const int8_t *w_oc = c->weight + (size_t)oc * (size_t)(cin_g * c->k_h * c->k_w);                \
+            const int32_t zw = c->weight_zp[oc];                                                            \
+            for (oy = 0; oy < c->out_h; ++oy) {                                                             \
+                for (ox = 0; ox < c->out_w; ++ox) {                                                         \
+                    int32_t acc = c->bias[oc];                                                              \
+                    for (ic = 0; ic < cin_g; ++ic) {                                                        \
+                        const IN_T *plane = in + (size_t)(g * cin_g + ic) * (size_t)(c->in_h * c->in_w);    \
+                        const int8_t *w_ic = w_oc + ic * c->k_h * c->k_w;                                   \
+                        for (ky = 0; ky < c->k_h; ++ky) {                                                   \
+                            const int32_t iy = oy * c->stride_h - c->pad_top + ky;                          \
+                            if (iy < 0 || iy >= c->in_h) continue; /* padding is the zero point: adds 0 */ \
+                            for (kx = 0; kx < c->k_w; ++kx) {                                               \
+                                const int32_t ix = ox * c->stride_w - c->pad_left + kx;                     \
+                                if (ix < 0 || ix >= c->in_w) continue;                                      \
+                                acc += ((int32_t)plane[iy * c->in_w + ix] - c->in_zp) *                     \
+                                       ((int32_t)w_ic[ky * c->k_w + kx] - zw);                              \
+                            }                                                                               \
+                        }                                                                                   \
+                    }                                                                                       \
+                    out[((size_t)oc * (size_t)c->out_h + (size_t)oy) * (size_t)c->out_w + (size_t)ox] =     \
+                        (presence_q_t)presence_requantize(acc, &c->requant[oc], c->out_zp);                 \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
     }
-}
+
+#ifdef PRESENCE_USE_CONV2D
+PRESENCE_DEFINE_CONV2D(presence_conv2d, presence_q_t)
+#endif
+#ifdef PRESENCE_USE_CONV2D_IN
+PRESENCE_DEFINE_CONV2D(presence_conv2d_in, presence_in_t)
 #endif
 
 #ifdef PRESENCE_USE_GEMM

@@ -19,7 +19,9 @@ from training.config import ExportConfig, QuantizeConfig
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
 
 
-def _random_int8_model(tmp: Path, head: str, in_channels: int = 1) -> tuple[Path, np.ndarray]:
+def _random_int8_model(
+    tmp: Path, head: str, in_channels: int = 1, channels: int = 8
+) -> tuple[Path, np.ndarray]:
     """A tiny PresenceNet (random weights, non-trivial BatchNorm), exported and quantized by training/."""
     import torch
 
@@ -33,7 +35,7 @@ def _random_int8_model(tmp: Path, head: str, in_channels: int = 1) -> tuple[Path
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = model_config(channels=8, embedding_dim=8, head=head, in_channels=in_channels)
+    cfg = model_config(channels=channels, embedding_dim=8, head=head, in_channels=in_channels)
     model = build_model(cfg)
     model.set_normalisation(rng.normal(-50, 3, cfg.input_width), rng.uniform(4, 8, cfg.input_width))
     with torch.no_grad():
@@ -175,6 +177,58 @@ def test_int16_activation_fallback_is_within_two_lsb(int8_model, tmp_path):
     exe = _build(q16, windows, tmp_path / "c")
     figures = run_selftest(exe, tmp_path / "c" / "test_vectors.bin", max_lsb=2)
     assert figures["max_lsb"] <= 2 and figures["returncode"] == 0, figures
+
+
+def _requantized(model: Path, windows: np.ndarray, method: str, out: Path) -> Path:
+    """The float model beside `model` quantized again with another training.quantize method."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from training.quantize import _quantize
+
+    prep = out.with_suffix(".prep.onnx")
+    quant_pre_process(str(model.parent / "model.onnx"), str(prep), skip_symbolic_shape=True)
+    _quantize(prep, out, windows, method, [])
+    return out
+
+
+def _arena_bytes(c_dir: Path) -> int:
+    header = (c_dir / "presence_model.h").read_text()
+    return int(header.split("#define PRESENCE_ARENA_BYTES ")[1].split()[0])
+
+
+@needs_gcc
+def test_int8_input_under_int16_body_fits_the_budgeted_arena(tmp_path):
+    """Four channels at the params.yaml width (32): with int16 activations the stem's input and output need
+    36.9 KB, over speaker4's 32 KB; with the input kept int8 they need 30.7 KB, and the C reference runs
+    in exactly the arena training.budget counts, matching onnxruntime."""
+    from training.budget import check_budget, load_profile
+
+    base, windows = _random_int8_model(tmp_path, "velocity", in_channels=4, channels=32)
+    mixed = _requantized(base, windows, "int8_input_int16_activations", tmp_path / "mixed.onnx")
+    wide = _requantized(base, windows, "int16_activations", tmp_path / "int16.onnx")
+    prog = extract_program(mixed)
+    assert (prog.act_bits, prog.input_bits) == (16, 8)
+    roomy = {**load_profile("speaker4"), "activation_bytes": 1 << 20}
+    assert check_budget(wide, roomy)["peak_activation_bytes"] == 2 * (32 * 192 + 32 * 16 * 24)
+    budget = check_budget(mixed, "speaker4")  # raises when over budget
+    assert budget["peak_activation_bytes"] == 32 * 192 + 2 * 32 * 16 * 24 == 30720
+    exe = _build(mixed, windows, tmp_path / "c")
+    assert "#define PRESENCE_INPUT_BITS 8" in (tmp_path / "c" / "presence_model.h").read_text()
+    assert _arena_bytes(tmp_path / "c") == budget["peak_activation_bytes"]
+    figures = run_selftest(exe, tmp_path / "c" / "test_vectors.bin", max_lsb=2)
+    assert figures["max_lsb"] <= 2 and figures["returncode"] == 0, figures
+
+
+@needs_gcc
+def test_arena_is_the_largest_step_input_and_output(int8_model, tmp_path):
+    """One arena, each step's output at the other end from its input, Relu in place: the C needs the
+    peak training.budget counts (the 8-channel model: 32 x 48 input + 8 x 16 x 24 stem output, int8)."""
+    from training.budget import check_budget
+
+    model, windows = int8_model
+    _build(model, windows, tmp_path / "c")
+    budget = check_budget(model, "speaker4")
+    assert _arena_bytes(tmp_path / "c") == budget["peak_activation_bytes"] == 32 * 48 + 8 * 16 * 24
 
 
 @needs_gcc

@@ -133,6 +133,29 @@ def test_int16_activations_double_the_arena(tmp_path):
     assert q16["peak_activation_bytes"] == 2 * q8["peak_activation_bytes"] > 0
 
 
+def test_int8_input_counts_its_own_width(tmp_path):
+    """int8_input_int16_activations keeps the input (and the Unsqueeze before the conv) int8: the peak is
+    the conv's int8 input (64 x 1) beside its int16 output (256 x 2), not 320 elements x 2."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from training.quantize import _quantize, input_path_tensors
+
+    float_path, prep = tmp_path / "f.onnx", tmp_path / "prep.onnx"
+    float_path.write_bytes(_known_model())
+    quant_pre_process(str(float_path), str(prep), skip_symbolic_shape=True)
+    assert input_path_tensors(prep) == ["features", "x4"]
+    windows = np.random.default_rng(1).normal(size=(32, 8, 8)).astype(np.float32)
+    _quantize(prep, tmp_path / "mixed.onnx", windows, "int8_input_int16_activations", [])
+    profile = {"detector_macs_per_s": 1e9, "weight_bytes": 1 << 20, "activation_bytes": 1 << 20}
+    mixed = check_budget(tmp_path / "mixed.onnx", {**profile, "frame_rate_hz": 31.25})
+    assert mixed["activation_element_bytes"] == 2  # the widest
+    assert mixed["peak_activation_elements"] == 320
+    assert mixed["peak_activation_bytes"] == 64 + 2 * 256
+    wide = {**profile, "frame_rate_hz": 31.25, "activation_bytes_per_element": 2}
+    floor = check_budget(tmp_path / "mixed.onnx", wide)
+    assert floor["peak_activation_bytes"] == 2 * 320  # never under the profile's element size
+
+
 @pytest.mark.parametrize("head", ["global", "velocity"])
 def test_presence_net_meets_the_issue_aims(tmp_path, head):
     """The params.yaml-sized model: <= 1 M MAC per inference and <= 32 KB int8 weights."""

@@ -167,6 +167,7 @@ def test_quantize_falls_back_and_reports_when_gate_fails(exported, synth_batches
         "per_channel_int8",
         "per_channel_int8_percentile",
         "per_tensor_int8",
+        "int8_input_int16_activations",
         "int16_activations",
         "exclude_worst_nodes",
     ]
