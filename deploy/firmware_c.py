@@ -218,17 +218,18 @@ def extract_program(model_int8: str | Path | bytes) -> Program:
 
 
 def _widths(steps: list[Step]) -> tuple[int, int]:
-    """(body bits, input bits): the steps before the first conv (the input normalisation and its
-    requantizations) may be narrower than the rest, which must share one width."""
+    """(body bits, input bits). The body (from the first conv) shares one width; the stored input (the
+    last step before the first conv, what the stem reads) may be narrower. The normalisation's Sub before
+    it is never stored (the C input step computes Sub and Mul in one pass), so it may have either width."""
     first_conv = next((i for i, s in enumerate(steps) if s.kind == "conv"), len(steps))
     head, body = steps[:first_conv], steps[first_conv:]
-    body_bits = {s.dst.bits for s in body} or {s.dst.bits for s in head}
+    body_bits = {s.dst.bits for s in body} or {head[-1].dst.bits}
     if len(body_bits) != 1:
         raise UnsupportedModelError(f"activations after the input must share one width: {sorted(body_bits)}")
     (act_bits,) = body_bits
     input_bits = head[-1].dst.bits if head else act_bits
-    if any(s.dst.bits != input_bits for s in head) or input_bits > act_bits:
-        raise UnsupportedModelError("the input's steps must share one width, no wider than the body's")
+    if input_bits > act_bits or any(s.kind == "requant" and s.dst.bits != input_bits for s in head):
+        raise UnsupportedModelError("the stem's input must be no wider than the network body")
     return act_bits, input_bits
 
 

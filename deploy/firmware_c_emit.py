@@ -133,9 +133,10 @@ def _emit_step(i: int, step: Step, nxt: Step | None) -> tuple[str, str, bool]:
         if merged:
             defs += _array("float", f"{name}_inv_std", np.broadcast_to(nxt.attrs["factor"], (bins,)), _f)
             inv = f"{name}_inv_std"
+        sub_min, sub_max = -(1 << (y.bits - 1)), (1 << (y.bits - 1)) - 1
         defs += (
             f"static const presence_input_t {name} = {{{frames}, {bins}, {name}_mean, {_f(y.scale)}, "
-            f"{y.zero_point}, {inv}, {_f(out.scale)}, {out.zero_point}}};\n"
+            f"{y.zero_point}, {sub_min}, {sub_max}, {inv}, {_f(out.scale)}, {out.zero_point}}};\n"
         )
         return defs, f"presence_input(features, {{OUT}}, &{name});", merged
     if step.kind == "conv":
@@ -233,7 +234,7 @@ typedef struct {
     int32_t frames, bins;
     const float *mean;
     float sub_scale;
-    int32_t sub_zp;
+    int32_t sub_zp, sub_qmin, sub_qmax; /* the Sub's quantization (its width may differ from the output's) */
     const float *inv_std; /* NULL: no scaling step */
     float out_scale;
     int32_t out_zp;

@@ -79,15 +79,16 @@ static int32_t presence_requantize(int32_t acc, const presence_requant_t *rq, in
 #endif
 }
 
-/* features [T*V] float dB -> q [T*V]: (x - mean[v]) quantized, dequantized, times inv_std[v], quantized,
-   at the input's width (presence_in_t: int8 under an int16 body, else the body's type). */
+/* features [T*V] float dB -> q [T*V]: (x - mean[v]) quantized (at the Sub's own width, never stored),
+   dequantized, times inv_std[v], quantized at the input's width (presence_in_t: int8 under an int16
+   body, else the body's type). */
 static void presence_input(const float *features, presence_in_t *out, const presence_input_t *p) {
     int32_t t, v;
     for (t = 0; t < p->frames; ++t) {
         for (v = 0; v < p->bins; ++v) {
             const int32_t i = t * p->bins + v;
             const float centred = features[i] - p->mean[v];
-            int32_t q = presence_quantize_range(centred, p->sub_scale, p->sub_zp, PRESENCE_IN_QMIN, PRESENCE_IN_QMAX);
+            int32_t q = presence_quantize_range(centred, p->sub_scale, p->sub_zp, p->sub_qmin, p->sub_qmax);
             if (p->inv_std != NULL) {
                 const float deq = (float)(q - p->sub_zp) * p->sub_scale;
                 q = presence_quantize_range(deq * p->inv_std[v], p->out_scale, p->out_zp, PRESENCE_IN_QMIN,

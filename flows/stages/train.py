@@ -46,10 +46,11 @@ def export(params: dict, paths: Paths, model: str) -> dict:
         params, paths, training_batches(paths, model, seed_data(params)), q.calibration_windows
     )
     gate = _sample_windows(params, paths, ("eval",), q.gate_windows)
+    profile = params["package"]["profile"]
     quant = quantize_int8(
-        out / "model_float.onnx", calibration, out / "model_int8.onnx", q, gate_windows=gate
+        out / "model_float.onnx", calibration, out / "model_int8.onnx", q, gate_windows=gate, profile=profile
     )
-    budget = check_budget(out / "model_int8.onnx", params["package"]["profile"])
+    budget = check_budget(out / "model_int8.onnx", profile)
     atomic_write_json(out / "quantization.json", quant)
     atomic_write_json(out / "budget.json", budget)
     return record(out, f"export@{model}", started, {"quantization": quant, "budget": budget})

@@ -204,10 +204,14 @@ def test_int8_input_under_int16_body_fits_the_budgeted_arena(tmp_path):
     from training.budget import check_budget, load_profile
 
     base, windows = _random_int8_model(tmp_path, "velocity", in_channels=4, channels=32)
+    # skewed like dB features over a noise floor, so the asymmetric input range has a zero point
+    windows = windows + 12.0 * np.abs(np.random.default_rng(3).normal(size=windows.shape)).astype(np.float32)
     mixed = _requantized(base, windows, "int8_input_int16_activations", tmp_path / "mixed.onnx")
     wide = _requantized(base, windows, "int16_activations", tmp_path / "int16.onnx")
     prog = extract_program(mixed)
     assert (prog.act_bits, prog.input_bits) == (16, 8)
+    assert [s.kind for s in prog.steps[:2]] == ["input", "mul"] and prog.steps[0].dst.bits == 16
+    assert prog.steps[1].dst.zero_point != 0  # the stored input: int8, asymmetric
     roomy = {**load_profile("speaker4"), "activation_bytes": 1 << 20}
     assert check_budget(wide, roomy)["peak_activation_bytes"] == 2 * (32 * 192 + 32 * 16 * 24)
     budget = check_budget(mixed, "speaker4")  # raises when over budget

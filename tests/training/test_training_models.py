@@ -167,8 +167,8 @@ def test_quantize_falls_back_and_reports_when_gate_fails(exported, synth_batches
         "per_channel_int8",
         "per_channel_int8_percentile",
         "per_tensor_int8",
-        "int8_input_int16_activations",
         "int16_activations",
+        "int8_input_int16_activations",
         "exclude_worst_nodes",
     ]
     assert report["method"] in tried and (tmp_path / "int8.onnx").exists()
