@@ -293,7 +293,7 @@ def c_sources(model_int8: str | Path | bytes, frontend: dict, detector: dict) ->
     used = {kernel_of[s.kind] for s in prog.steps if s.kind in kernel_of}
     used |= {"CONV2D_IN" if s.src.bits != s.dst.bits else "CONV2D" for s in prog.steps if s.kind == "conv"}
     defs, calls, skip = [], [], False
-    placed: list[tuple[str, str, QTensor, Step | None]] = []  # (call, out tensor, in place) in order
+    placed: list[tuple[str, Step, QTensor]] = []  # (call, step, tensor it produces) in order
     for i, step in enumerate(prog.steps):
         if skip:
             skip = False

@@ -155,25 +155,10 @@ def analyse_model(onnx_path: str | Path | bytes) -> dict:
         "macs_per_inference": int(macs),
         "peak_activation_elements": peak_elements,
         "peak_activation_bytes_own_types": peak_bytes,
-        "activation_element_bytes": _activation_element_bytes(graph, inits, quantized),
+        # the widest activation type (int8 1, int16 2); None for a float model (the profile's element size)
+        "activation_element_bytes": max(widths.values(), default=1) if quantized else None,
         "ops": sorted({node.op_type for node in graph.node if node.op_type != "Constant"}),
     }
-
-
-def _activation_element_bytes(graph, inits: dict, quantized: bool) -> int | None:
-    """Bytes of one activation element: the widest activation QuantizeLinear type (int8 1, int16 2);
-    None for a float model (budgeted as it will run once quantized: the profile's element size)."""
-    if not quantized:
-        return None
-    widths = [
-        int(inits[node.input[2]].dtype.itemsize)
-        for node in graph.node
-        if node.op_type == "QuantizeLinear"
-        and node.input[0] not in inits
-        and len(node.input) > 2
-        and node.input[2] in inits
-    ]
-    return max(widths, default=1)
 
 
 def _activation_widths(graph, inits: dict) -> dict[str, int]:
